@@ -1,0 +1,140 @@
+"""Settings: read once from the environment and `.env`, validated by pydantic-settings.
+
+Every setting is listed, with its default, in `.env.example`. A wrong or missing setting stops
+start-up with a `ConfigError` naming it. `DOCFLOW_ENV_FILE` picks another dotenv file (empty:
+none), which is how the tests keep a developer's `.env` out of their way.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_DIR = REPO_ROOT / ".local"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
+
+    # --- database -------------------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        description="Postgres URL. Unset: the embedded local cluster (`docflow db start`).",
+    )
+    db_transport: Literal["postgres", "rest"] = "postgres"
+    db_pool_min: int = Field(default=1, ge=0)
+    db_pool_max: int = Field(default=10, ge=1)
+    db_connect_timeout: float = Field(default=5.0, gt=0)
+    # None disables server-side prepared statements (needed behind a transaction pooler).
+    db_prepare_threshold: int | None = 5
+    local_pg_port: int = Field(default=54329, ge=1024, le=65535)
+    local_pg_dir: Path = LOCAL_DIR / "pg"
+    local_pg_os_user: str | None = None
+
+    # --- Supabase -------------------------------------------------------------------------
+    supabase_url: str | None = None
+    supabase_anon_key: SecretStr | None = None
+    supabase_service_role_key: SecretStr | None = None
+    supabase_jwt_secret: SecretStr
+    jwt_audience: str = "authenticated"
+    jwt_issuer: str | None = None
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+
+    # --- storage --------------------------------------------------------------------------
+    storage_backend: Literal["local", "supabase"] = "local"
+    storage_dir: Path = LOCAL_DIR / "storage"
+    storage_bucket: str = "documents"
+
+    # --- HTTP -----------------------------------------------------------------------------
+    scheduler_secret: SecretStr
+    max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    upload_rate_limit_per_minute: int = Field(default=30, ge=0)
+    cors_origins: str = ""
+
+    # --- queue ----------------------------------------------------------------------------
+    job_lease_seconds: int = Field(default=30, ge=1)
+    job_max_attempts: int = Field(default=4, ge=1, le=100)
+    retry_initial_seconds: float = Field(default=1.0, ge=0)
+    retry_multiplier: float = Field(default=2.0, ge=1)
+    retry_max_seconds: float = Field(default=60.0, ge=0)
+    retry_jitter: float = Field(default=0.1, ge=0, le=1)
+    worker_batch_size: int = Field(default=10, ge=1, le=1000)
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    process_max_jobs: int = Field(default=100, ge=1)
+    process_max_seconds: float = Field(default=50.0, gt=0)
+
+    # --- logging --------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("supabase_jwt_secret", "scheduler_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _transport_needs(self) -> Settings:
+        if self.db_transport == "rest" or self.storage_backend == "supabase":
+            missing = [
+                name
+                for name in ("supabase_url", "supabase_service_role_key")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"{', '.join(n.upper() for n in missing)} required when "
+                    "DB_TRANSPORT=rest or STORAGE_BACKEND=supabase"
+                )
+        if self.db_pool_min > self.db_pool_max:
+            raise ValueError("DB_POOL_MIN must not exceed DB_POOL_MAX")
+        return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    def local_database_url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://postgres:postgres@127.0.0.1:{self.local_pg_port}/{dbname}"
+
+    def effective_database_url(self) -> str:
+        return self.database_url or self.local_database_url()
+
+
+def _env_file() -> str | None:
+    return os.environ.get("DOCFLOW_ENV_FILE", ".env") or None
+
+
+def load_settings() -> Settings:
+    """Build settings from the environment; raise ConfigError naming each bad setting."""
+    try:
+        return Settings(_env_file=_env_file())  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests change the environment between cases)."""
+    get_settings.cache_clear()

@@ -1,0 +1,286 @@
+"""The embedded PostgreSQL cluster for local development and tests (`docflow db ...`).
+
+A private cluster under `.local/pg` on its own port (LOCAL_PG_PORT), started from the server
+binaries found on the machine (PG_BINDIR, PATH, `pg_config --bindir`,
+`/usr/lib/postgresql/*/bin`), or from the `pgserver` wheel where none are found. `initdb`
+refuses to run as root, so as root the cluster runs as an unprivileged OS user
+(LOCAL_PG_OS_USER, else `postgres` when it exists, else a system user `docflow-pg` that we
+create). When DATABASE_URL is set none of this runs: that database is used as it is.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from shared.config import Settings
+from shared.errors import ConfigError
+from shared.log import get_logger
+
+log = get_logger("localdb")
+
+SUPERUSER = "postgres"
+SUPERUSER_PASSWORD = "postgres"  # noqa: S105 - a local, loopback-only development cluster
+
+
+@dataclass(frozen=True)
+class Cluster:
+    bindir: Path
+    root: Path
+    port: int
+    os_user: str | None  # None: run as the current user
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "postgres.log"
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{SUPERUSER}:{SUPERUSER_PASSWORD}@127.0.0.1:{self.port}/{dbname}"
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    m = re.search(r"/postgresql/(\d+)(?:\.(\d+))?/", path)
+    return tuple(int(g) for g in m.groups() if g) if m else (0,)
+
+
+def find_bindir() -> Path:
+    """Locate PostgreSQL server binaries (initdb, pg_ctl, postgres)."""
+    candidates: list[Path] = []
+    if os.environ.get("PG_BINDIR"):
+        candidates.append(Path(os.environ["PG_BINDIR"]))
+    pg_ctl = shutil.which("pg_ctl")
+    if pg_ctl:
+        candidates.append(Path(os.path.realpath(pg_ctl)).parent)
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        if out.returncode == 0 and out.stdout.strip():
+            candidates.append(Path(out.stdout.strip()))
+    for pattern in ("/usr/lib/postgresql/*/bin", "/usr/local/pgsql/bin", "/opt/homebrew/bin"):
+        for found in sorted(glob.glob(pattern), key=_version_key, reverse=True):
+            candidates.append(Path(found))
+    for candidate in candidates:
+        if all((candidate / tool).exists() for tool in ("initdb", "pg_ctl", "postgres")):
+            return candidate
+    try:  # a pip-installed PostgreSQL (the `pgserver` wheel ships the server binaries)
+        import pgserver  # type: ignore[import-not-found]
+
+        wheel_bin = Path(pgserver.__file__).parent / "pginstall" / "bin"
+        if (wheel_bin / "initdb").exists():
+            return wheel_bin
+    except ImportError:
+        pass
+    raise ConfigError(
+        "no PostgreSQL server binaries found: install them (`apt-get install postgresql`) or "
+        "`pip install pgserver`, set PG_BINDIR, or set DATABASE_URL to use an existing database"
+    )
+
+
+def _ensure_os_user(preferred: str | None) -> str:
+    for name in (preferred, "postgres"):
+        if not name:
+            continue
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            if name == preferred:
+                raise ConfigError(f"LOCAL_PG_OS_USER={name!r}: no such OS user") from None
+    name = "docflow-pg"
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            check=True,
+        )
+    return name
+
+
+def cluster_for(settings: Settings) -> Cluster:
+    os_user = None
+    if os.geteuid() == 0:
+        os_user = _ensure_os_user(settings.local_pg_os_user)
+    return Cluster(
+        bindir=find_bindir(),
+        root=Path(settings.local_pg_dir).resolve(),
+        port=settings.local_pg_port,
+        os_user=os_user,
+    )
+
+
+def _as_user(cluster: Cluster) -> Callable[[], None] | None:
+    if cluster.os_user is None:
+        return None
+    entry = pwd.getpwnam(cluster.os_user)
+
+    def demote() -> None:
+        os.setgroups([])
+        os.setgid(entry.pw_gid)
+        os.setuid(entry.pw_uid)
+
+    return demote
+
+
+def _run(cluster: Cluster, args: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+    if cluster.os_user:
+        env["HOME"] = str(cluster.root)
+    result = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(cluster.root),
+        preexec_fn=_as_user(cluster),  # noqa: PLW1509 - demotes root to the cluster's OS user
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise ConfigError(
+            f"{Path(args[0]).name} failed ({result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()[-2000:]}"
+        )
+    return result
+
+
+def _chown_tree(cluster: Cluster) -> None:
+    if cluster.os_user is None:
+        return
+    entry = pwd.getpwnam(cluster.os_user)
+    for dirpath, _dirs, files in os.walk(cluster.root):
+        os.chown(dirpath, entry.pw_uid, entry.pw_gid)
+        for f in files:
+            os.chown(os.path.join(dirpath, f), entry.pw_uid, entry.pw_gid)
+
+
+def init(cluster: Cluster) -> bool:
+    """Create the cluster when it does not exist yet. Returns True when it was created."""
+    if (cluster.data_dir / "PG_VERSION").exists():
+        return False
+    cluster.root.mkdir(parents=True, exist_ok=True)
+    if cluster.data_dir.exists():
+        shutil.rmtree(cluster.data_dir)  # a half-initialised directory from a failed run
+    pwfile = cluster.root / "pwfile"
+    pwfile.write_text(SUPERUSER_PASSWORD + "\n")
+    _chown_tree(cluster)
+    try:
+        _run(
+            cluster,
+            [
+                str(cluster.bindir / "initdb"),
+                "-D", str(cluster.data_dir),
+                "-U", SUPERUSER,
+                "--pwfile", str(pwfile),
+                "--auth", "scram-sha-256",
+                "-E", "UTF8",
+                "--locale", "C",
+            ],
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
+    with (cluster.data_dir / "postgresql.conf").open("a") as conf:
+        conf.write(
+            "\n# docflow local cluster\n"
+            "listen_addresses = '127.0.0.1'\n"
+            f"port = {cluster.port}\n"
+            "unix_socket_directories = ''\n"
+            "max_connections = 200\n"
+            "shared_buffers = 256MB\n"
+        )
+    _chown_tree(cluster)
+    log.info("initialised local cluster", extra={"data_dir": str(cluster.data_dir)})
+    return True
+
+
+def is_running(cluster: Cluster) -> bool:
+    if not (cluster.data_dir / "PG_VERSION").exists():
+        return False
+    result = _run(cluster, [str(cluster.bindir / "pg_ctl"), "status", "-D", str(cluster.data_dir)],
+                  check=False)
+    return result.returncode == 0
+
+
+def _wait_ready(cluster: Cluster, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with psycopg.connect(cluster.url(), connect_timeout=2):
+                return
+        except psycopg.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise ConfigError(f"local cluster did not accept connections: {exc}") from exc
+            time.sleep(0.2)
+
+
+def start(cluster: Cluster) -> bool:
+    """Start the cluster (creating it first if needed). Returns True if it was started now."""
+    init(cluster)
+    if is_running(cluster):
+        return False
+    _run(
+        cluster,
+        [
+            str(cluster.bindir / "pg_ctl"), "start",
+            "-D", str(cluster.data_dir),
+            "-l", str(cluster.log_file),
+            "-o", f"-p {cluster.port}",
+            "-w", "-t", "60",
+        ],
+    )
+    _wait_ready(cluster)
+    log.info("started local cluster", extra={"port": cluster.port})
+    return True
+
+
+def stop(cluster: Cluster) -> bool:
+    if not is_running(cluster):
+        return False
+    _run(cluster, [str(cluster.bindir / "pg_ctl"), "stop", "-D", str(cluster.data_dir),
+                   "-m", "fast", "-w"])
+    return True
+
+
+def recreate_database(admin_url: str, dbname: str, template: str | None = None) -> None:
+    """Drop (forcibly) and create a database on the server behind admin_url."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(
+                sql.Identifier(dbname)
+            )
+        )
+        if template:
+            conn.execute(
+                sql.SQL("create database {} template {}").format(
+                    sql.Identifier(dbname), sql.Identifier(template)
+                )
+            )
+        else:
+            conn.execute(
+                sql.SQL("create database {}").format(sql.Identifier(dbname))
+            )
+
+
+def ensure_auth_user(database_url: str, user_id: str, email: str | None, admin: bool) -> None:
+    """Create a user in the local `auth.users` when missing (what Supabase Auth does on sign-up)."""
+    meta = '{"role": "admin"}' if admin else "{}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "insert into auth.users (id, email, raw_app_meta_data) values (%s, %s, %s::jsonb) "
+            "on conflict (id) do nothing",
+            (user_id, email, meta),
+        )

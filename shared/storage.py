@@ -1,0 +1,123 @@
+"""File storage behind one interface: a local directory (default) or Supabase Storage.
+
+Object names are `<user_id>/<server-generated name>`; callers never choose them from user input.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from shared.config import Settings
+from shared.errors import NotFound, Unavailable
+from shared.log import get_logger
+
+log = get_logger("storage")
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)*$")
+
+
+def _check_name(name: str) -> None:
+    if not _SAFE_NAME.match(name) or ".." in name or len(name) > 512:
+        raise ValueError(f"invalid storage object name: {name!r}")
+
+
+class Storage(Protocol):
+    def put(self, name: str, data: bytes, content_type: str) -> None: ...
+
+    def get(self, name: str) -> bytes: ...
+
+    def delete(self, name: str) -> None: ...
+
+    def exists(self, name: str) -> bool: ...
+
+
+class LocalStorage:
+    """Objects as files under STORAGE_DIR/<bucket>/; writes are atomic (temp file + rename)."""
+
+    def __init__(self, root: Path, bucket: str) -> None:
+        self.root = Path(root) / bucket
+
+    def _path(self, name: str) -> Path:
+        _check_name(name)
+        return self.root / name
+
+    def put(self, name: str, data: bytes, content_type: str) -> None:
+        path = self._path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, name: str) -> bytes:
+        try:
+            return self._path(name).read_bytes()
+        except FileNotFoundError:
+            raise NotFound("stored object not found", code="object_not_found") from None
+
+    def delete(self, name: str) -> None:
+        self._path(name).unlink(missing_ok=True)
+
+    def exists(self, name: str) -> bool:
+        return self._path(name).is_file()
+
+
+class SupabaseStorage:
+    """Supabase Storage through supabase-py's storage client (service role)."""
+
+    def __init__(self, supabase_client: Any, bucket: str) -> None:
+        self._bucket = supabase_client.storage.from_(bucket)
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from storage3.exceptions import StorageApiError
+
+        try:
+            return fn(*args, **kwargs)
+        except StorageApiError as exc:
+            if str(getattr(exc, "status", "")) in ("404", "400") and "not found" in str(exc).lower():
+                raise NotFound("stored object not found", code="object_not_found") from exc
+            log.error("storage call failed", extra={"op": what, "status": getattr(exc, "status", None)})
+            raise Unavailable("storage request failed", retry_after=5) from exc
+        except httpx.TransportError as exc:
+            raise Unavailable("storage unreachable", retry_after=5) from exc
+
+    def put(self, name: str, data: bytes, content_type: str) -> None:
+        _check_name(name)
+        self._call("put", self._bucket.upload, name, data,
+                   {"content-type": content_type, "upsert": "false"})
+
+    def get(self, name: str) -> bytes:
+        _check_name(name)
+        data: bytes = self._call("get", self._bucket.download, name)
+        return data
+
+    def delete(self, name: str) -> None:
+        _check_name(name)
+        self._call("delete", self._bucket.remove, [name])
+
+    def exists(self, name: str) -> bool:
+        _check_name(name)
+        return bool(self._call("exists", self._bucket.exists, name))
+
+
+def make_storage(settings: Settings, supabase_client: Any | None = None) -> Storage:
+    if settings.storage_backend == "supabase":
+        if supabase_client is None:
+            from supabase import create_client
+
+            assert settings.supabase_url and settings.supabase_service_role_key
+            supabase_client = create_client(
+                settings.supabase_url, settings.supabase_service_role_key.get_secret_value()
+            )
+        return SupabaseStorage(supabase_client, settings.storage_bucket)
+    return LocalStorage(settings.storage_dir, settings.storage_bucket)

@@ -1,0 +1,2 @@
+-- Local seed data, applied by `docflow db reset` after the migrations (as `supabase db reset` does).
+-- Intentionally empty: tests and the demo create their own users through `docflow token`.

@@ -1,0 +1,144 @@
+"""Test fixtures: a real PostgreSQL with the real migrations, roles and RLS.
+
+- The server: TEST_DATABASE_URL (an admin URL that may create databases) when set, else the
+  embedded local cluster, started on demand.
+- A template database is migrated once per run; every test that asks for `database_url` gets a
+  fresh copy of it (CREATE DATABASE ... TEMPLATE), dropped afterwards.
+- `settings_env` (autouse) isolates the environment: tests never read a developer's `.env`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from shared import client as client_module
+from shared import localdb, migrate
+from shared.auth import mint_token
+from shared.client import Database, UserContext
+from shared.config import get_settings, load_settings, reset_settings
+
+TEST_ENV = {
+    "DOCFLOW_ENV_FILE": "",
+    "SUPABASE_JWT_SECRET": "test-jwt-secret-that-is-long-enough-0123456789",
+    "SCHEDULER_SECRET": "test-scheduler-secret-long-enough-0123456789",
+    "DB_TRANSPORT": "postgres",
+    "STORAGE_BACKEND": "local",
+    "LOG_LEVEL": "WARNING",
+    "DB_POOL_MIN": "0",
+    "DB_POOL_MAX": "4",
+}
+_CLEARED = (
+    "DATABASE_URL",
+    "SUPABASE_URL",
+    "SUPABASE_ANON_KEY",
+    "SUPABASE_SERVICE_ROLE_KEY",
+    "JWT_ISSUER",
+    "CORS_ORIGINS",
+)
+TEMPLATE_DB = "docflow_test_template"
+
+
+def _base_env() -> dict[str, str]:
+    env = dict(TEST_ENV)
+    for key in ("LOCAL_PG_PORT", "LOCAL_PG_DIR", "LOCAL_PG_OS_USER"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """An admin URL of the test server (creates databases)."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        return os.environ["TEST_DATABASE_URL"]
+    saved = dict(os.environ)
+    os.environ.update(_base_env())
+    try:
+        settings = load_settings()
+        cluster = localdb.cluster_for(settings)
+        localdb.start(cluster)
+        return cluster.url()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _url_for(admin_url: str, dbname: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(admin_url)
+    info["dbname"] = dbname
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+@pytest.fixture(scope="session")
+def template_url(pg_admin_url: str) -> str:
+    localdb.recreate_database(pg_admin_url, TEMPLATE_DB)
+    url = _url_for(pg_admin_url, TEMPLATE_DB)
+    migrate.migrate(url)
+    return url
+
+
+@pytest.fixture
+def database_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
+    name = f"docflow_test_{uuid.uuid4().hex[:12]}"
+    localdb.recreate_database(pg_admin_url, name, template=TEMPLATE_DB)
+    try:
+        yield _url_for(pg_admin_url, name)
+    finally:
+        client_module.reset_db()
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(
+                psycopg.sql.SQL("drop database if exists {} with (force)").format(
+                    psycopg.sql.Identifier(name)
+                )
+            )
+
+
+@pytest.fixture(autouse=True)
+def settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    for key in _CLEARED:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in _base_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("STORAGE_DIR", str(tmp_path / "storage"))
+    reset_settings()
+    client_module.reset_db()
+    yield
+    client_module.reset_db()
+    reset_settings()
+
+
+@pytest.fixture
+def db(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Database:
+    """The service-role client bound to this test's fresh database."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    reset_settings()
+    client_module.reset_db()
+    return client_module.get_db()
+
+
+@pytest.fixture
+def make_user(database_url: str) -> Callable[..., UserContext]:
+    """Create a user in auth.users and return its verified context (token + claims)."""
+
+    def factory(*, admin: bool = False) -> UserContext:
+        from shared.auth import verify_token
+
+        user_id = str(uuid.uuid4())
+        localdb.ensure_auth_user(database_url, user_id, None, admin)
+        settings = get_settings()
+        return verify_token(mint_token(settings, user_id, admin=admin), settings)
+
+    return factory
+
+
+@pytest.fixture
+def sql(database_url: str) -> Iterator[psycopg.Connection]:
+    """A superuser connection to this test's database, for setup and independent checks."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
