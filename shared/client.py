@@ -82,7 +82,7 @@ class PostgresTransport:
             timeout=settings.db_connect_timeout,
             kwargs={
                 "autocommit": False,
-                "prepare_threshold": settings.db_prepare_threshold,
+                "prepare_threshold": 5 if settings.db_prepared_statements else None,
                 "connect_timeout": max(1, int(settings.db_connect_timeout)),
                 "application_name": "docflow",
             },
@@ -146,8 +146,10 @@ class PostgresTransport:
             exc.sqlstate, diag.message_primary or str(exc), diag.message_hint, diag.message_detail
         )
         log_fn = log.warning if err.status < 500 else log.error
-        log_fn("database call failed",
-               extra={"fn": fn, "sqlstate": exc.sqlstate, "db_message": diag.message_primary})
+        log_fn(
+            "database call failed",
+            extra={"fn": fn, "sqlstate": exc.sqlstate, "db_message": diag.message_primary},
+        )
         return err
 
     def close(self) -> None:
@@ -166,6 +168,7 @@ class RestTransport:
 
     def __init__(self, settings: Settings, http_client: httpx.Client | None = None) -> None:
         from postgrest import SyncPostgrestClient
+
         from supabase import ClientOptions, create_client
 
         assert settings.supabase_url and settings.supabase_service_role_key

@@ -22,7 +22,9 @@ LOCAL_DIR = REPO_ROOT / ".local"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
+    model_config = SettingsConfigDict(
+        extra="ignore", case_sensitive=False, frozen=True, env_ignore_empty=True
+    )
 
     # --- database -------------------------------------------------------------------------
     database_url: str | None = Field(
@@ -33,8 +35,8 @@ class Settings(BaseSettings):
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, ge=1)
     db_connect_timeout: float = Field(default=5.0, gt=0)
-    # None disables server-side prepared statements (needed behind a transaction pooler).
-    db_prepare_threshold: int | None = 5
+    # Server-side prepared statements; turn off behind a transaction-mode pooler.
+    db_prepared_statements: bool = True
     local_pg_port: int = Field(default=54329, ge=1024, le=65535)
     local_pg_dir: Path = LOCAL_DIR / "pg"
     local_pg_os_user: str | None = None

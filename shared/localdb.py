@@ -147,7 +147,7 @@ def _run(cluster: Cluster, args: list[str], check: bool = True) -> subprocess.Co
         text=True,
         env=env,
         cwd=str(cluster.root),
-        preexec_fn=_as_user(cluster),  # noqa: PLW1509 - demotes root to the cluster's OS user
+        preexec_fn=_as_user(cluster),
         check=False,
     )
     if check and result.returncode != 0:
@@ -183,12 +183,18 @@ def init(cluster: Cluster) -> bool:
             cluster,
             [
                 str(cluster.bindir / "initdb"),
-                "-D", str(cluster.data_dir),
-                "-U", SUPERUSER,
-                "--pwfile", str(pwfile),
-                "--auth", "scram-sha-256",
-                "-E", "UTF8",
-                "--locale", "C",
+                "-D",
+                str(cluster.data_dir),
+                "-U",
+                SUPERUSER,
+                "--pwfile",
+                str(pwfile),
+                "--auth",
+                "scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale",
+                "C",
             ],
         )
     finally:
@@ -210,8 +216,11 @@ def init(cluster: Cluster) -> bool:
 def is_running(cluster: Cluster) -> bool:
     if not (cluster.data_dir / "PG_VERSION").exists():
         return False
-    result = _run(cluster, [str(cluster.bindir / "pg_ctl"), "status", "-D", str(cluster.data_dir)],
-                  check=False)
+    result = _run(
+        cluster,
+        [str(cluster.bindir / "pg_ctl"), "status", "-D", str(cluster.data_dir)],
+        check=False,
+    )
     return result.returncode == 0
 
 
@@ -235,11 +244,17 @@ def start(cluster: Cluster) -> bool:
     _run(
         cluster,
         [
-            str(cluster.bindir / "pg_ctl"), "start",
-            "-D", str(cluster.data_dir),
-            "-l", str(cluster.log_file),
-            "-o", f"-p {cluster.port}",
-            "-w", "-t", "60",
+            str(cluster.bindir / "pg_ctl"),
+            "start",
+            "-D",
+            str(cluster.data_dir),
+            "-l",
+            str(cluster.log_file),
+            "-o",
+            f"-p {cluster.port}",
+            "-w",
+            "-t",
+            "60",
         ],
     )
     _wait_ready(cluster)
@@ -250,8 +265,10 @@ def start(cluster: Cluster) -> bool:
 def stop(cluster: Cluster) -> bool:
     if not is_running(cluster):
         return False
-    _run(cluster, [str(cluster.bindir / "pg_ctl"), "stop", "-D", str(cluster.data_dir),
-                   "-m", "fast", "-w"])
+    _run(
+        cluster,
+        [str(cluster.bindir / "pg_ctl"), "stop", "-D", str(cluster.data_dir), "-m", "fast", "-w"],
+    )
     return True
 
 
@@ -259,9 +276,7 @@ def recreate_database(admin_url: str, dbname: str, template: str | None = None) 
     """Drop (forcibly) and create a database on the server behind admin_url."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(
-            sql.SQL("drop database if exists {} with (force)").format(
-                sql.Identifier(dbname)
-            )
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname))
         )
         if template:
             conn.execute(
@@ -270,9 +285,7 @@ def recreate_database(admin_url: str, dbname: str, template: str | None = None) 
                 )
             )
         else:
-            conn.execute(
-                sql.SQL("create database {}").format(sql.Identifier(dbname))
-            )
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
 
 
 def ensure_auth_user(database_url: str, user_id: str, email: str | None, admin: bool) -> None:

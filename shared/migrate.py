@@ -54,7 +54,9 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     for path in sorted(directory.glob("*.sql")):
         m = _NAME.match(path.name)
         if not m:
-            raise ConfigError(f"migration file name not in YYYYMMDDHHMMSS_name.sql form: {path.name}")
+            raise ConfigError(
+                f"migration file name not in YYYYMMDDHHMMSS_name.sql form: {path.name}"
+            )
         migrations.append(Migration(m["version"], m["name"], path))
     versions = [m.version for m in migrations]
     if len(set(versions)) != len(versions):
@@ -178,8 +180,10 @@ def migrate(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[Migrati
                         "(version, name, statements) values (%s, %s, %s)",
                         (migration.version, migration.name, statements),
                     )
-                log.info("applied migration",
-                         extra={"version": migration.version, "migration": migration.name})
+                log.info(
+                    "applied migration",
+                    extra={"version": migration.version, "migration": migration.name},
+                )
                 applied_now.append(migration)
         finally:
             conn.execute("select pg_advisory_unlock(%s)", (_LOCK_KEY,))

@@ -84,17 +84,27 @@ class SupabaseStorage:
         try:
             return fn(*args, **kwargs)
         except StorageApiError as exc:
-            if str(getattr(exc, "status", "")) in ("404", "400") and "not found" in str(exc).lower():
+            if (
+                str(getattr(exc, "status", "")) in ("404", "400")
+                and "not found" in str(exc).lower()
+            ):
                 raise NotFound("stored object not found", code="object_not_found") from exc
-            log.error("storage call failed", extra={"op": what, "status": getattr(exc, "status", None)})
+            log.error(
+                "storage call failed", extra={"op": what, "status": getattr(exc, "status", None)}
+            )
             raise Unavailable("storage request failed", retry_after=5) from exc
         except httpx.TransportError as exc:
             raise Unavailable("storage unreachable", retry_after=5) from exc
 
     def put(self, name: str, data: bytes, content_type: str) -> None:
         _check_name(name)
-        self._call("put", self._bucket.upload, name, data,
-                   {"content-type": content_type, "upsert": "false"})
+        self._call(
+            "put",
+            self._bucket.upload,
+            name,
+            data,
+            {"content-type": content_type, "upsert": "false"},
+        )
 
     def get(self, name: str) -> bytes:
         _check_name(name)
@@ -121,3 +131,21 @@ def make_storage(settings: Settings, supabase_client: Any | None = None) -> Stor
             )
         return SupabaseStorage(supabase_client, settings.storage_bucket)
     return LocalStorage(settings.storage_dir, settings.storage_bucket)
+
+
+_storage: Storage | None = None
+
+
+def get_storage() -> Storage:
+    """The process-wide storage backend chosen by STORAGE_BACKEND."""
+    global _storage
+    if _storage is None:
+        from shared.config import get_settings
+
+        _storage = make_storage(get_settings())
+    return _storage
+
+
+def reset_storage() -> None:
+    global _storage
+    _storage = None

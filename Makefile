@@ -1,0 +1,56 @@
+# docflow — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+.env:
+	cp .env.example .env
+
+setup: $(STAMP) .env ## Create the venv, install docflow with its dev tools, write .env
+	@echo "setup done: activate with 'source $(VENV)/bin/activate'"
+
+demo: setup ## Fresh clone to a working demo: local Postgres, migrations, upload, process, report
+	$(BIN)/docflow demo
+
+test: setup ## Run the whole test suite against a real local Postgres
+	$(BIN)/pytest -q
+
+dev: setup ## Serve every function on http://127.0.0.1:8080/<route> with a worker, until Ctrl-C
+	$(BIN)/docflow serve --port 8080 --worker
+
+lint: setup ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: setup ## Format and autofix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+db-start: setup ## Start the embedded Postgres (and migrate)
+	$(BIN)/docflow db start && $(BIN)/docflow db migrate
+
+db-stop: setup ## Stop the embedded Postgres
+	$(BIN)/docflow db stop
+
+db-reset: setup ## Recreate the local database from the migrations and seed
+	$(BIN)/docflow db reset
+
+clean: ## Stop the local cluster and remove the venv and local data
+	-$(BIN)/docflow db stop
+	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help setup demo test dev lint fmt db-start db-stop db-reset clean

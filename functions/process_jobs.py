@@ -1,0 +1,40 @@
+"""`process_jobs` function (scheduler): drain due jobs within a budget."""
+
+from __future__ import annotations
+
+import flask
+import functions_framework
+
+from shared.auth import check_scheduler_secret
+from shared.client import get_db
+from shared.config import get_settings
+from shared.errors import Unprocessable
+from shared.http import Router, json_body, json_response
+from shared.storage import get_storage
+from shared.worker import Worker
+
+router = Router("process_jobs")
+
+
+def _positive(body: dict[str, object], key: str, default: float, cap: float) -> float:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise Unprocessable(f"{key} must be a positive number", code="invalid_budget")
+    return min(float(value), cap)
+
+
+@router.route("POST", "/process_jobs")
+@router.route("POST", "/")
+def run(request: flask.Request) -> flask.Response:
+    settings = get_settings()
+    check_scheduler_secret(request.headers.get("X-Scheduler-Secret"), settings)
+    body = json_body(request)
+    max_jobs = int(_positive(body, "max_jobs", settings.process_max_jobs, 10_000))
+    max_seconds = _positive(body, "max_seconds", settings.process_max_seconds, 3600)
+    report = Worker(get_db(), get_storage(), settings).drain(max_jobs, max_seconds)
+    return json_response(report.as_dict())
+
+
+@functions_framework.http
+def process_jobs(request: flask.Request) -> flask.Response:
+    return router.handle(request)
