@@ -33,6 +33,7 @@ from shared.log import get_logger, log_context
 log = get_logger("http")
 
 Handler = Callable[..., flask.Response]
+MAX_JSON_BYTES = 1024 * 1024
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -58,7 +59,10 @@ def error_response(err: DocflowError, headers: dict[str, str] | None = None) -> 
 
 
 def json_body(request: flask.Request, *, optional: bool = True) -> dict[str, Any]:
-    """The request's JSON object body; an empty body is `{}` when optional."""
+    """The request's JSON object body (at most 1 MiB); an empty body is `{}` when optional."""
+    if (request.content_length or 0) > MAX_JSON_BYTES:
+        raise PayloadTooLarge("the JSON body is too large", code="too_large")
+    request.max_content_length = MAX_JSON_BYTES
     raw = request.get_data(cache=True)
     if not raw.strip():
         if optional:

@@ -151,9 +151,16 @@ def _run(cluster: Cluster, args: list[str], check: bool = True) -> subprocess.Co
         check=False,
     )
     if check and result.returncode != 0:
+        hint = ""
+        if cluster.os_user:
+            hint = (
+                f" (as root, the cluster runs as OS user {cluster.os_user!r}: every parent "
+                "directory of LOCAL_PG_DIR must be searchable by it; set LOCAL_PG_DIR elsewhere "
+                "if not)"
+            )
         raise ConfigError(
             f"{Path(args[0]).name} failed ({result.returncode}): "
-            f"{(result.stderr or result.stdout).strip()[-2000:]}"
+            f"{(result.stderr or result.stdout).strip()[-2000:]}{hint}"
         )
     return result
 

@@ -23,7 +23,17 @@ begin
 end
 $bootstrap$;
 
-grant anon, authenticated, service_role to authenticator;
+do $bootstrap$
+declare
+  r text;
+begin
+  foreach r in array array['anon', 'authenticated', 'service_role'] loop
+    if not pg_has_role('authenticator', r, 'member') then
+      execute format('grant %I to authenticator', r);
+    end if;
+  end loop;
+end
+$bootstrap$;
 
 -- auth schema -----------------------------------------------------------------------------
 create schema if not exists auth;
@@ -73,38 +83,46 @@ begin
 end
 $bootstrap$;
 
-grant usage on schema auth to anon, authenticated, service_role;
-grant execute on function auth.uid(), auth.role(), auth.jwt() to anon, authenticated, service_role;
 
 -- storage schema (only what bucket and storage-policy migrations touch) ---------------------
 create schema if not exists storage;
 
-create table if not exists storage.buckets (
-  id text primary key,
-  name text not null unique,
-  owner uuid,
-  public boolean default false,
-  file_size_limit bigint,
-  allowed_mime_types text[],
-  created_at timestamptz default now(),
-  updated_at timestamptz default now()
-);
-
-create table if not exists storage.objects (
-  id uuid primary key default gen_random_uuid(),
-  bucket_id text references storage.buckets (id),
-  name text,
-  owner uuid,
-  metadata jsonb,
-  path_tokens text[] generated always as (string_to_array(name, '/')) stored,
-  created_at timestamptz default now(),
-  updated_at timestamptz default now(),
-  last_accessed_at timestamptz default now(),
-  unique (bucket_id, name)
-);
-
-alter table storage.objects enable row level security;
-alter table storage.buckets enable row level security;
+do $bootstrap$
+begin
+  if to_regclass('storage.buckets') is null then
+    create table storage.buckets (
+      id text primary key,
+      name text not null unique,
+      owner uuid,
+      public boolean default false,
+      file_size_limit bigint,
+      allowed_mime_types text[],
+      created_at timestamptz default now(),
+      updated_at timestamptz default now()
+    );
+    alter table storage.buckets enable row level security;
+    grant all on storage.buckets to service_role;
+    grant select on storage.buckets to anon, authenticated;
+  end if;
+  if to_regclass('storage.objects') is null then
+    create table storage.objects (
+      id uuid primary key default gen_random_uuid(),
+      bucket_id text references storage.buckets (id),
+      name text,
+      owner uuid,
+      metadata jsonb,
+      path_tokens text[] generated always as (string_to_array(name, '/')) stored,
+      created_at timestamptz default now(),
+      updated_at timestamptz default now(),
+      last_accessed_at timestamptz default now(),
+      unique (bucket_id, name)
+    );
+    alter table storage.objects enable row level security;
+    grant all on storage.objects to service_role;
+    grant select, insert, update, delete on storage.objects to authenticated;
+  end if;
+end
+$bootstrap$;
 
 do $bootstrap$
 begin
@@ -123,13 +141,28 @@ begin
 end
 $bootstrap$;
 
-grant usage on schema storage to anon, authenticated, service_role;
-grant all on storage.buckets, storage.objects to service_role;
-grant select, insert, update, delete on storage.objects to authenticated;
-grant select on storage.buckets to anon, authenticated;
 
--- Default grants, as Supabase sets them for objects the migration role creates in public ----
-grant usage on schema public to anon, authenticated, service_role;
+-- Grants, each only where missing (on Supabase they all exist, and some objects belong to
+-- other roles, so an unconditional GRANT could fail there).
+do $bootstrap$
+declare
+  r text;
+  s text;
+begin
+  foreach r in array array['anon', 'authenticated', 'service_role'] loop
+    foreach s in array array['public', 'auth', 'storage'] loop
+      if not has_schema_privilege(r, s, 'usage') then
+        execute format('grant usage on schema %I to %I', s, r);
+      end if;
+    end loop;
+    if not has_function_privilege(r, 'auth.uid()', 'execute') then
+      execute format('grant execute on function auth.uid(), auth.role(), auth.jwt() to %I', r);
+    end if;
+  end loop;
+end
+$bootstrap$;
+
+-- Default privileges, as Supabase sets them for objects the migration role creates in public.
 alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
 alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
 alter default privileges in schema public grant all on functions to anon, authenticated, service_role;

@@ -42,9 +42,8 @@ def _b64url(data: bytes) -> str:
 def _jwt_like(role: str) -> str:
     """A key shaped like Supabase's API keys (three base64url segments); never verified here."""
     header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    payload = _b64url(
-        json.dumps({"iss": "supabase", "ref": "proj", "role": role, "iat": 1, "exp": 2**31}).encode()
-    )
+    claims = {"iss": "supabase", "ref": "proj", "role": role, "iat": 1, "exp": 2**31}
+    payload = _b64url(json.dumps(claims).encode())
     return f"{header}.{payload}.{_b64url(f'signature-of-{role}'.encode())}"
 
 
@@ -94,9 +93,7 @@ def test_make_database_picks_the_rest_transport(db: Database) -> None:
     assert isinstance(db.transport, RestTransport)
 
 
-def test_service_call_posts_to_rpc_with_service_key(
-    db: Database, api: respx.MockRouter
-) -> None:
+def test_service_call_posts_to_rpc_with_service_key(db: Database, api: respx.MockRouter) -> None:
     result = [{"job_id": str(uuid.uuid4()), "attempt": 1}]
     route = api.post(f"{RPC}/claim_jobs").respond(200, json=result)
 
@@ -120,13 +117,14 @@ def test_service_call_posts_to_rpc_with_service_key(
 def test_call_returns_the_parsed_json_result(
     db: Database, api: respx.MockRouter, payload: object
 ) -> None:
-    api.post(f"{RPC}/get_stats").respond(200, json=payload)
+    # The body is written out by hand: respx treats json=None as "no body".
+    api.post(f"{RPC}/get_stats").respond(
+        200, content=json.dumps(payload).encode(), content_type="application/json"
+    )
     assert db.call("get_stats") == payload
 
 
-def test_call_without_parameters_sends_an_empty_object(
-    db: Database, api: respx.MockRouter
-) -> None:
+def test_call_without_parameters_sends_an_empty_object(db: Database, api: respx.MockRouter) -> None:
     route = api.post(f"{RPC}/queue_health").respond(200, json={"pending": 0})
     db.call("queue_health")
     assert _sent_json(route) == {}
@@ -197,9 +195,7 @@ def _pg_error(
     return {"code": code, "message": message, "hint": hint, "details": details}
 
 
-def test_df409_maps_to_conflict_with_the_hint_as_code(
-    db: Database, api: respx.MockRouter
-) -> None:
+def test_df409_maps_to_conflict_with_the_hint_as_code(db: Database, api: respx.MockRouter) -> None:
     api.post(f"{RPC}/complete_job").respond(
         400, json=_pg_error("DF409", "lease lost for job", hint="lease_lost")
     )
@@ -330,10 +326,24 @@ def test_user_call_transport_failure_maps_to_unavailable(
 @pytest.mark.parametrize(
     ("status", "body"),
     [
-        (503, {"code": "PGRST001", "message": "Database client error", "hint": None,
-               "details": "no connection to the server"}),
-        (503, {"code": "PGRST002", "message": "Could not query the database for the schema "
-               "cache. Retrying.", "hint": None, "details": None}),
+        (
+            503,
+            {
+                "code": "PGRST001",
+                "message": "Database client error",
+                "hint": None,
+                "details": "no connection to the server",
+            },
+        ),
+        (
+            503,
+            {
+                "code": "PGRST002",
+                "message": "Could not query the database for the schema cache. Retrying.",
+                "hint": None,
+                "details": None,
+            },
+        ),
         (502, "<html><body>502 Bad Gateway</body></html>"),
         (504, "upstream request timeout"),
     ],

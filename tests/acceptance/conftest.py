@@ -1,0 +1,54 @@
+"""Acceptance fixtures: each function built the way Cloud Functions builds it.
+
+`client_for("uploads")` loads `main.py` through functions-framework's own `create_app` (the
+same loader as `functions-framework --target uploads`) and returns Flask's test client for it;
+`server_client` is the one-port app of `docflow serve`. Both depend on `db`, so DATABASE_URL
+already points at this test's fresh, migrated database when the functions start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import functions_framework
+import pytest
+from flask.testing import FlaskClient
+
+from shared import storage as storage_module
+from shared.client import Database
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def fresh_storage() -> Iterator[None]:
+    """`shared.storage` caches its backend; make it follow this test's STORAGE_DIR."""
+    storage_module.reset_storage()
+    yield
+    storage_module.reset_storage()
+
+
+@pytest.fixture
+def client_for(db: Database) -> Callable[[str], FlaskClient]:
+    """A test client of one deployable target, loaded from main.py by functions-framework."""
+    clients: dict[str, FlaskClient] = {}
+
+    def build(target: str) -> FlaskClient:
+        if target not in clients:
+            app: Any = functions_framework.create_app(
+                target=target, source=str(REPO_ROOT / "main.py")
+            )
+            clients[target] = app.test_client()
+        return clients[target]
+
+    return build
+
+
+@pytest.fixture
+def server_client(db: Database) -> FlaskClient:
+    """A test client of the one-port app (`docflow serve`)."""
+    from shared.server import create_app
+
+    return create_app().test_client()

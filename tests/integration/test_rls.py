@@ -1,0 +1,355 @@
+"""Row level security and privileges, under the real roles (`anon`, `authenticated`).
+
+Two ways in: `db.as_user(user)` (what the API does: role authenticated + the user's claims), and
+raw SQL on the superuser connection switched to a role for one transaction, to read the tables
+directly as PostgREST would let a client do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql as pgsql
+
+from shared.errors import Forbidden
+
+PUBLIC_TABLES = {
+    "documents",
+    "processing_jobs",
+    "document_processing_events",
+    "service_health_checks",
+    "alert_events",
+}
+MONITORING_TABLES = ("document_processing_events", "service_health_checks", "alert_events")
+
+
+@contextmanager
+def as_role(
+    conn: psycopg.Connection, role: str, claims: Mapping[str, Any] | None = None
+) -> Iterator[psycopg.Connection]:
+    """`begin; set local role ...; set_config('request.jwt.claims', ...)`, rolled back after."""
+    with conn.transaction(force_rollback=True):
+        conn.execute(pgsql.SQL("set local role {}").format(pgsql.Identifier(role)))
+        if claims is not None:
+            conn.execute(
+                "select set_config('request.jwt.claims', %s, true)", (json.dumps(dict(claims)),)
+            )
+        yield conn
+
+
+def as_user(conn: psycopg.Connection, user) -> Any:
+    return as_role(conn, "authenticated", user.claims)
+
+
+def upload(db, user, name: str = "a.txt") -> dict:
+    data = f"{name}-{uuid.uuid4()}".encode()
+    return db.call(
+        "create_upload",
+        user_id=user.user_id,
+        original_filename=name,
+        content_type="text/plain",
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        storage_path=f"{user.user_id}/{uuid.uuid4()}",
+    )
+
+
+def ids(conn: psycopg.Connection, query: str, *params: Any) -> set[str]:
+    return {str(r[0]) for r in conn.execute(query, params).fetchall()}
+
+
+def public_tables(conn: psycopg.Connection) -> list[str]:
+    rows = conn.execute(
+        "select relname from pg_class"
+        " where relnamespace = 'public'::regnamespace and relkind in ('r', 'p') order by 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+# --- users see their own rows -------------------------------------------------------------
+
+
+def test_user_reads_only_own_documents_and_jobs(db, make_user, sql):
+    alice, bob, admin = make_user(), make_user(), make_user(admin=True)
+    a, b = upload(db, alice), upload(db, bob)
+    assert sql.execute("select count(*) from public.documents").fetchone()[0] == 2
+
+    with as_user(sql, alice):
+        assert ids(sql, "select id from public.documents") == {a["document_id"]}
+        assert ids(sql, "select id from public.processing_jobs") == {a["job_id"]}
+        assert ids(sql, "select id from public.documents where id = %s", b["document_id"]) == set()
+        assert ids(sql, "select id from public.processing_jobs where user_id = %s",
+                   bob.user_id) == set()
+    with as_user(sql, bob):
+        assert ids(sql, "select id from public.documents") == {b["document_id"]}
+        assert ids(sql, "select id from public.processing_jobs") == {b["job_id"]}
+    with as_user(sql, admin):
+        assert ids(sql, "select id from public.documents") == {a["document_id"], b["document_id"]}
+        assert ids(sql, "select id from public.processing_jobs") == {a["job_id"], b["job_id"]}
+
+
+def test_read_functions_return_null_for_another_users_rows(db, make_user):
+    alice, bob, admin = make_user(), make_user(), make_user(admin=True)
+    a, b = upload(db, alice), upload(db, bob)
+
+    as_alice = db.as_user(alice)
+    assert as_alice.call("get_job", job_id=a["job_id"])["id"] == a["job_id"]
+    own = as_alice.call("get_document", document_id=a["document_id"])
+    assert own["id"] == a["document_id"]
+    assert own["latest_job"]["id"] == a["job_id"]
+    assert as_alice.call("get_job", job_id=b["job_id"]) is None
+    assert as_alice.call("get_document", document_id=b["document_id"]) is None
+
+    as_admin = db.as_user(admin)
+    assert as_admin.call("get_job", job_id=a["job_id"])["id"] == a["job_id"]
+    assert as_admin.call("get_job", job_id=b["job_id"])["id"] == b["job_id"]
+    assert as_admin.call("get_document", document_id=b["document_id"])["user_id"] == bob.user_id
+
+
+def test_read_functions_hide_the_lease_owner_and_idempotency_key(db, make_user):
+    alice = make_user()
+    a = upload(db, alice)
+    db.call("claim_jobs", worker_id="secret-worker", max_jobs=1)
+    job = db.as_user(alice).call("get_job", job_id=a["job_id"])
+    assert job["status"] == "processing"
+    assert "lease_owner" not in job
+    assert "idempotency_key" not in job
+    assert "secret-worker" not in json.dumps(job)
+
+
+# --- anon ---------------------------------------------------------------------------------
+
+
+def test_anon_reads_nothing(db, make_user, sql):
+    alice = make_user()
+    upload(db, alice)
+    sql.execute(
+        "insert into public.service_health_checks (service_name, status) values ('db', 'healthy')"
+    )
+    sql.execute(
+        "insert into public.alert_events (service_name, alert_type, message)"
+        " values ('db', 'service_down', 'down')"
+    )
+    tables = public_tables(sql)
+    assert set(tables) >= PUBLIC_TABLES
+    for table in tables:
+        assert sql.execute(
+            pgsql.SQL("select count(*) from public.{}").format(pgsql.Identifier(table))
+        ).fetchone()[0] > 0, f"seed a row in {table} so that 'nothing visible' means something"
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), as_role(sql, "anon"):
+            sql.execute(pgsql.SQL("select * from public.{}").format(pgsql.Identifier(table)))
+
+
+def test_anon_cannot_call_the_read_functions(db, make_user, sql):
+    a = upload(db, make_user())
+    for query, arg in (
+        ("select public.get_job(%s)", a["job_id"]),
+        ("select public.get_document(%s)", a["document_id"]),
+    ):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), as_role(sql, "anon"):
+            sql.execute(query, (arg,))
+
+
+# --- monitoring and analytics tables: admins only -----------------------------------------
+
+
+def _seed_monitoring(sql: psycopg.Connection, user_id: str) -> None:
+    sql.execute(
+        "insert into public.document_processing_events (user_id, document_id, event_type)"
+        " values (%s, gen_random_uuid(), 'completed'), (%s, gen_random_uuid(), 'failed')",
+        (user_id, user_id),
+    )
+    sql.execute(
+        "insert into public.service_health_checks (service_name, status)"
+        " values ('database', 'healthy'), ('storage', 'down')"
+    )
+    sql.execute(
+        "insert into public.alert_events (service_name, alert_type, status, message)"
+        " values ('storage', 'service_down', 'active', 'storage is down'),"
+        "        ('database', 'recovery', 'resolved', 'database is back')"
+    )
+
+
+def test_non_admin_sees_no_monitoring_rows_even_their_own_events(make_user, sql):
+    alice, admin = make_user(), make_user(admin=True)
+    _seed_monitoring(sql, alice.user_id)
+    for table in MONITORING_TABLES:
+        query = pgsql.SQL("select count(*) from public.{}").format(pgsql.Identifier(table))
+        assert sql.execute(query).fetchone()[0] == 2
+        with as_user(sql, alice):
+            assert sql.execute(query).fetchone()[0] == 0, table
+        with as_user(sql, admin):
+            assert sql.execute(query).fetchone()[0] == 2, table
+
+
+def test_event_counts_function_shows_nothing_to_a_non_admin(db, make_user, sql):
+    alice, admin = make_user(), make_user(admin=True)
+    _seed_monitoring(sql, alice.user_id)
+    assert db.as_user(alice).call("analytics_event_counts")["event_counts"] == {}
+    assert db.as_user(admin).call("analytics_event_counts")["event_counts"] == {
+        "completed": 1,
+        "failed": 1,
+    }
+
+
+# --- service functions are service-only --------------------------------------------------
+
+
+def _service_calls(user_id: str) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        ("create_upload", {
+            "user_id": user_id, "original_filename": "x.txt", "content_type": "text/plain",
+            "size_bytes": 1, "sha256": "0" * 64, "storage_path": f"{user_id}/x",
+        }),
+        ("claim_jobs", {"worker_id": "w", "max_jobs": 10}),
+        ("complete_job", {"job_id": str(uuid.uuid4()), "worker_id": "w", "attempt": 1}),
+        ("fail_job", {
+            "job_id": str(uuid.uuid4()), "worker_id": "w", "attempt": 1,
+            "error_code": "boom", "error_message": "boom",
+        }),
+        ("record_events", {"events": [{"event_type": "completed", "user_id": user_id}]}),
+    ]
+
+
+SERVICE_FUNCTIONS = ["create_upload", "claim_jobs", "complete_job", "fail_job", "record_events"]
+
+
+@pytest.mark.parametrize("fn", SERVICE_FUNCTIONS)
+@pytest.mark.parametrize("admin", [False, True], ids=["user", "admin"])
+def test_authenticated_cannot_execute_service_functions(db, make_user, sql, fn, admin):
+    user = make_user(admin=admin)
+    upload(db, user)  # a pending job a claim could take
+    params = dict(_service_calls(user.user_id))[fn]
+    with pytest.raises(Forbidden):
+        db.as_user(user).call(fn, **params)
+    # Nothing happened behind the refusal.
+    counts = sql.execute(
+        "select (select count(*) from public.documents),"
+        "       (select count(*) from public.processing_jobs where status = 'pending'),"
+        "       (select count(*) from public.document_processing_events)"
+    ).fetchone()
+    assert counts == (1, 1, 1)
+
+
+@pytest.mark.parametrize("fn", SERVICE_FUNCTIONS)
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+def test_api_roles_cannot_execute_service_functions_in_sql(make_user, sql, fn, role):
+    user = make_user()
+    params = dict(_service_calls(user.user_id))[fn]
+    args = pgsql.SQL(", ").join(
+        pgsql.SQL("{} => {}").format(pgsql.Identifier(k), pgsql.Placeholder(k)) for k in params
+    )
+    query = pgsql.SQL("select public.{}({})").format(pgsql.Identifier(fn), args)
+    values = {k: psycopg.types.json.Jsonb(v) if isinstance(v, list) else v
+              for k, v in params.items()}
+    claims = user.claims if role == "authenticated" else None
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), as_role(sql, role, claims):
+        sql.execute(query, values)
+    # The service role itself may: the refusal is about the caller, not the call. (complete
+    # and fail of an unknown job answer the function's own DF409, which proves it ran.)
+    try:
+        with as_role(sql, "service_role"):
+            sql.execute(query, values)
+    except psycopg.Error as exc:
+        assert exc.sqlstate == "DF409", exc
+
+
+def test_api_roles_cannot_reach_the_private_event_logger(sql, make_user):
+    user = make_user()
+    for role, claims in (("anon", None), ("authenticated", user.claims)):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), as_role(sql, role, claims):
+            sql.execute("select docflow_private.log_events('[]'::jsonb)")
+
+
+# --- no direct writes -------------------------------------------------------------------------
+
+
+def test_authenticated_cannot_write_documents_or_jobs_directly(db, make_user, sql):
+    alice = make_user()
+    a = upload(db, alice)
+    snapshot = (
+        "select (select jsonb_agg(to_jsonb(d) order by id) from public.documents d),"
+        "       (select jsonb_agg(to_jsonb(j) order by id) from public.processing_jobs j)"
+    )
+    before = sql.execute(snapshot).fetchone()
+    attempts = [
+        (
+            "insert into public.documents"
+            " (user_id, original_filename, content_type, size_bytes, sha256, storage_path)"
+            " values (%s, 'x.txt', 'text/plain', 1, %s, %s)",
+            (alice.user_id, "0" * 64, f"{alice.user_id}/mine"),
+        ),
+        ("update public.documents set original_filename = 'hacked' where id = %s",
+         (a["document_id"],)),
+        ("delete from public.documents where id = %s", (a["document_id"],)),
+        (
+            "insert into public.processing_jobs (document_id, user_id, status)"
+            " values (%s, %s, 'completed')",
+            (a["document_id"], alice.user_id),
+        ),
+        ("update public.processing_jobs set status = 'completed', progress = 100"
+         " where id = %s", (a["job_id"],)),
+        ("delete from public.processing_jobs where id = %s", (a["job_id"],)),
+        ("truncate public.processing_jobs", ()),
+    ]
+    for query, params in attempts:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), as_user(sql, alice):
+            sql.execute(query, params)
+    assert sql.execute(snapshot).fetchone() == before
+
+
+def test_every_public_table_has_rls_enabled(sql):
+    rows = sql.execute(
+        "select relname, relrowsecurity from pg_class"
+        " where relnamespace = 'public'::regnamespace and relkind in ('r', 'p')"
+    ).fetchall()
+    tables = dict(rows)
+    assert set(tables) >= PUBLIC_TABLES
+    assert sorted(name for name, enabled in tables.items() if not enabled) == []
+
+
+# --- storage ------------------------------------------------------------------------------
+
+
+def test_storage_objects_readable_only_under_own_folder(make_user, sql):
+    alice, bob = make_user(), make_user()
+    sql.execute("insert into storage.buckets (id, name) values ('other', 'other')")
+    sql.execute(
+        "insert into storage.objects (bucket_id, name) values"
+        " ('documents', %(a)s || '/one.pdf'), ('documents', %(a)s || '/two.txt'),"
+        " ('documents', %(b)s || '/three.pdf'),"
+        " ('other', %(a)s || '/elsewhere.pdf'),"
+        " ('documents', 'loose.pdf')",
+        {"a": alice.user_id, "b": bob.user_id},
+    )
+    query = "select bucket_id || ':' || name from storage.objects"
+    assert len(ids(sql, query)) == 5
+
+    with as_user(sql, alice):
+        assert ids(sql, query) == {
+            f"documents:{alice.user_id}/one.pdf",
+            f"documents:{alice.user_id}/two.txt",
+        }
+    with as_user(sql, bob):
+        assert ids(sql, query) == {f"documents:{bob.user_id}/three.pdf"}
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), as_role(sql, "anon"):
+        sql.execute(query)
+
+
+def test_storage_insert_only_under_own_folder(make_user, sql):
+    alice, bob = make_user(), make_user()
+    insert = "insert into storage.objects (bucket_id, name) values ('documents', %s)"
+    with as_user(sql, alice):
+        sql.execute(insert, (f"{alice.user_id}/mine.pdf",))
+        assert ids(sql, "select name from storage.objects") == {f"{alice.user_id}/mine.pdf"}
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), as_user(sql, alice):
+        sql.execute(insert, (f"{bob.user_id}/planted.pdf",))
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), as_user(sql, alice):
+        sql.execute(insert, ("top-level.pdf",))
