@@ -27,12 +27,15 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from shared.config import Settings, get_settings
-from shared.errors import DocflowError, Unavailable, from_sqlstate
+from shared.errors import DocflowError, Unauthorized, Unavailable, from_sqlstate
 from shared.log import get_logger
 
 log = get_logger("client")
 
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_IDENT = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# PostgREST's "cannot reach the database / schema cache not ready", and gateway errors
+# (postgrest-py reports a non-JSON error body with the HTTP status as its code).
+_REST_UNAVAILABLE = {"PGRST000", "PGRST001", "PGRST002", "PGRST003", "502", "503", "504"}
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class Transport(Protocol):
 
 def _check_names(fn: str, params: Mapping[str, Any]) -> None:
     for name in (fn, *params):
-        if not _IDENT.match(name):
+        if not _IDENT.fullmatch(name):
             raise ValueError(f"not a valid SQL function or parameter name: {name!r}")
 
 
@@ -168,7 +171,6 @@ class RestTransport:
 
     def __init__(self, settings: Settings, http_client: httpx.Client | None = None) -> None:
         from postgrest import SyncPostgrestClient
-
         from supabase import ClientOptions, create_client
 
         assert settings.supabase_url and settings.supabase_service_role_key
@@ -207,9 +209,15 @@ class RestTransport:
         try:
             response = rest.rpc(fn, dict(params)).execute()
         except APIError as exc:
-            err = from_sqlstate(exc.code, exc.message or "request failed", exc.hint, exc.details)
-            log.warning("rest call failed", extra={"fn": fn, "code": exc.code})
-            raise err from exc
+            code = str(exc.code or "")
+            log.warning("rest call failed", extra={"fn": fn, "code": code})
+            if code in _REST_UNAVAILABLE:
+                raise Unavailable("database API unavailable", retry_after=5) from exc
+            if code.startswith("PGRST30"):  # PostgREST rejected the JWT
+                raise Unauthorized("invalid access token", code="invalid_token") from exc
+            raise from_sqlstate(
+                code, exc.message or "request failed", exc.hint, exc.details
+            ) from exc
         except httpx.TransportError as exc:
             raise Unavailable("database API unreachable", retry_after=5) from exc
         return response.data

@@ -7,6 +7,7 @@ Database and HTTP errors are translated into these at the boundary (`shared.clie
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, ClassVar
 
 
@@ -117,19 +118,27 @@ _SQLSTATE: dict[str, type[DocflowError]] = {
 
 
 def from_sqlstate(
-    sqlstate: str | None, message: str, hint: str | None = None, detail: str | None = None
+    sqlstate: str | None, message: str, hint: str | None = None, detail: Any = None
 ) -> DocflowError:
     """Translate a database error (from psycopg or PostgREST) into a DocflowError."""
     cls = _SQLSTATE.get(sqlstate or "", DatabaseError)
     extra: dict[str, Any] = {}
-    if detail:
+    if isinstance(detail, str) and detail:
         try:
             parsed = json.loads(detail)
         except ValueError:
             parsed = None
         if isinstance(parsed, dict):
             extra = parsed
-    retry_after = extra.pop("retry_after", None)
+    elif isinstance(detail, dict):
+        extra = dict(detail)
+    retry_after: int | None = None
+    raw_retry = extra.pop("retry_after", None)
+    try:
+        if raw_retry is not None and not isinstance(raw_retry, bool):
+            retry_after = max(1, math.ceil(float(raw_retry)))
+    except (TypeError, ValueError, OverflowError):
+        retry_after = None
     code = hint if (sqlstate or "").startswith("DF") and hint else None
     if cls is DatabaseError:
         # Never leak SQL internals to callers; the log keeps the original.
@@ -141,6 +150,6 @@ def from_sqlstate(
     return cls(
         message,
         code=code,
-        retry_after=int(retry_after) if retry_after is not None else None,
+        retry_after=retry_after,
         details=extra,
     )

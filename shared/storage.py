@@ -14,16 +14,16 @@ from typing import Any, Protocol
 import httpx
 
 from shared.config import Settings
-from shared.errors import NotFound, Unavailable
+from shared.errors import Conflict, DocflowError, NotFound, PayloadTooLarge, Unavailable
 from shared.log import get_logger
 
 log = get_logger("storage")
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)*$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)*")
 
 
 def _check_name(name: str) -> None:
-    if not _SAFE_NAME.match(name) or ".." in name or len(name) > 512:
+    if not _SAFE_NAME.fullmatch(name) or ".." in name or len(name) > 512:
         raise ValueError(f"invalid storage object name: {name!r}")
 
 
@@ -62,7 +62,7 @@ class LocalStorage:
     def get(self, name: str) -> bytes:
         try:
             return self._path(name).read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError):
             raise NotFound("stored object not found", code="object_not_found") from None
 
     def delete(self, name: str) -> None:
@@ -84,15 +84,17 @@ class SupabaseStorage:
         try:
             return fn(*args, **kwargs)
         except StorageApiError as exc:
-            if (
-                str(getattr(exc, "status", "")) in ("404", "400")
-                and "not found" in str(exc).lower()
-            ):
+            status = str(getattr(exc, "status", ""))
+            if status in ("404", "400") and "not found" in str(exc).lower():
                 raise NotFound("stored object not found", code="object_not_found") from exc
-            log.error(
-                "storage call failed", extra={"op": what, "status": getattr(exc, "status", None)}
-            )
-            raise Unavailable("storage request failed", retry_after=5) from exc
+            log.error("storage call failed", extra={"op": what, "status": status})
+            if status == "409":
+                raise Conflict("the object already exists", code="object_exists") from exc
+            if status == "413":
+                raise PayloadTooLarge("the object is too large for the bucket") from exc
+            if status.startswith("5") or not status:
+                raise Unavailable("storage request failed", retry_after=5) from exc
+            raise DocflowError("storage request rejected", code="storage_error") from exc
         except httpx.TransportError as exc:
             raise Unavailable("storage unreachable", retry_after=5) from exc
 

@@ -318,11 +318,6 @@ def test_user_call_transport_failure_maps_to_unavailable(
         db.as_user(user).call("get_job", job_id="1")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: RestTransport maps PostgREST/gateway 5xx (DB unreachable, schema cache "
-    "loading, Supabase restarting) to DatabaseError (500) instead of Unavailable (503)",
-)
 @pytest.mark.parametrize(
     ("status", "body"),
     [
@@ -361,11 +356,6 @@ def test_upstream_unavailability_maps_to_unavailable(
         db.call("claim_jobs", worker_id="w", max_jobs=2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a user token PostgREST rejects (PGRST301/PGRST303, HTTP 401) becomes a "
-    "500 DatabaseError instead of Unauthorized",
-)
 @pytest.mark.parametrize("code", ["PGRST301", "PGRST303"])
 def test_jwt_rejected_by_postgrest_maps_to_unauthorized(
     db: Database, api: respx.MockRouter, user: UserContext, code: str
@@ -425,11 +415,6 @@ def test_longest_valid_name_is_accepted(db: Database, api: respx.MockRouter) -> 
     assert route.call_count == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: shared/client.py _IDENT uses `$`, which also matches before a trailing "
-    "newline, so 'claim_jobs\\n' passes name validation",
-)
 @pytest.mark.parametrize("where", ["function", "parameter"])
 def test_trailing_newline_in_names_is_rejected(
     db: Database, api: respx.MockRouter, where: str
