@@ -9,11 +9,13 @@ from shared import intake
 from shared.auth import authenticate
 from shared.client import get_db
 from shared.config import get_settings
-from shared.errors import BadRequest, UnsupportedMediaType
+from shared.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from shared.http import Router, json_response
 from shared.storage import get_storage
 
 router = Router("uploads")
+# Room for the multipart envelope and small form fields around the file itself.
+MULTIPART_OVERHEAD = 64 * 1024
 
 
 @router.route("POST", "/uploads")
@@ -23,8 +25,12 @@ def create_upload(request: flask.Request) -> flask.Response:
     user = authenticate(request.headers.get("Authorization"), settings)
     if request.mimetype != "multipart/form-data":
         raise UnsupportedMediaType("send the file as multipart/form-data", code="not_multipart")
-    # Werkzeug stops reading past this many bytes (413) instead of buffering a huge body.
-    request.max_content_length = settings.max_upload_bytes + 64 * 1024
+    # A declared length over the limit is refused before reading a byte; a chunked body is
+    # cut off by read_limited() as soon as it passes the limit.
+    if (request.content_length or 0) > settings.max_upload_bytes + MULTIPART_OVERHEAD:
+        raise PayloadTooLarge(
+            f"the upload exceeds the limit of {settings.max_upload_bytes} bytes", code="too_large"
+        )
     file = request.files.get("file")
     if file is None:
         raise BadRequest("multipart field 'file' is required", code="missing_file")

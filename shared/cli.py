@@ -31,13 +31,16 @@ def _local(settings: Settings) -> localdb.Cluster | None:
 
 
 def _ensure_database(settings: Settings) -> str:
-    """Start the embedded cluster if we own it, migrate, and return the URL."""
+    """Start and migrate the embedded cluster when we own it; return the database URL.
+
+    A database named by DATABASE_URL is used as it is: it is migrated only by an explicit
+    `docflow db migrate` (or `supabase db push`), never as a side effect of serve or worker.
+    """
     cluster = _local(settings)
     if cluster is not None:
         localdb.start(cluster)
-    url = settings.effective_database_url()
-    migrate.migrate(url)
-    return url
+        migrate.migrate(cluster.url())
+    return settings.effective_database_url()
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:

@@ -117,6 +117,14 @@ _SQLSTATE: dict[str, type[DocflowError]] = {
 }
 
 
+_GENERIC: dict[type[DocflowError], str] = {
+    Forbidden: "not allowed",
+    Conflict: "the request conflicts with the current state",
+    Unprocessable: "invalid value",
+    Unavailable: "database unavailable, try again",
+}
+
+
 def from_sqlstate(
     sqlstate: str | None, message: str, hint: str | None = None, detail: Any = None
 ) -> DocflowError:
@@ -145,8 +153,10 @@ def from_sqlstate(
         return DatabaseError(
             "unexpected database error", details={"sqlstate": sqlstate or "unknown"}
         )
-    if sqlstate == "42501":
-        message = "not allowed"
+    if not (sqlstate or "").startswith("DF"):
+        # Our own DF errors carry messages written for callers; Postgres' own messages name
+        # constraints and columns, so callers get a generic sentence instead.
+        message = _GENERIC.get(cls, message)
     return cls(
         message,
         code=code,

@@ -4,7 +4,7 @@ Lifecycle events of the queue are written by the SQL transitions themselves, in 
 transaction. This module is for ad-hoc events: `record_processing_event()` only appends to an
 in-memory buffer, so it returns `None` at once, never raises and never blocks. A background
 thread sends batches through `record_events()`; `flush()` (called by the HTTP layer and the
-worker before an invocation returns) waits at most EVENT_FLUSH_SECONDS (default 0.5 s). What
+worker before an invocation returns) waits at most 0.5 s. What
 cannot be delivered (database down, buffer full) is dropped and counted in the logs.
 """
 
@@ -30,6 +30,9 @@ class EventRecorder:
         self._idle = threading.Condition(self._lock)
         self._wake = threading.Event()
         self._sending = 0
+        self._inflight: dict[int, int] = {}  # batch number -> size, while being sent
+        self._abandoned: set[int] = set()  # in-flight batches a flush already counted as dropped
+        self._batch_no = 0
         self._thread: threading.Thread | None = None
         self.dropped = 0
         self.delivered = 0
@@ -62,6 +65,9 @@ class EventRecorder:
                     return
                 batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
                 self._sending += 1
+                self._batch_no += 1
+                number = self._batch_no
+                self._inflight[number] = len(batch)
             ok = False
             try:
                 from shared.client import get_db
@@ -75,9 +81,14 @@ class EventRecorder:
                 )
             with self._lock:
                 self._sending -= 1
+                del self._inflight[number]
+                counted = number in self._abandoned
+                self._abandoned.discard(number)
                 if ok:
                     self.delivered += len(batch)
-                else:
+                    if counted:  # delivered after all, late: take back the drop
+                        self.dropped -= len(batch)
+                elif not counted:
                     self.dropped += len(batch)
                 self._idle.notify_all()
 
@@ -90,9 +101,12 @@ class EventRecorder:
         with self._lock:
             self._idle.wait_for(lambda: not self._queue and not self._sending, timeout=timeout)
             left = len(self._queue)
-            if left:
-                self._queue.clear()
-                self.dropped += left
+            self._queue.clear()
+            for number, size in self._inflight.items():
+                if number not in self._abandoned:  # still in flight: count it now
+                    self._abandoned.add(number)
+                    left += size
+            self.dropped += left
         if left:
             log.warning("processing events dropped at flush", extra={"dropped": left})
 

@@ -23,6 +23,7 @@ from shared.config import get_settings
 from shared.errors import (
     BadRequest,
     DocflowError,
+    Forbidden,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -80,7 +81,7 @@ def json_body(request: flask.Request, *, optional: bool = True) -> dict[str, Any
 def path_uuid(value: str, what: str) -> str:
     """A UUID from the path; anything else is simply not found (no hint about ids)."""
     if not _UUID.match(value):
-        raise NotFound(f"{what} not found")
+        raise NotFound(f"{what} not found", code=f"{what}_not_found")
     return value.lower()
 
 
@@ -136,7 +137,11 @@ class Router:
         with log_context(request_id=request_id, function=self.name):
             cors = _cors_headers(request)
             if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
-                response = flask.Response(status=204 if cors else 403, headers=cors)
+                response = (
+                    flask.Response(status=204, headers=cors)
+                    if cors
+                    else error_response(Forbidden("origin not allowed", code="cors_rejected"))
+                )
             else:
                 response = self._run(request)
                 response.headers.update(cors)

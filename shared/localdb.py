@@ -15,6 +15,7 @@ import os
 import pwd
 import re
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -248,6 +249,11 @@ def start(cluster: Cluster) -> bool:
     init(cluster)
     if is_running(cluster):
         return False
+    if _port_in_use(cluster.port):
+        raise ConfigError(
+            f"port {cluster.port} is taken by another server (another checkout's cluster?): "
+            "stop it, or set LOCAL_PG_PORT to a free port"
+        )
     _run(
         cluster,
         [
@@ -267,6 +273,12 @@ def start(cluster: Cluster) -> bool:
     _wait_ready(cluster)
     log.info("started local cluster", extra={"port": cluster.port})
     return True
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def stop(cluster: Cluster) -> bool:

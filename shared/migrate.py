@@ -67,7 +67,8 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 def split_statements(text: str) -> list[str]:
     """Split SQL into statements on top-level semicolons.
 
-    Understands single-quoted strings (with '' escapes), quoted identifiers, dollar-quoted bodies
+    Understands single-quoted strings (with '' escapes, and backslash escapes in E'...'),
+    quoted identifiers, dollar-quoted bodies
     ($tag$ ... $tag$), `--` line comments and nested `/* */` comments. Empty statements and
     comment-only statements are dropped; each statement keeps its text without the `;`.
     """
@@ -96,8 +97,18 @@ def split_statements(text: str) -> list[str]:
             i = j
             continue
         if c in ("'", '"'):
+            # E'...' strings take backslash escapes (E'it\'s'); standard ones only ''.
+            backslash = (
+                c == "'"
+                and i > 0
+                and text[i - 1] in "eE"
+                and (i < 2 or not (text[i - 2].isalnum() or text[i - 2] in "_$"))
+            )
             j = i + 1
             while j < n:
+                if backslash and text[j] == "\\":
+                    j += 2
+                    continue
                 if text[j] == c:
                     if j + 1 < n and text[j + 1] == c:
                         j += 2

@@ -41,7 +41,8 @@ _CLEARED = (
     "JWT_ISSUER",
     "CORS_ORIGINS",
 )
-TEMPLATE_DB = "docflow_test_template"
+# One template per test run, so that two runs against the same server never collide.
+TEMPLATE_DB = f"docflow_test_template_{os.getpid()}"
 
 
 def _base_env() -> dict[str, str]:
@@ -76,11 +77,17 @@ def _url_for(admin_url: str, dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def template_url(pg_admin_url: str) -> str:
+def template_url(pg_admin_url: str) -> Iterator[str]:
     localdb.recreate_database(pg_admin_url, TEMPLATE_DB)
     url = _url_for(pg_admin_url, TEMPLATE_DB)
     migrate.migrate(url)
-    return url
+    yield url
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(
+            psycopg.sql.SQL("drop database if exists {} with (force)").format(
+                psycopg.sql.Identifier(TEMPLATE_DB)
+            )
+        )
 
 
 @pytest.fixture

@@ -36,17 +36,26 @@ end
 $bootstrap$;
 
 -- auth schema -----------------------------------------------------------------------------
-create schema if not exists auth;
-
-create table if not exists auth.users (
-  id uuid primary key,
-  email text,
-  role text default 'authenticated',
-  raw_app_meta_data jsonb default '{}'::jsonb,
-  raw_user_meta_data jsonb default '{}'::jsonb,
-  created_at timestamptz default now(),
-  updated_at timestamptz default now()
-);
+-- Existence is checked first: CREATE ... IF NOT EXISTS still needs the CREATE privilege, which
+-- Supabase's migration role does not have on its own schemas.
+do $bootstrap$
+begin
+  if to_regnamespace('auth') is null then
+    create schema auth;
+  end if;
+  if to_regclass('auth.users') is null then
+    create table auth.users (
+      id uuid primary key,
+      email text,
+      role text default 'authenticated',
+      raw_app_meta_data jsonb default '{}'::jsonb,
+      raw_user_meta_data jsonb default '{}'::jsonb,
+      created_at timestamptz default now(),
+      updated_at timestamptz default now()
+    );
+  end if;
+end
+$bootstrap$;
 
 do $bootstrap$
 begin
@@ -85,7 +94,13 @@ $bootstrap$;
 
 
 -- storage schema (only what bucket and storage-policy migrations touch) ---------------------
-create schema if not exists storage;
+do $bootstrap$
+begin
+  if to_regnamespace('storage') is null then
+    create schema storage;
+  end if;
+end
+$bootstrap$;
 
 do $bootstrap$
 begin

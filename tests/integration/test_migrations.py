@@ -8,6 +8,7 @@ on unknown versions, an idempotent bootstrap that never replaces what exists, an
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import shutil
 import uuid
@@ -124,8 +125,7 @@ def test_a_failing_migration_leaves_nothing(database_url, sql, tmp_path):
     directory = _copy_migrations(tmp_path / "migrations")
     bad = directory / "20991231000000_bad.sql"
     bad.write_text(
-        "create table public.half_applied (id integer primary key);\n"
-        "selec 1;  -- a syntax error\n"
+        "create table public.half_applied (id integer primary key);\nselec 1;  -- a syntax error\n"
     )
 
     with pytest.raises(psycopg.errors.SyntaxError):
@@ -233,9 +233,7 @@ def test_bootstrap_never_replaces_an_existing_object(empty_db_url):
             "create function auth.uid() returns uuid language sql stable"
             f" as $$ select '{constant}'::uuid $$"
         )
-        conn.execute(
-            "create table auth.users (id uuid primary key, marker text default 'ours')"
-        )
+        conn.execute("create table auth.users (id uuid primary key, marker text default 'ours')")
         uid_before = conn.execute(
             "select oid, prosrc from pg_proc where oid = 'auth.uid()'::regprocedure"
         ).fetchone()
@@ -284,8 +282,11 @@ def supabase_shaped_db(pg_admin_url: str, empty_db_url: str) -> Iterator[tuple[s
         with psycopg.connect(empty_db_url, autocommit=True) as conn:
             # The real thing: bootstrap as a superuser, then hand auth/storage to their admins.
             migrate.bootstrap(conn)
-            fmt = {"auth": ident(auth_admin), "storage": ident(storage_admin),
-                   "mig": ident(migrator)}
+            fmt = {
+                "auth": ident(auth_admin),
+                "storage": ident(storage_admin),
+                "mig": ident(migrator),
+            }
             for statement in (
                 "alter schema auth owner to {auth}",
                 "alter table auth.users owner to {auth}",
@@ -314,22 +315,10 @@ def supabase_shaped_db(pg_admin_url: str, empty_db_url: str) -> Iterator[tuple[s
         _drop_database(pg_admin_url, psycopg.conninfo.conninfo_to_dict(empty_db_url)["dbname"])
         with psycopg.connect(pg_admin_url, autocommit=True) as admin:
             for role in (migrator, storage_admin, auth_admin):
-                try:
+                with contextlib.suppress(psycopg.Error):  # best-effort cleanup
                     admin.execute(pgsql.SQL("drop role if exists {}").format(ident(role)))
-                except psycopg.Error:  # pragma: no cover - best-effort cleanup
-                    pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=psycopg.errors.InsufficientPrivilege,
-    reason=(
-        "BUG: shared/sql/local_bootstrap.sql runs `create table if not exists auth.users` / "
-        "`storage.*` (CREATE privilege on the schema is checked before IF NOT EXISTS) and an "
-        "unconditional `alter table storage.objects enable row level security` (owner only); "
-        "on a Supabase database the migration role has neither, so bootstrap fails there"
-    ),
-)
 def test_bootstrap_is_a_no_op_on_a_supabase_shaped_database(supabase_shaped_db):
     url, migrator = supabase_shaped_db
     with psycopg.connect(url, autocommit=True) as conn:
@@ -345,8 +334,7 @@ def _without_acls(snapshot: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
     """Objects, owners aside from ACL text: a re-grant by another grantor adds ACL items that
     change nothing effective, and the migration role may add its own default privileges."""
     return {
-        key: [row[:-1] if key in ("namespaces", "relations", "functions") else row
-              for row in rows]
+        key: [row[:-1] if key in ("namespaces", "relations", "functions") else row for row in rows]
         for key, rows in snapshot.items()
         if key != "default_acls"
     }
@@ -377,7 +365,7 @@ def test_rpc_call_scanner_finds_calls_and_keywords():
     source = (
         "def f(db, user, extra):\n"
         "    db.call('claim_jobs', worker_id='w', max_jobs=3)\n"
-        "    db.as_user(user).call(\"get_job\", job_id=1)\n"
+        '    db.as_user(user).call("get_job", job_id=1)\n'
         "    db.call('record_events', **extra)\n"
         "    db.call(name_from_variable, x=1)\n"
         "    call('not_an_attribute', y=2)\n"
@@ -399,6 +387,36 @@ def _python_sources() -> list[Path]:
     )
 
 
+def _signature_problems(
+    conn: psycopg.Connection, calls: list[tuple[str, int, str, set, bool]]
+) -> list[str]:
+    """Calls naming no function in schema public, or parameters that function does not take
+    (or leaving out one without a default, unless the call passes **kwargs)."""
+    rows = conn.execute(
+        "select p.proname, p.proargnames, p.proargmodes::text[], p.pronargs, p.pronargdefaults"
+        "  from pg_proc p where p.pronamespace = 'public'::regnamespace"
+    ).fetchall()
+    overloads: dict[str, list[tuple[list[str], set[str]]]] = {}
+    for name, argnames, modes, nargs, ndefaults in rows:
+        argnames = argnames or []
+        modes = modes or ["i"] * len(argnames)
+        inputs = [a for a, m in zip(argnames, modes, strict=True) if m in ("i", "b", "v")]
+        overloads.setdefault(name, []).append((inputs, set(inputs[: nargs - ndefaults])))
+
+    problems = []
+    for filename, line, fn, names, star in calls:
+        where = f"{filename}:{line} {fn}({', '.join(sorted(names))})"
+        if fn not in overloads:
+            problems.append(f"{where}: no function public.{fn}")
+        elif not any(
+            names <= set(inputs) and (star or required <= names)
+            for inputs, required in overloads[fn]
+        ):
+            signatures = [inputs for inputs, _ in overloads[fn]]
+            problems.append(f"{where}: parameters do not match {signatures}")
+    return problems
+
+
 def test_schema_from_zero_has_every_function_the_code_calls(empty_db_url):
     migrate.migrate(empty_db_url)
     calls = [
@@ -406,36 +424,36 @@ def test_schema_from_zero_has_every_function_the_code_calls(empty_db_url):
         for path in _python_sources()
         for call in find_rpc_calls(path.read_text(), str(path.relative_to(REPO_ROOT)))
     ]
-    if not calls:
-        pytest.skip("no `.call(\"fn\", ...)` sites in shared/ or functions/ yet")
-
     with psycopg.connect(empty_db_url) as conn:
-        rows = conn.execute(
-            "select p.proname, p.proargnames, p.proargmodes::text[], p.pronargs,"
-            "       p.pronargdefaults"
-            "  from pg_proc p where p.pronamespace = 'public'::regnamespace"
-        ).fetchall()
-    overloads: dict[str, list[tuple[list[str], set[str]]]] = {}
-    for name, argnames, modes, nargs, ndefaults in rows:
-        argnames = argnames or []
-        modes = modes or ["i"] * len(argnames)
-        inputs = [a for a, m in zip(argnames, modes, strict=True) if m in ("i", "b", "v")]
-        required = set(inputs[: nargs - ndefaults])
-        overloads.setdefault(name, []).append((inputs, required))
-
-    problems = []
-    for filename, line, fn, names, star in calls:
-        where = f"{filename}:{line} {fn}({', '.join(sorted(names))})"
-        if fn not in overloads:
-            problems.append(f"{where}: no function public.{fn}")
-            continue
-        if not any(
-            names <= set(inputs) and (star or required <= names)
-            for inputs, required in overloads[fn]
-        ):
-            signatures = [inputs for inputs, _ in overloads[fn]]
-            problems.append(f"{where}: parameters do not match {signatures}")
+        # The checker itself tells right from wrong...
+        assert (
+            _signature_problems(
+                conn,
+                [
+                    ("ok", 1, "claim_jobs", {"worker_id", "max_jobs"}, False),
+                    ("ok", 2, "create_upload", {"user_id"}, True),
+                ],
+            )
+            == []
+        )
+        assert (
+            len(
+                _signature_problems(
+                    conn,
+                    [
+                        ("bad", 1, "no_such_function", set(), False),
+                        ("bad", 2, "claim_jobs", {"worker_id", "max_job"}, False),
+                        ("bad", 3, "create_upload", {"user_id"}, False),
+                    ],
+                )
+            )
+            == 3
+        )
+        # ...and the code's calls all match the migrated schema.
+        problems = _signature_problems(conn, calls)
     assert not problems, "\n".join(problems)
+    if not calls:
+        pytest.skip('no `.call("fn", ...)` sites in shared/ or functions/ yet')
 
 
 def test_every_public_table_has_row_level_security(empty_db_url):
@@ -513,14 +531,6 @@ def test_split_drops_comment_only_statements_and_trailing_text():
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: shared/migrate.py split_statements treats E'...' strings like standard ones, "
-        "so a backslash-escaped quote (E'it\\'s') ends the string early and a ';' after it "
-        "splits the statement"
-    ),
-)
 def test_split_handles_escape_strings_with_backslash_quotes():
     text = r"select E'it\'s; here'; select 2"
     assert migrate.split_statements(text) == [r"select E'it\'s; here'", "select 2"]

@@ -12,12 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
+from supabase import create_client
 
 from shared import storage as storage_module
 from shared.config import get_settings, reset_settings
 from shared.errors import NotFound, Unavailable
 from shared.storage import LocalStorage, SupabaseStorage, make_storage
-from supabase import create_client
 
 SUPABASE_URL = "https://proj.supabase.test"
 OBJECTS = f"{SUPABASE_URL}/storage/v1/object"
