@@ -150,7 +150,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+
     from shared.demo import run_demo
+
+    logging.getLogger("docflow").setLevel(logging.WARNING)  # the walkthrough prints its own
 
     return run_demo(settings, _ensure_database(settings))
 
