@@ -71,24 +71,33 @@ def _check_names(fn: str, params: Mapping[str, Any]) -> None:
 
 
 class PostgresTransport:
-    """Direct SQL: `select public.fn(a => $1, ...)` in a transaction that first sets the role.
+    """Direct SQL: `select public.fn(a => $1, ...)`, one statement per call.
 
-    The role switch is transaction-local (`set_config(..., true)`), so the transport also works
-    behind a transaction-mode pooler. Both statements go out in one pipeline (one round trip).
+    Service calls are one autocommit statement (one round trip) as `service_role`, set once per
+    connection (DB_SET_SERVICE_ROLE), or as the login role itself. User calls run in a
+    transaction that first switches to `authenticated` with the caller's claims, all sent in one
+    pipeline; the switch is transaction-local, so it never outlives the call.
     """
 
     def __init__(self, conninfo: str, settings: Settings) -> None:
+        set_role = settings.db_set_service_role
+
+        def configure(conn: psycopg.Connection[Any]) -> None:
+            if set_role:
+                conn.execute("set role service_role")
+
         self._pool = ConnectionPool(
             conninfo,
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
             timeout=settings.db_connect_timeout,
             kwargs={
-                "autocommit": False,
+                "autocommit": True,
                 "prepare_threshold": 5 if settings.db_prepared_statements else None,
                 "connect_timeout": max(1, int(settings.db_connect_timeout)),
                 "application_name": "docflow",
             },
+            configure=configure,
             open=False,
             name="docflow",
         )
@@ -119,19 +128,20 @@ class PostgresTransport:
         _check_names(fn, params)
         self._open()
         values = {k: Jsonb(v) if isinstance(v, dict | list) else v for k, v in params.items()}
-        role = "authenticated" if user else "service_role"
-        claims = json.dumps(dict(user.claims)) if user else ""
         query = self._query(fn, tuple(values))
         try:
             with self._pool.connection() as conn:
-                with conn.pipeline():
-                    conn.execute(
-                        "select set_config('role', %s, true),"
-                        " set_config('request.jwt.claims', %s, true)",
-                        (role, claims),
-                    )
-                    cur = conn.execute(query, values)
-                row = cur.fetchone()
+                if user is None:
+                    row = conn.execute(query, values).fetchone()
+                else:
+                    with conn.pipeline(), conn.transaction():
+                        conn.execute(
+                            "select set_config('role', 'authenticated', true),"
+                            " set_config('request.jwt.claims', %s, true)",
+                            (json.dumps(dict(user.claims)),),
+                        )
+                        cur = conn.execute(query, values)
+                    row = cur.fetchone()
                 return row[0] if row else None
         except PoolTimeout as exc:
             raise Unavailable("database busy or unreachable", retry_after=5) from exc

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     db_connect_timeout: float = Field(default=5.0, gt=0)
     # Server-side prepared statements; turn off behind a transaction-mode pooler.
     db_prepared_statements: bool = True
+    # Service calls run as `service_role` (SET ROLE once per connection). Off: they run as the
+    # login role itself (the migration owner), which is what to use behind a transaction-mode
+    # pooler, where a session-level SET would outlive our transaction.
+    db_set_service_role: bool = True
+    # Workers LISTEN for new jobs (and poll as a fallback). Off behind a transaction pooler.
+    worker_listen: bool = True
     local_pg_port: int = Field(default=54329, ge=1024, le=65535)
     local_pg_dir: Path = LOCAL_DIR / "pg"
     local_pg_os_user: str | None = None

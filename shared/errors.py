@@ -95,10 +95,11 @@ class DatabaseError(DocflowError):
     default_code = "database_error"
 
 
-# SQL functions raise with SQLSTATE class "DF" (ours): DF400, DF403, DF404, DF409, DF422,
+# SQL functions raise with SQLSTATE class "DF" (ours): DF400, DF401, DF403, DF404, DF409, DF422,
 # DF429. HINT carries the machine-readable code, DETAIL optional JSON (e.g. retry_after).
 _SQLSTATE: dict[str, type[DocflowError]] = {
     "DF400": BadRequest,
+    "DF401": Unauthorized,
     "DF403": Forbidden,
     "DF404": NotFound,
     "DF409": Conflict,

@@ -27,6 +27,7 @@ from shared.errors import (
 
 DF_CODES = [
     ("DF400", BadRequest, 400),
+    ("DF401", Unauthorized, 401),
     ("DF403", Forbidden, 403),
     ("DF404", NotFound, 404),
     ("DF409", Conflict, 409),
