@@ -9,9 +9,26 @@ from shared import queue
 from shared.auth import authenticate
 from shared.client import get_db
 from shared.config import get_settings
+from shared.errors import Unprocessable
 from shared.http import Router, json_response, path_uuid
 
 router = Router("jobs")
+
+
+@router.route("GET", "/jobs")
+def list_jobs(request: flask.Request) -> flask.Response:
+    user = authenticate(request.headers.get("Authorization"), get_settings())
+    try:
+        limit = int(request.args.get("limit", "50"))
+    except ValueError:
+        raise Unprocessable("limit must be an integer", code="invalid_limit") from None
+    page = queue.list_jobs(
+        get_db().as_user(user),
+        status=request.args.get("status") or None,
+        limit=limit,
+        cursor=request.args.get("cursor") or None,
+    )
+    return json_response(page)
 
 
 @router.route("GET", "/jobs/{job_id}")
@@ -19,6 +36,33 @@ def get_job(request: flask.Request, job_id: str) -> flask.Response:
     user = authenticate(request.headers.get("Authorization"), get_settings())
     job = queue.get_job(get_db().as_user(user), path_uuid(job_id, "job"))
     return json_response(job)
+
+
+@router.route("POST", "/jobs/{job_id}/cancel")
+def cancel_job(request: flask.Request, job_id: str) -> flask.Response:
+    user = authenticate(request.headers.get("Authorization"), get_settings())
+    db = get_db()
+    job = queue.get_job(db.as_user(user), path_uuid(job_id, "job"))  # owner or admin, or 404
+    answer = queue.cancel_job(db, job["id"])
+    return json_response(answer, 200 if answer["status"] == "cancelled" else 202)
+
+
+@router.route("POST", "/jobs/{job_id}/retry")
+def retry_job(request: flask.Request, job_id: str) -> flask.Response:
+    settings = get_settings()
+    user = authenticate(request.headers.get("Authorization"), settings)
+    db = get_db()
+    job = queue.get_job(db.as_user(user), path_uuid(job_id, "job"))
+    return json_response(queue.retry_job(db, settings, job["id"]), 202)
+
+
+@router.route("POST", "/documents/{document_id}/reanalyze")
+def reanalyze_document(request: flask.Request, document_id: str) -> flask.Response:
+    settings = get_settings()
+    user = authenticate(request.headers.get("Authorization"), settings)
+    db = get_db()
+    document = queue.get_document(db.as_user(user), path_uuid(document_id, "document"))
+    return json_response(queue.reanalyze_document(db, settings, document["id"]), 202)
 
 
 @router.route("GET", "/documents/{document_id}")

@@ -10,8 +10,7 @@ from shared.client import get_db
 from shared.config import get_settings
 from shared.errors import Unprocessable
 from shared.http import Router, json_body, json_response
-from shared.storage import get_storage
-from shared.worker import Worker
+from shared.worker import document_worker
 
 router = Router("process_jobs")
 
@@ -31,7 +30,10 @@ def run(request: flask.Request) -> flask.Response:
     body = json_body(request)
     max_jobs = int(_positive(body, "max_jobs", settings.process_max_jobs, 10_000))
     max_seconds = _positive(body, "max_seconds", settings.process_max_seconds, 3600)
-    report = Worker(get_db(), get_storage(), settings).drain(max_jobs, max_seconds)
+    # Recover stalled jobs first, then drain due jobs within the budget (no LISTEN here).
+    worker = document_worker(get_db(), settings)
+    worker.listen_url = None
+    report = worker.drain(max_jobs, max_seconds)
     return json_response(report.as_dict())
 
 

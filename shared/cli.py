@@ -121,12 +121,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _start_worker(settings: Settings, stop: threading.Event) -> threading.Thread:
+def _start_worker(
+    settings: Settings, stop: threading.Event, concurrency: int | None = None
+) -> threading.Thread:
     from shared.client import get_db
-    from shared.storage import get_storage
-    from shared.worker import Worker
+    from shared.worker import document_worker
 
-    worker = Worker(get_db(), get_storage(), settings)
+    worker = document_worker(get_db(), settings, concurrency=concurrency)
     thread = threading.Thread(
         target=worker.run_forever, args=(stop,), name="docflow-worker", daemon=True
     )
@@ -139,13 +140,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         _ensure_database(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    thread = _start_worker(settings, stop)
-    try:
-        while thread.is_alive():
-            thread.join(0.5)
-    except KeyboardInterrupt:
-        stop.set()
-        thread.join(10)
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    thread = _start_worker(settings, stop, args.concurrency)
+    # Stop claiming on SIGTERM/SIGINT, finish or release what is held, then exit.
+    while thread.is_alive():
+        thread.join(0.5)
     return 0
 
 
@@ -174,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run the long-running worker")
+    worker.add_argument("--concurrency", type=int, help="jobs at once (WORKER_CONCURRENCY)")
     worker.set_defaults(func=cmd_worker)
 
     token = sub.add_parser("token", help="mint a local user access token")

@@ -75,7 +75,14 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=60.0, ge=0)
     retry_jitter: float = Field(default=0.1, ge=0, le=1)
     worker_batch_size: int = Field(default=10, ge=1, le=1000)
+    worker_concurrency: int = Field(default=4, ge=1, le=256)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    progress_write_seconds: float = Field(default=1.0, ge=0)
+    stalled_sweep_seconds: float = Field(default=15.0, gt=0)
+    job_timeout_seconds: float = Field(default=300.0, gt=0)
+    worker_shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    reanalyze_interval_seconds: int = Field(default=3600, ge=0)
     process_max_jobs: int = Field(default=100, ge=1)
     process_max_seconds: float = Field(default=50.0, gt=0)
 
@@ -107,6 +114,8 @@ class Settings(BaseSettings):
                     f"{', '.join(n.upper() for n in missing)} required when "
                     "DB_TRANSPORT=rest or STORAGE_BACKEND=supabase"
                 )
+        if self.heartbeat_seconds >= self.job_lease_seconds:
+            raise ValueError("HEARTBEAT_SECONDS must be shorter than JOB_LEASE_SECONDS")
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("DB_POOL_MIN must not exceed DB_POOL_MAX")
         return self

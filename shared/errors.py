@@ -164,3 +164,21 @@ def from_sqlstate(
         retry_after=retry_after,
         details=extra,
     )
+
+
+class JobError(Exception):
+    """A processing failure with a reason code; recoverable ones are retried with backoff.
+
+    Not an HTTP error: the worker records it on the job (error code, message, recoverable).
+    """
+
+    def __init__(self, code: str, message: str, recoverable: bool = False) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.recoverable = recoverable
+
+
+class JobStopped(Exception):
+    """The job was cancelled, timed out, lost its lease or the worker is shutting down:
+    the handler should stop (raised by `JobContext.check()`)."""

@@ -93,6 +93,7 @@ def accept_upload(
             priority=priority,
             idempotency_key=idempotency_key,
             max_attempts=settings.job_max_attempts,
+            rate_limit_per_minute=settings.upload_rate_limit_per_minute,
         )
     except BaseException:
         _discard(storage, object_name)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from datetime import datetime
 from typing import Any
 
 from shared.client import Database, UserScope
-from shared.errors import NotFound
+from shared.config import Settings
+from shared.errors import NotFound, Unprocessable
 
 PRIORITIES = ("low", "normal", "high")
+STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
 
 
 def public_job(row: dict[str, Any]) -> dict[str, Any]:
@@ -61,3 +67,76 @@ def get_document(scope: Database | UserScope, document_id: str) -> dict[str, Any
         "created_at": row["created_at"],
         "latest_job": public_job(latest) if latest else None,
     }
+
+
+def list_jobs(
+    scope: UserScope, *, status: str | None, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """A page of the caller's jobs, newest first; `next_cursor` continues after the last one."""
+    if status is not None and status not in STATUSES:
+        raise Unprocessable(f"status must be one of {', '.join(STATUSES)}", code="invalid_status")
+    if not 1 <= limit <= 200:
+        raise Unprocessable("limit must be between 1 and 200", code="invalid_limit")
+    before_created_at, before_id = _decode_cursor(cursor) if cursor else (None, None)
+    rows = scope.call(
+        "list_jobs",
+        status=status,
+        max_rows=limit,
+        before_created_at=before_created_at,
+        before_id=before_id,
+    )
+    jobs = [public_job(r) for r in rows]
+    next_cursor = None
+    if len(rows) == limit:
+        last = rows[-1]
+        next_cursor = _encode_cursor(last["created_at"], last["id"])
+    return {"jobs": jobs, "next_cursor": next_cursor}
+
+
+def _encode_cursor(created_at: str, job_id: str) -> str:
+    raw = json.dumps([created_at, job_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, job_id = json.loads(raw)
+        datetime.fromisoformat(created_at)
+        return str(created_at), str(job_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise Unprocessable("invalid cursor", code="invalid_cursor") from None
+
+
+def cancel_job(db: Database, job_id: str) -> dict[str, Any]:
+    answer: dict[str, Any] = db.call("cancel_job", job_id=job_id)
+    return answer
+
+
+def retry_job(db: Database, settings: Settings, job_id: str) -> dict[str, Any]:
+    answer: dict[str, Any] = db.call(
+        "retry_job",
+        job_id=job_id,
+        max_attempts=settings.job_max_attempts,
+        rate_limit_per_minute=settings.upload_rate_limit_per_minute,
+    )
+    return answer
+
+
+def reanalyze_document(db: Database, settings: Settings, document_id: str) -> dict[str, Any]:
+    answer: dict[str, Any] = db.call(
+        "reanalyze_document",
+        document_id=document_id,
+        max_attempts=settings.job_max_attempts,
+        min_interval_seconds=settings.reanalyze_interval_seconds,
+        rate_limit_per_minute=settings.upload_rate_limit_per_minute,
+    )
+    return answer
+
+
+def enqueue_jobs(
+    db: Database, jobs: list[dict[str, Any]], *, source: str = "reanalyze"
+) -> list[str]:
+    """Bulk enqueue for existing documents (benchmarks, backfills): no HTTP rate limit."""
+    ids: list[str] = db.call("enqueue_jobs", jobs=jobs, source=source)
+    return ids

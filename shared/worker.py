@@ -1,27 +1,46 @@
-"""The worker: claim due jobs in batches, process each, complete or fail it (fenced).
+"""The worker engine: claim due jobs in batches, run them on a thread pool, heartbeat while they
+run, finish them in batches (fenced), sweep stalled jobs, shut down cleanly.
 
-`drain()` is what the `process_jobs` function runs within its budget; `run_forever()` is the
-long-running `docflow worker`.
+One engine, two ways to run it:
+- `Worker.run_forever(stop)`: the long-running `docflow worker`. Waits on LISTEN/NOTIFY
+  (`docflow_jobs`) with a polling fallback, sweeps stalled jobs every STALLED_SWEEP_SECONDS,
+  and on `stop` (SIGTERM) stops claiming, waits WORKER_SHUTDOWN_GRACE_SECONDS for running jobs
+  and releases the rest.
+- `Worker.drain(max_jobs, max_seconds)`: what `POST /process_jobs` runs: a stalled sweep, then
+  claim and run until nothing is due or the budget is spent; leftovers are released.
+
+A handler is `handler(job, ctx) -> result dict`. It reports progress with
+`ctx.report(stage, percent)` (written by the next heartbeat, throttled) and calls `ctx.check()`
+where it can stop: that raises `JobStopped` once the job was cancelled, timed out or lost its
+lease. It raises `JobError(code, message, recoverable)` to fail the attempt.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from shared import events, pipeline
+import psycopg
+
+from shared import events
 from shared.client import Database
 from shared.config import Settings
-from shared.errors import Conflict, DocflowError
+from shared.errors import DocflowError, JobError, JobStopped
 from shared.log import get_logger, log_context
-from shared.storage import Storage
 
 log = get_logger("worker")
+
+Handler = Callable[[dict[str, Any], "JobContext"], dict[str, Any]]
+CHANNEL = "docflow_jobs"
 
 
 def new_worker_id() -> str:
@@ -34,102 +53,449 @@ class DrainReport:
     completed: int = 0
     failed: int = 0
     retried: int = 0
+    cancelled: int = 0
     lease_lost: int = 0
+    released: int = 0
+    stalled_recovered: int = 0
+    stalled_failed: int = 0
+    errors: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
 
+class JobContext:
+    """What a handler sees of its job: progress reporting and a stop signal."""
+
+    def __init__(self, job: dict[str, Any], worker: Worker) -> None:
+        self.job = job
+        self.id: str = job["id"]
+        self.attempt: int = job["attempts"]
+        self._worker = worker
+        self._stop = threading.Event()
+        self.stop_reason: str | None = None
+        self.stage: str | None = None
+        self.progress = 0
+        self.dirty = False
+        self.started: float | None = None  # monotonic, when the handler began
+        self.last_beat = time.monotonic()  # the claim set the lease
+        self.finished = False
+
+    @property
+    def db(self) -> Database:
+        return self._worker.db
+
+    def report(self, stage: str, progress: int) -> None:
+        """Record the stage and percent done; the heartbeat writes it (throttled)."""
+        self.stage, self.progress, self.dirty = stage, max(0, min(100, progress)), True
+        self._worker._heartbeat_nudge.set()
+        self.check()
+
+    def check(self) -> None:
+        if self._stop.is_set():
+            raise JobStopped(self.stop_reason or "stopped")
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def stop(self, reason: str) -> None:
+        if not self._stop.is_set():
+            self.stop_reason = reason
+            self._stop.set()
+
+
+# An outcome: ("complete", result) | ("fail", code, message, recoverable) | ("drop", reason)
+Outcome = tuple[Any, ...]
+
+
 class Worker:
     def __init__(
-        self, db: Database, storage: Storage, settings: Settings, worker_id: str | None = None
+        self,
+        db: Database,
+        settings: Settings,
+        handler: Handler,
+        *,
+        worker_id: str | None = None,
+        concurrency: int | None = None,
+        batch_size: int | None = None,
+        listen_url: str | None = None,
     ) -> None:
         self.db = db
-        self.storage = storage
         self.settings = settings
+        self.handler = handler
         self.worker_id = worker_id or new_worker_id()
+        self.concurrency = concurrency or settings.worker_concurrency
+        self.batch_size = batch_size or settings.worker_batch_size
+        self.listen_url = listen_url
+        self._lock = threading.Lock()
+        self._held: dict[str, JobContext] = {}
+        self._outcomes: list[tuple[JobContext, Outcome]] = []
+        self._wake = threading.Event()
+        self._heartbeat_nudge = threading.Event()
 
-    def _fail(self, job: dict[str, Any], code: str, message: str, recoverable: bool) -> str:
-        s = self.settings
-        answer = self.db.call(
-            "fail_job",
-            job_id=job["id"],
-            worker_id=self.worker_id,
-            attempt=job["attempts"],
-            error_code=code,
-            error_message=message,
-            recoverable=recoverable,
-            retry_initial_seconds=s.retry_initial_seconds,
-            retry_multiplier=s.retry_multiplier,
-            retry_max_seconds=s.retry_max_seconds,
-            retry_jitter=s.retry_jitter,
-        )
-        return str(answer["status"])
-
-    def run_one(self, job: dict[str, Any], report: DrainReport) -> None:
-        with log_context(job_id=job["id"], attempt=job["attempts"]):
-            try:
-                try:
-                    result = pipeline.process(job, self.db, self.storage)
-                except pipeline.JobError as err:
-                    status = self._fail(job, err.code, err.message, err.recoverable)
-                    log.info("job attempt failed", extra={"code": err.code, "status": status})
-                except DocflowError as err:
-                    # Database or storage trouble while processing: try again later.
-                    status = self._fail(job, err.code, err.message, True)
-                    log.warning("job attempt failed", extra={"code": err.code, "status": status})
-                except Exception as exc:
-                    status = self._fail(job, "internal_error", type(exc).__name__, True)
-                    log.exception("job attempt crashed")
-                else:
-                    self.db.call(
-                        "complete_job",
-                        job_id=job["id"],
-                        worker_id=self.worker_id,
-                        attempt=job["attempts"],
-                        result=result,
-                    )
-                    status = "completed"
-            except Conflict:
-                report.lease_lost += 1
-                log.warning("lease lost; result discarded")
-                return
-            if status == "completed":
-                report.completed += 1
-            elif status == "pending":
-                report.retried += 1
-            else:
-                report.failed += 1
+    # --- the two ways to run ------------------------------------------------------------------
 
     def drain(self, max_jobs: int, max_seconds: float) -> DrainReport:
-        """Claim and run due jobs until none are due, max_jobs ran, or max_seconds passed."""
+        """Sweep stalled jobs, then run due jobs until none are due or the budget is spent."""
         report = DrainReport()
-        deadline = time.monotonic() + max_seconds
-        while report.claimed < max_jobs and time.monotonic() < deadline:
-            batch = self.db.call(
-                "claim_jobs",
-                worker_id=self.worker_id,
-                max_jobs=min(self.settings.worker_batch_size, max_jobs - report.claimed),
-                lease_seconds=self.settings.job_lease_seconds,
-            )
-            if not batch:
-                break
-            report.claimed += len(batch)
-            for job in batch:
-                self.run_one(job, report)
+        self._sweep(report)
+        self._loop(
+            threading.Event(),
+            report,
+            max_jobs=max_jobs,
+            deadline=time.monotonic() + max_seconds,
+            exit_when_idle=True,
+        )
         events.flush()
         return report
 
-    def run_forever(self, stop: threading.Event) -> None:
-        log.info("worker started", extra={"worker_id": self.worker_id})
-        while not stop.is_set():
+    def run_forever(self, stop: threading.Event) -> DrainReport:
+        log.info(
+            "worker started", extra={"worker_id": self.worker_id, "concurrency": self.concurrency}
+        )
+        report = DrainReport()
+        self._loop(stop, report, max_jobs=None, deadline=None, exit_when_idle=False)
+        log.info("worker stopped", extra={"worker_id": self.worker_id, **report.as_dict()})
+        return report
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def _loop(
+        self,
+        stop: threading.Event,
+        report: DrainReport,
+        *,
+        max_jobs: int | None,
+        deadline: float | None,
+        exit_when_idle: bool,
+    ) -> None:
+        executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="docflow-job")
+        heartbeat_stop = threading.Event()
+        heartbeater = threading.Thread(
+            target=self._heartbeat_loop,
+            args=(heartbeat_stop,),
+            name="docflow-heartbeat",
+            daemon=True,
+        )
+        heartbeater.start()
+        listener = _Listener(self.listen_url) if self.listen_url and not exit_when_idle else None
+        next_sweep = time.monotonic() + self.settings.stalled_sweep_seconds
+        try:
+            while True:
+                self._flush(report)
+                left = math.inf if max_jobs is None else max_jobs - report.claimed
+                if stop.is_set() or left <= 0:
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if not exit_when_idle and time.monotonic() >= next_sweep:
+                    self._sweep(report)
+                    next_sweep = time.monotonic() + self.settings.stalled_sweep_seconds
+                with self._lock:
+                    held = len(self._held)
+                claimed: list[dict[str, Any]] = []
+                if held < self.concurrency:
+                    try:
+                        claimed = self._claim(int(min(self.batch_size, left)))
+                    except DocflowError as err:
+                        report.errors += 1
+                        log.warning("claim failed", extra={"code": err.code})
+                        if exit_when_idle:
+                            break
+                        stop.wait(self.settings.worker_poll_seconds)
+                        continue
+                    report.claimed += len(claimed)
+                    for job in claimed:
+                        ctx = JobContext(job, self)
+                        with self._lock:
+                            self._held[ctx.id] = ctx
+                        executor.submit(self._execute, ctx)
+                if claimed:
+                    continue
+                if held == 0:
+                    if exit_when_idle:
+                        break
+                    if listener is not None:
+                        listener.wait(self.settings.worker_poll_seconds, stop)
+                    else:
+                        stop.wait(self.settings.worker_poll_seconds)
+                else:
+                    self._wake.wait(0.5)
+                    self._wake.clear()
+        finally:
+            self._shutdown(report, deadline)
+            heartbeat_stop.set()
+            self._heartbeat_nudge.set()
+            executor.shutdown(wait=False, cancel_futures=True)
+            heartbeater.join(5)
+            if listener is not None:
+                listener.close()
+
+    def _claim(self, n: int) -> list[dict[str, Any]]:
+        jobs: list[dict[str, Any]] = self.db.call(
+            "claim_jobs",
+            worker_id=self.worker_id,
+            max_jobs=n,
+            lease_seconds=self.settings.job_lease_seconds,
+        )
+        return jobs
+
+    def _sweep(self, report: DrainReport) -> None:
+        try:
+            answer = self.db.call("recover_stalled_jobs")
+        except DocflowError as err:
+            report.errors += 1
+            log.warning("stalled sweep failed", extra={"code": err.code})
+            return
+        report.stalled_recovered += answer.get("recovered", 0)
+        report.stalled_failed += answer.get("failed", 0)
+        report.cancelled += answer.get("cancelled", 0)
+        if any(answer.values()):
+            log.info("stalled jobs swept", extra=answer)
+
+    def _shutdown(self, report: DrainReport, deadline: float | None) -> None:
+        """Stop claiming: wait (within the grace period) for held jobs, release the rest."""
+        grace_end = time.monotonic() + self.settings.worker_shutdown_grace_seconds
+        if deadline is not None:
+            grace_end = min(grace_end, max(deadline, time.monotonic()) + 1.0)
+        while True:
+            self._flush(report)
+            with self._lock:
+                if not self._held:
+                    return
+            if time.monotonic() >= grace_end:
+                break
+            self._wake.wait(0.1)
+            self._wake.clear()
+        with self._lock:
+            left = [ctx for ctx in self._held.values() if not ctx.finished]
+            for ctx in left:
+                ctx.stop("shutdown")
+                ctx.finished = True
+        if left:
             try:
-                report = self.drain(
-                    self.settings.process_max_jobs, self.settings.process_max_seconds
+                report.released += self.db.call(
+                    "release_jobs",
+                    worker_id=self.worker_id,
+                    jobs=[{"id": c.id, "attempt": c.attempt} for c in left],
                 )
             except DocflowError as err:
-                log.warning("worker cycle failed", extra={"code": err.code})
-                report = DrainReport()
-            if report.claimed == 0:
-                stop.wait(self.settings.worker_poll_seconds)
-        log.info("worker stopped", extra={"worker_id": self.worker_id})
+                report.errors += 1
+                log.warning(
+                    "release failed; the stalled sweep will recover the jobs",
+                    extra={"code": err.code, "jobs": len(left)},
+                )
+        with self._lock:
+            for ctx in left:
+                self._held.pop(ctx.id, None)
+        self._flush(report)
+
+    # --- running one job ------------------------------------------------------------------------
+
+    def _execute(self, ctx: JobContext) -> None:
+        if ctx.stopped:
+            return
+        ctx.started = time.monotonic()
+        with log_context(job_id=ctx.id, attempt=ctx.attempt):
+            outcome: Outcome
+            try:
+                result = self.handler(ctx.job, ctx)
+            except JobStopped as stopped:
+                outcome = ("drop", str(stopped))
+            except JobError as err:
+                outcome = ("fail", err.code, err.message, err.recoverable)
+            except DocflowError as err:
+                # Database or storage trouble while processing: try again later.
+                outcome = ("fail", err.code, err.message, True)
+            except Exception as exc:
+                log.exception("job crashed")
+                outcome = ("fail", "internal_error", type(exc).__name__, True)
+            else:
+                outcome = ("complete", result)
+            self._finish(ctx, outcome)
+
+    def _finish(self, ctx: JobContext, outcome: Outcome) -> None:
+        with self._lock:
+            if ctx.finished:
+                return
+            ctx.finished = True
+            self._outcomes.append((ctx, outcome))
+        self._wake.set()
+
+    def _flush(self, report: DrainReport) -> None:
+        """Send finished outcomes: one complete_jobs and one fail_jobs call per flush."""
+        with self._lock:
+            outcomes, self._outcomes = self._outcomes, []
+        if not outcomes:
+            return
+        completions = [
+            {"id": c.id, "attempt": c.attempt, "result": o[1]}
+            for c, o in outcomes
+            if o[0] == "complete"
+        ]
+        failures = [
+            {
+                "id": c.id,
+                "attempt": c.attempt,
+                "error_code": o[1],
+                "error_message": o[2],
+                "recoverable": o[3],
+            }
+            for c, o in outcomes
+            if o[0] == "fail"
+        ]
+        try:
+            if completions:
+                done = self.db.call(
+                    "complete_jobs", worker_id=self.worker_id, completions=completions
+                )
+                report.completed += len(done["completed"])
+                report.cancelled += len(done["cancelled"])
+                report.lease_lost += len(done["lost"])
+                if done["lost"]:
+                    log.warning("results discarded: lease lost", extra={"jobs": done["lost"]})
+            if failures:
+                s = self.settings
+                answer = self.db.call(
+                    "fail_jobs",
+                    worker_id=self.worker_id,
+                    failures=failures,
+                    retry_initial_seconds=s.retry_initial_seconds,
+                    retry_multiplier=s.retry_multiplier,
+                    retry_max_seconds=s.retry_max_seconds,
+                    retry_jitter=s.retry_jitter,
+                )
+                for job_id, state in answer["jobs"].items():
+                    status = state["status"]
+                    if status == "pending":
+                        report.retried += 1
+                    elif status == "cancelled":
+                        report.cancelled += 1
+                    else:
+                        report.failed += 1
+                    log.info("job attempt failed", extra={"job_id": job_id, "status": status})
+                report.lease_lost += len(answer["lost"])
+        except DocflowError as err:
+            # Keep them and try again next time round; if the database stays away, the leases
+            # expire and the sweep hands the jobs to someone else (our late finish is then
+            # fenced off and counted as lease_lost).
+            report.errors += 1
+            log.warning("finishing jobs failed; will retry", extra={"code": err.code})
+            with self._lock:
+                self._outcomes[:0] = [(c, o) for c, o in outcomes if o[0] != "drop"]
+            time.sleep(min(1.0, self.settings.worker_poll_seconds))
+            return
+        with self._lock:
+            for ctx, _ in outcomes:
+                self._held.pop(ctx.id, None)
+
+    # --- heartbeats and timeouts ------------------------------------------------------------------
+
+    def _heartbeat_loop(self, stop: threading.Event) -> None:
+        s = self.settings
+        tick = min(1.0, s.heartbeat_seconds, max(s.progress_write_seconds, 0.05))
+        while not stop.is_set():
+            self._heartbeat_nudge.wait(tick)
+            self._heartbeat_nudge.clear()
+            if stop.is_set():
+                return
+            try:
+                self._heartbeat_once()
+            except Exception:  # a heartbeat must never kill the worker
+                log.warning("heartbeat failed", exc_info=True)
+
+    def _heartbeat_once(self) -> None:
+        s = self.settings
+        now = time.monotonic()
+        with self._lock:
+            held = [c for c in self._held.values() if not c.finished]
+        due = []
+        for ctx in held:
+            if ctx.started is not None and now - ctx.started > s.job_timeout_seconds:
+                ctx.stop("timeout")
+                self._finish(
+                    ctx,
+                    (
+                        "fail",
+                        "timeout",
+                        f"the job ran longer than {s.job_timeout_seconds:g} s",
+                        False,
+                    ),
+                )
+                continue
+            since = now - ctx.last_beat
+            if since >= s.heartbeat_seconds or (ctx.dirty and since >= s.progress_write_seconds):
+                due.append(ctx)
+        if not due:
+            return
+        answer = self.db.call(
+            "heartbeat_jobs",
+            worker_id=self.worker_id,
+            jobs=[
+                {"id": c.id, "attempt": c.attempt, "stage": c.stage, "progress": c.progress}
+                for c in due
+            ],
+            lease_seconds=s.job_lease_seconds,
+        )
+        for ctx in due:
+            ctx.last_beat, ctx.dirty = now, False
+        by_id = {c.id: c for c in due}
+        for reason in ("cancelled", "lost"):
+            for job_id in answer[reason]:
+                ctx = by_id[job_id]
+                ctx.stop(reason)
+                self._finish(ctx, ("drop", reason))
+                log.info("job stopped", extra={"job_id": job_id, "reason": reason})
+
+
+class _Listener:
+    """LISTEN docflow_jobs on a dedicated connection; polling stays the fallback."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn: psycopg.Connection[Any] | None = None
+
+    def _connect(self) -> psycopg.Connection[Any] | None:
+        if self.conn is None or self.conn.closed:
+            try:
+                self.conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+                self.conn.execute(f"listen {CHANNEL}")
+            except psycopg.Error:
+                self.conn = None
+        return self.conn
+
+    def wait(self, timeout: float, stop: threading.Event) -> None:
+        conn = self._connect()
+        if conn is None:
+            stop.wait(timeout)
+            return
+        try:
+            for _ in conn.notifies(timeout=timeout, stop_after=1):
+                pass
+        except psycopg.Error:
+            self.close()
+            stop.wait(min(timeout, 1.0))
+
+    def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self.conn.close()
+            self.conn = None
+
+
+def document_worker(db: Database, settings: Settings, *, concurrency: int | None = None) -> Worker:
+    """The worker for document jobs, with LISTEN when the transport is direct Postgres."""
+    from shared import pipeline
+    from shared.storage import get_storage
+
+    listen_url = None
+    if settings.db_transport == "postgres" and settings.worker_listen:
+        listen_url = settings.effective_database_url()
+    return Worker(
+        db,
+        settings,
+        pipeline.handler(db, get_storage()),
+        concurrency=concurrency,
+        listen_url=listen_url,
+    )

@@ -524,13 +524,8 @@ def test_missing_object_fails_the_job_and_the_drain_goes_on(
 
     response = process(client_for("process_jobs"))
     assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.get_json() == {
-        "claimed": 2,
-        "completed": 1,
-        "failed": 1,
-        "retried": 0,
-        "lease_lost": 0,
-    }
+    report = {k: v for k, v in response.get_json().items() if v}
+    assert report == {"claimed": 2, "completed": 1, "failed": 1}
 
     jobs = client_for("jobs")
     job = jobs.get(f"/jobs/{broken['job_id']}", headers=bearer(user)).get_json()
