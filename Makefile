@@ -31,6 +31,12 @@ test: setup ## Run the whole test suite against a real local Postgres
 dev: setup ## Serve every function on http://127.0.0.1:8080/<route> with a worker, until Ctrl-C
 	$(BIN)/docflow serve --port 8080 --worker
 
+bench: setup ## Queue benchmark: bulk enqueue, no-op jobs end to end, vs raw SQL and Procrastinate
+	$(BIN)/python bench/queue_bench.py
+
+crash: setup ## Crash harness: SIGKILLed workers and a PostgreSQL restart lose no job
+	$(BIN)/python bench/crash.py
+
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -53,4 +59,4 @@ clean: ## Stop the local cluster and remove the venv and local data
 	-$(BIN)/docflow db stop
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help setup demo test dev lint fmt db-start db-stop db-reset clean
+.PHONY: help setup demo test dev bench crash lint fmt db-start db-stop db-reset clean

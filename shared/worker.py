@@ -41,6 +41,8 @@ log = get_logger("worker")
 
 Handler = Callable[[dict[str, Any], "JobContext"], dict[str, Any]]
 CHANNEL = "docflow_jobs"
+# Finished jobs are sent in batches: at most this long after the first of a batch finished.
+FLUSH_DELAY = 0.05
 
 
 def new_worker_id() -> str:
@@ -133,6 +135,7 @@ class Worker:
         self._outcomes: list[tuple[JobContext, Outcome]] = []
         self._wake = threading.Event()
         self._heartbeat_nudge = threading.Event()
+        self._first_outcome_at = 0.0
 
     # --- the two ways to run ------------------------------------------------------------------
 
@@ -183,7 +186,7 @@ class Worker:
         next_sweep = time.monotonic() + self.settings.stalled_sweep_seconds
         try:
             while True:
-                self._flush(report)
+                self._maybe_flush(report)
                 left = math.inf if max_jobs is None else max_jobs - report.claimed
                 if stop.is_set() or left <= 0:
                     break
@@ -194,8 +197,10 @@ class Worker:
                     next_sweep = time.monotonic() + self.settings.stalled_sweep_seconds
                 with self._lock:
                     held = len(self._held)
+                    running = held - len(self._outcomes)
                 claimed: list[dict[str, Any]] = []
-                if held < self.concurrency:
+                if running < self.concurrency:
+                    self._flush(report)  # finish what is done before taking more
                     try:
                         claimed = self._claim(int(min(self.batch_size, left)))
                     except DocflowError as err:
@@ -213,6 +218,8 @@ class Worker:
                         executor.submit(self._execute, ctx)
                 if claimed:
                     continue
+                with self._lock:
+                    held = len(self._held)
                 if held == 0:
                     if exit_when_idle:
                         break
@@ -221,7 +228,9 @@ class Worker:
                     else:
                         stop.wait(self.settings.worker_poll_seconds)
                 else:
-                    self._wake.wait(0.5)
+                    # Woken when a slot frees up; meanwhile finished jobs wait at most
+                    # FLUSH_DELAY to be sent together.
+                    self._wake.wait(FLUSH_DELAY)
                     self._wake.clear()
         finally:
             self._shutdown(report, deadline)
@@ -320,8 +329,22 @@ class Worker:
             if ctx.finished:
                 return
             ctx.finished = True
+            if not self._outcomes:
+                self._first_outcome_at = time.monotonic()
             self._outcomes.append((ctx, outcome))
-        self._wake.set()
+            free_slot = len(self._held) - len(self._outcomes) < self.concurrency
+        if free_slot:  # wake the loop only when it can do something: claim more
+            self._wake.set()
+
+    def _maybe_flush(self, report: DrainReport) -> None:
+        with self._lock:
+            pending = len(self._outcomes)
+            due = pending and (
+                pending >= len(self._held)
+                or time.monotonic() - self._first_outcome_at >= FLUSH_DELAY
+            )
+        if due:
+            self._flush(report)
 
     def _flush(self, report: DrainReport) -> None:
         """Send finished outcomes: one complete_jobs and one fail_jobs call per flush."""

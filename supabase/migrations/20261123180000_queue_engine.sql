@@ -515,7 +515,8 @@ begin
 end;
 $$;
 
--- Give jobs back on shutdown: pending again at once, the attempt not counted.
+-- Give jobs back on shutdown: pending again at once (keeping their place in the queue), the
+-- attempt not counted.
 -- jobs: [{id, attempt}]. Returns how many were released.
 create or replace function public.release_jobs(
   worker_id text,
@@ -537,7 +538,6 @@ begin
        set status = case when j.cancel_requested_at is null then 'pending' else 'cancelled' end,
            attempts = case when j.cancel_requested_at is null then j.attempts - 1
                            else j.attempts end,
-           run_at = v_now,
            completed_at = case when j.cancel_requested_at is null then null else v_now end,
            lease_owner = null,
            lease_expires_at = null,
@@ -560,6 +560,7 @@ $$;
 
 -- Stalled jobs: leases that expired (the worker crashed or hung). Back to pending when
 -- attempts remain, failed (`stalled`) when not, cancelled when cancellation was requested.
+-- A recovered job keeps its run_at, so it keeps its place at the front of the queue.
 create or replace function public.recover_stalled_jobs(
   max_jobs integer default 1000,
   now timestamptz default null
@@ -587,7 +588,6 @@ begin
   ), updated as (
     update public.processing_jobs j
        set status = s.next_status,
-           run_at = case when s.next_status = 'pending' then v_now else j.run_at end,
            lease_owner = null,
            lease_expires_at = null,
            error_code = case when s.next_status = 'cancelled' then j.error_code else 'stalled' end,
