@@ -166,24 +166,7 @@ def main() -> int:
                 break
             if not restarted_db and done >= args.jobs // 2:
                 print(f"{time.time() - started:6.1f}s  restarting PostgreSQL ({done} done)")
-                subprocess.run(
-                    [
-                        str(cluster.bindir / "pg_ctl"),
-                        "restart",
-                        "-D",
-                        str(cluster.data_dir),
-                        "-m",
-                        "fast",
-                        "-w",
-                        "-o",
-                        f"-p {cluster.port}",
-                        "-l",
-                        str(cluster.log_file),
-                    ],
-                    check=True,
-                    capture_output=True,
-                    preexec_fn=localdb._as_user(cluster),  # noqa: PLW1509
-                )
+                localdb.restart(cluster)
                 restarted_db = True
                 continue
             if time.time() >= next_kill:

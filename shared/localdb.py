@@ -275,6 +275,27 @@ def start(cluster: Cluster) -> bool:
     return True
 
 
+def restart(cluster: Cluster) -> None:
+    """Restart the running cluster (the crash harness uses it)."""
+    _run(
+        cluster,
+        [
+            str(cluster.bindir / "pg_ctl"),
+            "restart",
+            "-D",
+            str(cluster.data_dir),
+            "-l",
+            str(cluster.log_file),
+            "-o",
+            f"-p {cluster.port}",
+            "-m",
+            "fast",
+            "-w",
+        ],
+    )
+    _wait_ready(cluster)
+
+
 def _port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(1)
