@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -103,7 +104,7 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, job_id = json.loads(raw)
         datetime.fromisoformat(created_at)
-        return str(created_at), str(job_id)
+        return str(created_at), str(uuid.UUID(str(job_id)))
     except (ValueError, TypeError, binascii.Error):
         raise Unprocessable("invalid cursor", code="invalid_cursor") from None
 

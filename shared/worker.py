@@ -407,11 +407,25 @@ class Worker:
             log.warning("finishing jobs failed; will retry", extra={"code": err.code})
             with self._lock:
                 self._outcomes[:0] = [(c, o) for c, o in outcomes if o[0] != "drop"]
+                for ctx, outcome in outcomes:
+                    if outcome[0] == "drop":
+                        self._held.pop(ctx.id, None)
+            self._count_drops(report, outcomes)
             time.sleep(min(1.0, self.settings.worker_poll_seconds))
             return
+        self._count_drops(report, outcomes)
         with self._lock:
             for ctx, _ in outcomes:
                 self._held.pop(ctx.id, None)
+
+    @staticmethod
+    def _count_drops(report: DrainReport, outcomes: list[tuple[JobContext, Outcome]]) -> None:
+        """Jobs a heartbeat stopped: cancelled by the user, or lost to another attempt."""
+        for _, outcome in outcomes:
+            if outcome[0] == "drop" and outcome[1] == "cancelled":
+                report.cancelled += 1
+            elif outcome[0] == "drop" and outcome[1] == "lost":
+                report.lease_lost += 1
 
     # --- heartbeats and timeouts ------------------------------------------------------------------
 
@@ -493,9 +507,15 @@ class _Listener:
         if conn is None:
             stop.wait(timeout)
             return
+        # Wait in short slices so that a stop (SIGTERM) is seen within half a second.
+        deadline = time.monotonic() + timeout
         try:
-            for _ in conn.notifies(timeout=timeout, stop_after=1):
-                pass
+            while not stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                if any(True for _ in conn.notifies(timeout=min(left, 0.5), stop_after=1)):
+                    return
         except psycopg.Error:
             self.close()
             stop.wait(min(timeout, 1.0))

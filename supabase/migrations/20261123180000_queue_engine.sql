@@ -170,7 +170,8 @@ $$;
 
 -- Bulk enqueue for existing documents (benchmarks, backfills): no HTTP rate limit.
 -- jobs: [{document_id, priority?, options?, max_attempts?, run_at?}]. Returns the new job ids.
--- A document that already has an active job makes the whole batch fail (DF409).
+-- A document that already has an active job makes the whole batch fail (DF409), and so does
+-- an unknown document (DF404). Bulk jobs count toward their users' enqueue rate-limit window.
 create or replace function public.enqueue_jobs(
   jobs jsonb,
   source text default 'reanalyze',
@@ -209,6 +210,10 @@ begin
   )
   select coalesce(jsonb_agg(n.id), '[]'::jsonb) into v_ids
     from inserted n, logged;
+  if jsonb_array_length(v_ids) <> jsonb_array_length(enqueue_jobs.jobs) then
+    raise exception 'a document in the batch does not exist'
+      using errcode = 'DF404', hint = 'document_not_found';
+  end if;
   return v_ids;
 exception
   when unique_violation then
@@ -539,21 +544,27 @@ begin
            attempts = case when j.cancel_requested_at is null then j.attempts - 1
                            else j.attempts end,
            completed_at = case when j.cancel_requested_at is null then null else v_now end,
+           duration_ms = case when j.cancel_requested_at is null then j.duration_ms
+             else greatest(0, (extract(epoch from v_now - j.started_at) * 1000)::integer) end,
            lease_owner = null,
            lease_expires_at = null,
            updated_at = v_now
       from input i
      where j.id = i.id and j.attempts = i.attempt
        and j.status = 'processing' and j.lease_owner = release_jobs.worker_id
-    returning j.id, j.status, j.document_id, j.user_id, j.stage
+    returning j.id, j.status, j.document_id, j.user_id, j.stage, j.duration_ms
   ), logged as (
     select docflow_private.log_events(coalesce(jsonb_agg(jsonb_build_object(
              'event_type', case r.status when 'pending' then 'released' else 'cancelled' end,
              'document_id', r.document_id, 'user_id', r.user_id, 'job_id', r.id,
+             'duration_ms', case when r.status = 'cancelled' then r.duration_ms end,
              'stage', r.stage, 'created_at', v_now)), '[]'::jsonb)) as done
       from released r
   )
   select count(*) into v_count from released, logged;
+  if v_count > 0 then
+    perform pg_notify('docflow_jobs', '');  -- wake listening workers: these are due now
+  end if;
   return v_count;
 end;
 $$;
@@ -620,6 +631,9 @@ begin
            'cancelled', count(*) filter (where u.status = 'cancelled'))
     into v_out
     from updated u, logged;
+  if (v_out ->> 'recovered')::integer > 0 then
+    perform pg_notify('docflow_jobs', '');  -- wake listening workers: these are due now
+  end if;
   return v_out;
 end;
 $$;
