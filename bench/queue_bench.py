@@ -219,11 +219,16 @@ def bench_procrastinate(admin_url: str, n: int) -> dict[str, Any] | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--jobs", type=int, default=50_000)
     parser.add_argument("--enqueue-jobs", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--skip-defaults",
+        action="store_true",
+        help="skip the extra run with the shipped settings (batch 10, concurrency 4)",
+    )
     parser.add_argument("--procrastinate-jobs", type=int, default=5_000)
     parser.add_argument("--skip-procrastinate", action="store_true")
     parser.add_argument("--skip-raw", action="store_true")
@@ -270,6 +275,21 @@ def main() -> int:
         f"lifecycle events; W={args.workers} processes, batch {args.batch}, "
         f"concurrency {args.concurrency})"
     )
+
+    if not args.skip_defaults:
+        n = min(args.jobs, 20_000)
+        localdb.recreate_database(admin_url, DB)
+        migrate.migrate(url)
+        bench_enqueue(url, seed_documents(url, n))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("vacuum analyze")
+        shipped = bench_process(url, n, args.workers, 10, 4)
+        out["process_shipped_defaults"] = shipped
+        print(
+            f"docflow, shipped defaults (batch 10, concurrency 4): "
+            f"{shipped['jobs_per_s']:,.0f} jobs/s ({shipped['completed']:,}/{n:,}; "
+            f"W={args.workers})"
+        )
 
     if not args.skip_raw:
         for batch in (1, 10):
