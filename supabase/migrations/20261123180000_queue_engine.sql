@@ -293,6 +293,136 @@ begin
 end;
 $$;
 
+-- The hot path (claim, complete) writes its lifecycle events in the same statement as the
+-- transition. The guard is a savepoint around the whole call: if the event insert fails (a
+-- revoked grant, a CHECK), the transition is done again without events and a WARNING logged,
+-- so analytics can never block or fail the queue.
+
+create or replace function docflow_private.claim_rows(
+  worker_id text, max_jobs integer, lease_seconds integer, now timestamptz
+)
+returns table (
+  id uuid, document_id uuid, user_id uuid, priority text, priority_rank smallint,
+  attempts integer, max_attempts integer, options jsonb, source text, run_at timestamptz,
+  created_at timestamptz, lease_expires_at timestamptz
+)
+language sql
+set search_path = ''
+as $$
+  with due as (
+    select j.id
+      from public.processing_jobs j
+     where j.status = 'pending' and j.run_at <= claim_rows.now
+     order by j.priority_rank, j.run_at, j.id
+     limit greatest(claim_rows.max_jobs, 0)
+       for update skip locked
+  )
+  update public.processing_jobs j
+     set status = 'processing',
+         attempts = j.attempts + 1,
+         lease_owner = claim_rows.worker_id,
+         lease_expires_at = claim_rows.now + make_interval(secs => claim_rows.lease_seconds),
+         started_at = claim_rows.now,
+         stage = null,
+         progress = 0,
+         updated_at = claim_rows.now
+    from due
+   where j.id = due.id
+  returning j.id, j.document_id, j.user_id, j.priority, j.priority_rank, j.attempts,
+            j.max_attempts, j.options, j.source, j.run_at, j.created_at, j.lease_expires_at;
+$$;
+
+-- Claim up to max_jobs due jobs: highest priority first, then oldest run_at. Each claimed job
+-- gets a lease (owner + expiry) and its attempt number; SKIP LOCKED lets claimers run side by
+-- side without waiting on each other.
+create or replace function public.claim_jobs(
+  worker_id text,
+  max_jobs integer default 1,
+  lease_seconds integer default 30,
+  now timestamptz default null
+)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := coalesce(claim_jobs.now, pg_catalog.now());
+  v_jobs jsonb;
+begin
+  if claim_jobs.worker_id is null or claim_jobs.worker_id = '' then
+    raise exception 'worker_id is required' using errcode = 'DF422', hint = 'invalid_worker';
+  end if;
+  begin
+    with claimed as materialized (
+      select * from docflow_private.claim_rows(claim_jobs.worker_id, claim_jobs.max_jobs,
+                                               claim_jobs.lease_seconds, v_now)
+    ), logged as (
+      insert into public.document_processing_events
+        (document_id, user_id, job_id, event_type, details, created_at)
+      select c.document_id, c.user_id, c.id, 'processing_started',
+             jsonb_build_object('attempt', c.attempts), v_now
+        from claimed c
+    )
+    select coalesce(jsonb_agg(to_jsonb(c) - 'priority_rank'
+                              order by c.priority_rank, c.run_at, c.id), '[]'::jsonb)
+      into v_jobs
+      from claimed c;
+    return v_jobs;
+  exception when others then
+    raise warning 'docflow: processing_started events not recorded: % (SQLSTATE %)',
+      sqlerrm, sqlstate;
+  end;
+  select coalesce(jsonb_agg(to_jsonb(c) - 'priority_rank'
+                            order by c.priority_rank, c.run_at, c.id), '[]'::jsonb)
+    into v_jobs
+    from docflow_private.claim_rows(claim_jobs.worker_id, claim_jobs.max_jobs,
+                                    claim_jobs.lease_seconds, v_now) c;
+  return v_jobs;
+end;
+$$;
+
+create or replace function docflow_private.complete_rows(
+  worker_id text, completions jsonb, now timestamptz
+)
+returns table (
+  id uuid, status text, document_id uuid, user_id uuid, attempts integer, duration_ms integer,
+  stage text
+)
+language sql
+set search_path = ''
+as $$
+  with input as (
+    select x.id, x.attempt, x.result
+      from jsonb_to_recordset(complete_rows.completions)
+        as x(id uuid, attempt integer, result jsonb)
+  ), owned as (
+    select j.id, j.cancel_requested_at, i.result
+      from public.processing_jobs j
+      join input i on i.id = j.id and i.attempt = j.attempts
+     where j.status = 'processing' and j.lease_owner = complete_rows.worker_id
+     order by j.id
+       for update of j
+  )
+  update public.processing_jobs j
+     set status = case when o.cancel_requested_at is null then 'completed' else 'cancelled' end,
+         result = case when o.cancel_requested_at is null
+                       then coalesce(o.result, '{}'::jsonb) else j.result end,
+         stage = case when o.cancel_requested_at is null then 'finalizing' else j.stage end,
+         progress = case when o.cancel_requested_at is null then 100 else j.progress end,
+         lease_owner = null,
+         lease_expires_at = null,
+         error_code = null,
+         error_message = null,
+         error_recoverable = null,
+         completed_at = complete_rows.now,
+         duration_ms = greatest(0, (extract(epoch from complete_rows.now - j.started_at)
+                                    * 1000)::integer),
+         updated_at = complete_rows.now
+    from owned o
+   where j.id = o.id
+  returning j.id, j.status, j.document_id, j.user_id, j.attempts, j.duration_ms, j.stage;
+$$;
+
 -- Complete a batch of attempts. completions: [{id, attempt, result}]. Fenced: only rows still
 -- `processing`, leased by this worker, at that attempt. A job whose cancellation was requested
 -- ends `cancelled` (the user asked; the result is discarded). Returns the ids per outcome.
@@ -310,55 +440,38 @@ declare
   v_done jsonb;
   v_cancelled jsonb;
 begin
-  with input as (
-    select x.id, x.attempt, x.result
-      from jsonb_to_recordset(complete_jobs.completions)
-        as x(id uuid, attempt integer, result jsonb)
-  ), owned as (
-    select j.id, j.cancel_requested_at, i.result
-      from public.processing_jobs j
-      join input i on i.id = j.id and i.attempt = j.attempts
-     where j.status = 'processing' and j.lease_owner = complete_jobs.worker_id
-     order by j.id
-       for update of j
-  ), finished as (
-    update public.processing_jobs j
-       set status = case when o.cancel_requested_at is null then 'completed' else 'cancelled' end,
-           result = case when o.cancel_requested_at is null
-                         then coalesce(o.result, '{}'::jsonb) else j.result end,
-           stage = case when o.cancel_requested_at is null then 'finalizing' else j.stage end,
-           progress = case when o.cancel_requested_at is null then 100 else j.progress end,
-           lease_owner = null,
-           lease_expires_at = null,
-           error_code = null,
-           error_message = null,
-           error_recoverable = null,
-           completed_at = v_now,
-           duration_ms = greatest(0, (extract(epoch from v_now - j.started_at) * 1000)::integer),
-           updated_at = v_now
-      from owned o
-     where j.id = o.id
-    returning j.id, j.status, j.document_id, j.user_id, j.attempts, j.duration_ms, j.stage
-  ), logged as (
-    select docflow_private.log_events(coalesce(jsonb_agg(jsonb_build_object(
-             'event_type', f.status, 'document_id', f.document_id, 'user_id', f.user_id,
-             'job_id', f.id, 'duration_ms', f.duration_ms, 'created_at', v_now,
-             'stage', case when f.status = 'cancelled' then f.stage end,
-             'details', jsonb_build_object('attempt', f.attempts))), '[]'::jsonb)) as done
-      from finished f
-  )
-  select coalesce(jsonb_agg(f.id) filter (where f.status = 'completed'), '[]'::jsonb),
-         coalesce(jsonb_agg(f.id) filter (where f.status = 'cancelled'), '[]'::jsonb)
-    into v_done, v_cancelled
-    from finished f, logged;
-
+  begin
+    with finished as materialized (
+      select * from docflow_private.complete_rows(complete_jobs.worker_id,
+                                                  complete_jobs.completions, v_now)
+    ), logged as (
+      insert into public.document_processing_events
+        (document_id, user_id, job_id, event_type, duration_ms, stage, details, created_at)
+      select f.document_id, f.user_id, f.id, f.status, f.duration_ms,
+             case when f.status = 'cancelled' then f.stage end,
+             jsonb_build_object('attempt', f.attempts), v_now
+        from finished f
+    )
+    select coalesce(jsonb_agg(f.id) filter (where f.status = 'completed'), '[]'::jsonb),
+           coalesce(jsonb_agg(f.id) filter (where f.status = 'cancelled'), '[]'::jsonb)
+      into v_done, v_cancelled
+      from finished f;
+  exception when others then
+    raise warning 'docflow: completion events not recorded: % (SQLSTATE %)', sqlerrm, sqlstate;
+    select coalesce(jsonb_agg(f.id) filter (where f.status = 'completed'), '[]'::jsonb),
+           coalesce(jsonb_agg(f.id) filter (where f.status = 'cancelled'), '[]'::jsonb)
+      into v_done, v_cancelled
+      from docflow_private.complete_rows(complete_jobs.worker_id, complete_jobs.completions,
+                                         v_now) f;
+  end;
   return jsonb_build_object(
     'completed', v_done,
     'cancelled', v_cancelled,
     'lost', coalesce((
       select jsonb_agg(x.id)
         from jsonb_to_recordset(complete_jobs.completions) as x(id uuid)
-       where not v_done ? x.id::text and not v_cancelled ? x.id::text
+       where x.id not in (select f.value::uuid
+                            from jsonb_array_elements_text(v_done || v_cancelled) f)
     ), '[]'::jsonb)
   );
 end;
@@ -802,6 +915,8 @@ as $$
 $$;
 
 revoke execute on function
+  docflow_private.claim_rows(text, integer, integer, timestamptz),
+  docflow_private.complete_rows(text, jsonb, timestamptz),
   docflow_private.notify_jobs(),
   docflow_private.user_exists(uuid),
   docflow_private.enqueue_guard(uuid, integer, timestamptz),
@@ -820,6 +935,8 @@ revoke execute on function
   from public, anon, authenticated;
 
 grant execute on function
+  docflow_private.claim_rows(text, integer, integer, timestamptz),
+  docflow_private.complete_rows(text, jsonb, timestamptz),
   docflow_private.user_exists(uuid),
   docflow_private.enqueue_guard(uuid, integer, timestamptz),
   public.create_upload(uuid, text, text, bigint, text, text, text, text, integer, jsonb, integer,
