@@ -8,7 +8,7 @@ import functions_framework
 from shared.auth import check_scheduler_secret
 from shared.client import get_db
 from shared.config import get_settings
-from shared.errors import Unprocessable
+from shared.errors import Unavailable, Unprocessable
 from shared.http import Router, json_body, json_response
 from shared.worker import document_worker
 
@@ -34,6 +34,9 @@ def run(request: flask.Request) -> flask.Response:
     worker = document_worker(get_db(), settings)
     worker.listen_url = None
     report = worker.drain(max_jobs, max_seconds)
+    if report.errors and not report.claimed:
+        # Nothing could be done: tell the scheduler, so the run shows as failed.
+        raise Unavailable("the database is unavailable; nothing was processed", retry_after=30)
     return json_response(report.as_dict())
 
 

@@ -109,15 +109,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.db_transport == "postgres":
         _ensure_database(settings)
     stop = threading.Event()
-    if args.worker:
-        _start_worker(settings, stop)
+    worker = _start_worker(settings, stop) if args.worker else None
     print(
         f"docflow serving every function on http://{args.host}:{args.port}/<route>", file=sys.stderr
     )
     try:
         run_simple(args.host, args.port, create_app(), threaded=True, use_reloader=False)
     finally:
-        stop.set()
+        stop.set()  # the worker stops claiming, finishes or releases what it holds
+        if worker is not None:
+            worker.join(settings.worker_shutdown_grace_seconds + 5)
     return 0
 
 
@@ -158,6 +159,16 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, _ensure_database(settings))
 
 
+def _concurrency(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be an integer") from None
+    if not 1 <= n <= 256:
+        raise argparse.ArgumentTypeError("must be between 1 and 256")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="docflow", description="docflow backend tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -173,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run the long-running worker")
-    worker.add_argument("--concurrency", type=int, help="jobs at once (WORKER_CONCURRENCY)")
+    worker.add_argument(
+        "--concurrency", type=_concurrency, help="jobs at once, 1-256 (WORKER_CONCURRENCY)"
+    )
     worker.set_defaults(func=cmd_worker)
 
     token = sub.add_parser("token", help="mint a local user access token")

@@ -37,6 +37,7 @@ def public_job(row: dict[str, Any]) -> dict[str, Any]:
         "max_attempts": row.get("max_attempts"),
         "source": row.get("source"),
         "run_at": row.get("run_at"),
+        "cancel_requested": row.get("cancel_requested_at") is not None,
         "error": error,
         "result": row.get("result"),
         "created_at": row.get("created_at"),

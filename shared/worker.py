@@ -80,7 +80,8 @@ class JobContext:
         self.progress = 0
         self.dirty = False
         self.started: float | None = None  # monotonic, when the handler began
-        self.last_beat = time.monotonic()  # the claim set the lease
+        self.claimed_at = time.monotonic()
+        self.last_beat = self.claimed_at  # the claim set the lease
         self.finished = False
 
     @property
@@ -136,6 +137,7 @@ class Worker:
         self._wake = threading.Event()
         self._heartbeat_nudge = threading.Event()
         self._first_outcome_at = 0.0
+        self._tasks = 0  # handler tasks submitted and not yet returned
 
     # --- the two ways to run ------------------------------------------------------------------
 
@@ -196,10 +198,9 @@ class Worker:
                     self._sweep(report)
                     next_sweep = time.monotonic() + self.settings.stalled_sweep_seconds
                 with self._lock:
-                    held = len(self._held)
-                    running = held - len(self._outcomes)
+                    busy = self._tasks  # handlers running or queued (a stuck one stays busy)
                 claimed: list[dict[str, Any]] = []
-                if running < self.concurrency:
+                if busy < self.concurrency:
                     self._flush(report)  # finish what is done before taking more
                     try:
                         claimed = self._claim(int(min(self.batch_size, left)))
@@ -215,12 +216,13 @@ class Worker:
                         ctx = JobContext(job, self)
                         with self._lock:
                             self._held[ctx.id] = ctx
+                            self._tasks += 1
                         executor.submit(self._execute, ctx)
                 if claimed:
                     continue
                 with self._lock:
-                    held = len(self._held)
-                if held == 0:
+                    held, busy = len(self._held), self._tasks
+                if held == 0 and busy == 0:
                     if exit_when_idle:
                         break
                     if listener is not None:
@@ -233,7 +235,7 @@ class Worker:
                     self._wake.wait(FLUSH_DELAY)
                     self._wake.clear()
         finally:
-            self._shutdown(report, deadline)
+            self._shutdown(report, deadline, budgeted=exit_when_idle)
             heartbeat_stop.set()
             self._heartbeat_nudge.set()
             executor.shutdown(wait=False, cancel_futures=True)
@@ -263,8 +265,14 @@ class Worker:
         if any(answer.values()):
             log.info("stalled jobs swept", extra=answer)
 
-    def _shutdown(self, report: DrainReport, deadline: float | None) -> None:
-        """Stop claiming: wait (within the grace period) for held jobs, release the rest."""
+    def _shutdown(self, report: DrainReport, deadline: float | None, budgeted: bool) -> None:
+        """Stop claiming: wait (within the grace period) for held jobs, then give back the rest.
+
+        Jobs that never started are released (the attempt does not count). Jobs still running
+        are released too when the worker is shutting down; when a `process_jobs` budget ran
+        out (`budgeted`), they fail recoverably (`budget_exceeded`), so a job that can never fit
+        in the budget ends failed after its attempts instead of being released forever.
+        """
         grace_end = time.monotonic() + self.settings.worker_shutdown_grace_seconds
         if deadline is not None:
             grace_end = min(grace_end, max(deadline, time.monotonic()) + 1.0)
@@ -279,32 +287,49 @@ class Worker:
             self._wake.clear()
         with self._lock:
             left = [ctx for ctx in self._held.values() if not ctx.finished]
-            for ctx in left:
+        give_back = [c for c in left if not (budgeted and c.started is not None)]
+        for ctx in left:
+            if ctx in give_back:
+                with self._lock:
+                    ctx.finished = True
                 ctx.stop("shutdown")
-                ctx.finished = True
-        if left:
+            else:
+                ctx.stop("budget_exceeded")
+                self._finish(
+                    ctx, ("fail", "budget_exceeded", "the job outran the process_jobs budget", True)
+                )
+        if give_back:
             try:
                 report.released += self.db.call(
                     "release_jobs",
                     worker_id=self.worker_id,
-                    jobs=[{"id": c.id, "attempt": c.attempt} for c in left],
+                    jobs=[{"id": c.id, "attempt": c.attempt} for c in give_back],
                 )
             except DocflowError as err:
                 report.errors += 1
                 log.warning(
                     "release failed; the stalled sweep will recover the jobs",
-                    extra={"code": err.code, "jobs": len(left)},
+                    extra={"code": err.code, "jobs": len(give_back)},
                 )
         with self._lock:
-            for ctx in left:
+            for ctx in give_back:
                 self._held.pop(ctx.id, None)
         self._flush(report)
 
     # --- running one job ------------------------------------------------------------------------
 
     def _execute(self, ctx: JobContext) -> None:
-        if ctx.stopped:
-            return
+        try:
+            if not ctx.stopped:
+                self._run_handler(ctx)
+        finally:
+            with self._lock:
+                self._tasks -= 1
+                free = self._tasks < self.concurrency
+            if free:
+                self._wake.set()
+
+    def _run_handler(self, ctx: JobContext) -> None:
         ctx.started = time.monotonic()
         with log_context(job_id=ctx.id, attempt=ctx.attempt):
             outcome: Outcome
@@ -332,8 +357,8 @@ class Worker:
             if not self._outcomes:
                 self._first_outcome_at = time.monotonic()
             self._outcomes.append((ctx, outcome))
-            free_slot = len(self._held) - len(self._outcomes) < self.concurrency
-        if free_slot:  # wake the loop only when it can do something: claim more
+            everything_done = len(self._outcomes) >= len(self._held)
+        if everything_done:
             self._wake.set()
 
     def _maybe_flush(self, report: DrainReport) -> None:
@@ -448,7 +473,11 @@ class Worker:
         with self._lock:
             held = [c for c in self._held.values() if not c.finished]
         due = []
+        stale = []
         for ctx in held:
+            if ctx.started is None and now - ctx.claimed_at > s.job_timeout_seconds:
+                stale.append(ctx)  # every thread is stuck: give it back rather than hoard it
+                continue
             if ctx.started is not None and now - ctx.started > s.job_timeout_seconds:
                 ctx.stop("timeout")
                 self._finish(
@@ -464,6 +493,8 @@ class Worker:
             since = now - ctx.last_beat
             if since >= s.heartbeat_seconds or (ctx.dirty and since >= s.progress_write_seconds):
                 due.append(ctx)
+        if stale:
+            self._give_back(stale, "queued_too_long")
         if not due:
             return
         answer = self.db.call(
@@ -484,6 +515,23 @@ class Worker:
                 ctx.stop(reason)
                 self._finish(ctx, ("drop", reason))
                 log.info("job stopped", extra={"job_id": job_id, "reason": reason})
+
+    def _give_back(self, contexts: list[JobContext], reason: str) -> None:
+        with self._lock:
+            contexts = [c for c in contexts if not c.finished]
+            for ctx in contexts:
+                ctx.finished = True
+        for ctx in contexts:
+            ctx.stop(reason)
+        self.db.call(
+            "release_jobs",
+            worker_id=self.worker_id,
+            jobs=[{"id": c.id, "attempt": c.attempt} for c in contexts],
+        )
+        with self._lock:
+            for ctx in contexts:
+                self._held.pop(ctx.id, None)
+        log.warning("jobs given back", extra={"reason": reason, "jobs": len(contexts)})
 
 
 class _Listener:

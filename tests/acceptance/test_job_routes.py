@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from shared.client import reset_db
 from shared.config import reset_settings
 from tests.acceptance.test_skeleton import (
     ClientFor,
@@ -172,3 +173,32 @@ def test_upload_rate_limit_answers_429_with_retry_after(
     assert len(stored_objects()) == 2
     # Another user is not affected.
     assert upload(client_for("uploads"), other, b"Someone else.").status_code == 202
+
+
+def test_process_jobs_answers_503_when_the_database_is_down(
+    client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:1/postgres")
+    monkeypatch.setenv("DB_CONNECT_TIMEOUT", "1")
+    reset_settings()
+    reset_db()
+    response = process(client_for("process_jobs"))
+    error = assert_error(response, 503, "unavailable")
+    assert int(response.headers["Retry-After"]) == error["retry_after"]
+
+
+def test_a_cancel_request_shows_on_the_job(client_for: ClientFor, make_user: MakeUser, sql):
+    owner = make_user()
+    job_id = _job(client_for, owner)
+    jobs = client_for("jobs")
+    assert (
+        jobs.get(f"/jobs/{job_id}", headers=bearer(owner)).get_json()["cancel_requested"] is False
+    )
+    sql.execute(
+        "update processing_jobs set status = 'processing', attempts = 1, lease_owner = 'w',"
+        " lease_expires_at = now() + interval '30 seconds', started_at = now() where id = %s",
+        (job_id,),
+    )
+    assert jobs.post(f"/jobs/{job_id}/cancel", headers=bearer(owner)).status_code == 202
+    job = jobs.get(f"/jobs/{job_id}", headers=bearer(owner)).get_json()
+    assert (job["status"], job["cancel_requested"]) == ("processing", True)

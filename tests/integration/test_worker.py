@@ -689,9 +689,9 @@ def test_shutdown_lets_a_running_job_finish_within_the_grace_period(
     started, release, shutting_down = threading.Event(), threading.Event(), threading.Event()
 
     class ObservedWorker(Worker):
-        def _shutdown(self, report: DrainReport, deadline: float | None) -> None:
+        def _shutdown(self, report: DrainReport, deadline: float | None, budgeted: bool) -> None:
             shutting_down.set()
-            super()._shutdown(report, deadline)
+            super()._shutdown(report, deadline, budgeted)
 
     def handler(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         started.set()
@@ -918,3 +918,92 @@ def test_the_cli_worker_processes_an_upload_and_exits_cleanly_on_sigterm(
     assert row["status"] == "completed"
     assert row["result"]["words"] == len(TEXT.decode().split())
     assert row["result"]["summary"].startswith("Quarterly report for the harbour office.")
+
+
+# --- at the limits: budgets, hung handlers, a bad --concurrency ---------------------------
+
+
+def test_a_job_that_outruns_the_budget_fails_recoverably_instead_of_being_released(
+    db, user, sql, configure
+) -> None:
+    settings = configure(WORKER_SHUTDOWN_GRACE_SECONDS=0)
+    job_id = new_job(db, user)
+    release = threading.Event()
+
+    def handler(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        release.wait(PATIENCE)
+        return {}
+
+    try:
+        report = Worker(db, settings, handler, concurrency=1).drain(max_jobs=10, max_seconds=0.5)
+    finally:
+        release.set()
+    assert report.claimed == 1 and report.retried == 1 and report.released == 0
+    row = job_row(sql, job_id)
+    assert (row["status"], row["error_code"], row["error_recoverable"], row["attempts"]) == (
+        "pending",
+        "budget_exceeded",
+        True,
+        1,
+    )
+
+
+def test_a_job_that_never_started_is_released_when_the_budget_ends(
+    db, user, sql, configure
+) -> None:
+    settings = configure(WORKER_SHUTDOWN_GRACE_SECONDS=0)
+    first, second = new_job(db, user, priority="high"), new_job(db, user)
+    release = threading.Event()
+
+    def handler(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        release.wait(PATIENCE)
+        return {}
+
+    try:  # one thread, two jobs claimed in one batch: the second never starts
+        report = Worker(db, settings, handler, concurrency=1, batch_size=2).drain(10, 0.5)
+    finally:
+        release.set()
+    assert report.released == 1
+    row = job_row(sql, second)
+    assert (row["status"], row["attempts"], row["error_code"]) == ("pending", 0, None)
+    assert job_row(sql, first)["error_code"] == "budget_exceeded"
+
+
+def test_jobs_queued_behind_a_hung_handler_are_given_back(
+    db, user, sql, configure, background
+) -> None:
+    settings = configure(JOB_TIMEOUT_SECONDS=0.5)
+    hung, queued = new_job(db, user, priority="high"), new_job(db, user)
+    release, stop = threading.Event(), threading.Event()
+
+    def handler(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        if job["id"] == hung:
+            release.wait(PATIENCE)  # ignores ctx.check(): a truly stuck handler
+        return {}
+
+    worker = Worker(db, settings, handler, concurrency=1, batch_size=2)
+    run = background(worker.run_forever, stop, unblock=(stop, release))
+    # The hung job fails with `timeout`; the one queued behind it goes back to the queue
+    # instead of being held (and heartbeated) forever by a worker that cannot run it.
+    wait_until(lambda: job_row(sql, hung)["error_code"] == "timeout", "the timeout")
+    wait_until(
+        lambda: any(
+            r[0] == "released"
+            for r in sql.execute(
+                "select event_type from document_processing_events where job_id = %s", (queued,)
+            )
+        ),
+        "the queued job to be given back",
+    )
+    release.set()
+    stop.set()
+    run.join()
+    assert job_row(sql, hung)["status"] == "failed"
+
+
+def test_worker_refuses_a_bad_concurrency() -> None:
+    result = subprocess.run(
+        [".venv/bin/docflow", "worker", "--concurrency", "0"], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "between 1 and 256" in result.stderr
