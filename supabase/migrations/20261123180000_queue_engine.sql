@@ -293,6 +293,7 @@ begin
 end;
 $$;
 
+-- (claim_rows and complete_rows are PL/pgSQL, not SQL, so that their plans are cached.)
 -- The hot path (claim, complete) writes its lifecycle events in the same statement as the
 -- transition. The guard is a savepoint around the whole call: if the event insert fails (a
 -- revoked grant, a CHECK), the transition is done again without events and a WARNING logged,
@@ -306,9 +307,12 @@ returns table (
   attempts integer, max_attempts integer, options jsonb, source text, run_at timestamptz,
   created_at timestamptz, lease_expires_at timestamptz
 )
-language sql
+language plpgsql
 set search_path = ''
 as $$
+#variable_conflict use_column
+begin
+  return query
   with due as (
     select j.id
       from public.processing_jobs j
@@ -330,6 +334,7 @@ as $$
    where j.id = due.id
   returning j.id, j.document_id, j.user_id, j.priority, j.priority_rank, j.attempts,
             j.max_attempts, j.options, j.source, j.run_at, j.created_at, j.lease_expires_at;
+end;
 $$;
 
 -- Claim up to max_jobs due jobs: highest priority first, then oldest run_at. Each claimed job
@@ -388,9 +393,12 @@ returns table (
   id uuid, status text, document_id uuid, user_id uuid, attempts integer, duration_ms integer,
   stage text
 )
-language sql
+language plpgsql
 set search_path = ''
 as $$
+#variable_conflict use_column
+begin
+  return query
   with input as (
     select x.id, x.attempt, x.result
       from jsonb_to_recordset(complete_rows.completions)
@@ -421,6 +429,7 @@ as $$
     from owned o
    where j.id = o.id
   returning j.id, j.status, j.document_id, j.user_id, j.attempts, j.duration_ms, j.stage;
+end;
 $$;
 
 -- Complete a batch of attempts. completions: [{id, attempt, result}]. Fenced: only rows still
