@@ -9,8 +9,9 @@ from shared import queue
 from shared.auth import authenticate
 from shared.client import get_db
 from shared.config import get_settings
-from shared.errors import Unprocessable
+from shared.errors import NotFound, Unprocessable
 from shared.http import Router, json_response, path_uuid
+from shared.storage import get_storage
 
 router = Router("jobs")
 
@@ -54,6 +55,17 @@ def retry_job(request: flask.Request, job_id: str) -> flask.Response:
     db = get_db()
     job = queue.get_job(db.as_user(user), path_uuid(job_id, "job"))
     return json_response(queue.retry_job(db, settings, job["id"]), 202)
+
+
+@router.route("GET", "/documents/{document_id}/text")
+def get_document_text(request: flask.Request, document_id: str) -> flask.Response:
+    user = authenticate(request.headers.get("Authorization"), get_settings())
+    path = queue.document_text_path(get_db().as_user(user), path_uuid(document_id, "document"))
+    try:
+        text = get_storage().get(path)
+    except NotFound:
+        raise NotFound("no text extracted for this document yet", code="text_not_ready") from None
+    return flask.Response(text, mimetype="text/plain", content_type="text/plain; charset=utf-8")
 
 
 @router.route("POST", "/documents/{document_id}/reanalyze")

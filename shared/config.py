@@ -86,6 +86,25 @@ class Settings(BaseSettings):
     process_max_jobs: int = Field(default=100, ge=1)
     process_max_seconds: float = Field(default=50.0, gt=0)
 
+    # --- document pipeline --------------------------------------------------------------------
+    summarizer: Literal["extractive", "anthropic", "openai"] = "extractive"
+    summarizer_model: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    summarizer_timeout_seconds: float = Field(default=60.0, gt=0)
+    summarizer_max_input_tokens: int = Field(default=8000, ge=500)
+    summarizer_max_output_tokens: int = Field(default=512, ge=16)
+    summarizer_price_input_per_mtok: float = Field(default=0.0, ge=0)
+    summarizer_price_output_per_mtok: float = Field(default=0.0, ge=0)
+    extract_timeout_seconds: float = Field(default=60.0, gt=0)
+    extract_memory_mb: int = Field(default=1024, ge=64)
+    extract_max_pages: int = Field(default=1000, ge=1)
+    docx_max_entries: int = Field(default=1000, ge=1)
+    docx_max_uncompressed_mb: int = Field(default=100, ge=1)
+    docx_max_compression_ratio: float = Field(default=100.0, gt=1)
+
     # --- logging --------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -114,6 +133,10 @@ class Settings(BaseSettings):
                     f"{', '.join(n.upper() for n in missing)} required when "
                     "DB_TRANSPORT=rest or STORAGE_BACKEND=supabase"
                 )
+        if self.summarizer == "anthropic" and self.anthropic_api_key is None:
+            raise ValueError("ANTHROPIC_API_KEY required when SUMMARIZER=anthropic")
+        if self.summarizer == "openai" and self.openai_api_key is None:
+            raise ValueError("OPENAI_API_KEY required when SUMMARIZER=openai")
         if self.heartbeat_seconds >= self.job_lease_seconds:
             raise ValueError("HEARTBEAT_SECONDS must be shorter than JOB_LEASE_SECONDS")
         if self.db_pool_min > self.db_pool_max:

@@ -1,94 +1,175 @@
-"""Processing one job: read the stored file, extract its text, summarize, build the result.
+"""Processing one document job: validate, read, sniff, extract (sandboxed), summarize, store.
 
-The walking skeleton handles plain text: statistics and an extractive summary (the first
-sentences). Every step is timed; the result carries the fields of the contract (§5).
+Stages, reported with progress through the worker's heartbeat: validating, reading, parsing,
+extracting, analyzing, finalizing. The full extracted text goes to storage
+(`<user_id>/<document_id>.txt`), never into the job row; the result carries the figures of the
+contract (§5): pages, characters, words, detected type, extractor, summarizer, summary, key
+points, and the time each stage took.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from shared import extract, sandbox, sniff, summarize
 from shared.client import Database
+from shared.config import Settings
 from shared.errors import JobError, NotFound
-from shared.sniff import decode_text, sniff
 from shared.storage import Storage
 
 if TYPE_CHECKING:
     from shared.worker import Handler, JobContext
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+Extractor = Callable[[bytes, str, Settings], extract.Extraction]
+_WORD = re.compile(r"\w+")
 
 
-def summarize(text: str, max_sentences: int = 3, max_chars: int = 600) -> tuple[str, list[str]]:
-    sentences = [s.strip() for s in _SENTENCE.split(" ".join(text.split())) if s.strip()]
-    summary = " ".join(sentences[:max_sentences])[:max_chars]
-    key_points = [s[:200] for s in sentences[:5]]
-    return summary, key_points
+def limits_for(settings: Settings) -> tuple[extract.Limits, sandbox.SandboxLimits]:
+    return (
+        extract.Limits(
+            max_pages=settings.extract_max_pages,
+            docx_max_entries=settings.docx_max_entries,
+            docx_max_uncompressed_bytes=settings.docx_max_uncompressed_mb * 1024 * 1024,
+            docx_max_ratio=settings.docx_max_compression_ratio,
+        ),
+        sandbox.SandboxLimits(
+            timeout_seconds=settings.extract_timeout_seconds,
+            memory_bytes=settings.extract_memory_mb * 1024 * 1024,
+        ),
+    )
 
 
-def handler(db: Database, storage: Storage) -> Handler:
+def sandboxed_extract(data: bytes, content_type: str, settings: Settings) -> extract.Extraction:
+    """Extraction in a child process, under the sandbox's limits."""
+    limits, box = limits_for(settings)
+    return sandbox.run(extract.extract, data, content_type, limits, limits=box)
+
+
+def summarizer_config(settings: Settings) -> summarize.SummarizerConfig:
+    key = None
+    base_url = None
+    if settings.summarizer == "anthropic":
+        key, base_url = settings.anthropic_api_key, settings.anthropic_base_url
+    elif settings.summarizer == "openai":
+        key, base_url = settings.openai_api_key, settings.openai_base_url
+    return summarize.SummarizerConfig(
+        kind=settings.summarizer,
+        model=settings.summarizer_model,
+        api_key=key.get_secret_value() if key else None,
+        base_url=base_url,
+        timeout_seconds=settings.summarizer_timeout_seconds,
+        max_input_tokens=settings.summarizer_max_input_tokens,
+        max_output_tokens=settings.summarizer_max_output_tokens,
+        price_input_per_mtok=settings.summarizer_price_input_per_mtok,
+        price_output_per_mtok=settings.summarizer_price_output_per_mtok,
+    )
+
+
+@lru_cache(maxsize=4)
+def _summarizer(config: summarize.SummarizerConfig) -> summarize.Summarizer:
+    return summarize.make_summarizer(config)
+
+
+def text_path(user_id: str, document_id: str) -> str:
+    return f"{user_id}/{document_id}.txt"
+
+
+def handler(
+    db: Database,
+    storage: Storage,
+    settings: Settings,
+    *,
+    extractor: Extractor = sandboxed_extract,
+) -> Handler:
     """The worker's handler for document jobs."""
 
     def run(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-        return process(job, db, storage, ctx)
+        return process(job, db, storage, settings, ctx, extractor=extractor)
 
     return run
 
 
 def process(
-    job: dict[str, Any], db: Database, storage: Storage, ctx: JobContext | None = None
+    job: dict[str, Any],
+    db: Database,
+    storage: Storage,
+    settings: Settings,
+    ctx: JobContext | None = None,
+    *,
+    extractor: Extractor = sandboxed_extract,
 ) -> dict[str, Any]:
     timings: dict[str, float] = {}
+    running: list[tuple[str, float]] = []  # the stage being timed
 
-    def stage(name: str, progress: int) -> float:
-        if ctx is not None:
-            ctx.report(name, progress)
-        return time.perf_counter()
+    def stage(name: str | None, progress: int = 0) -> None:
+        """Close the running stage's timer; start `name` (None: the end)."""
+        now = time.perf_counter()
+        if running:
+            previous, started = running.pop()
+            timings[previous] = round((now - started) * 1000, 3)
+        if name is not None:
+            running.append((name, now))
+            if ctx is not None:
+                ctx.report(name, progress)
 
-    def timed(name: str, started: float) -> None:
-        timings[name] = round((time.perf_counter() - started) * 1000, 3)
-
-    t = stage("validating", 5)
+    stage("validating", 5)
     document = db.call("get_document", document_id=job["document_id"])
     if document is None:
         raise JobError("document_missing", "the document no longer exists")
-    timed("validating", t)
 
-    t = stage("reading", 20)
+    stage("reading", 15)
     try:
         data = storage.get(document["storage_path"])
     except NotFound:
         raise JobError("object_missing", "the stored file is missing") from None
-    timed("reading", t)
 
-    t = stage("parsing", 40)
-    detected = sniff(data)
-    if detected is None:
+    stage("parsing", 30)
+    content_type = sniff.sniff(data)
+    if content_type is None:
         raise JobError("unsupported_content", "the file is not a supported document type")
-    text = decode_text(data) or ""
-    timed("parsing", t)
 
-    t = stage("extracting", 60)
-    words = len(text.split())
-    timed("extracting", t)
+    stage("extracting", 45)
+    try:
+        extraction = extractor(data, content_type, settings)
+    except extract.ExtractionError as err:
+        raise JobError(err.code, err.message, recoverable=False) from None
+    text = extraction.text
+    has_text = bool(text.strip())
 
-    t = stage("analyzing", 80)
-    summary, key_points = summarize(text)
-    timed("analyzing", t)
-    stage("finalizing", 95)
+    stage("analyzing", 70)
+    if has_text:
+        summary = _summarizer(summarizer_config(settings)).summarize(text, title=extraction.title)
+        summary_result = summary.as_result()
+    else:  # a scanned PDF: nothing to summarize (OCR is out of scope)
+        summary_result = {
+            "summary": "",
+            "key_points": [],
+            "summarizer": settings.summarizer,
+            "model": None,
+        }
 
+    stage("finalizing", 90)
+    path = text_path(str(document["user_id"]), str(document["id"]))
+    storage.put(path, text.encode("utf-8"), "text/plain; charset=utf-8", overwrite=True)
+    db.call("set_document_text", document_id=document["id"], text_path=path)
+    stage(None)
+
+    meta = extraction.metadata()
     return {
-        "outcome": "ok" if text.strip() else "no_text",
-        "pages": 1,
+        "outcome": "ok" if has_text else "no_text",
+        "pages": extraction.pages,
         "characters": len(text),
-        "words": words,
-        "lines": text.count("\n") + (1 if text and not text.endswith("\n") else 0),
-        "detected_content_type": detected,
-        "extractor": "text",
-        "summarizer": "extractive",
-        "summary": summary,
-        "key_points": key_points,
+        "words": len(_WORD.findall(text)),
+        "detected_content_type": content_type,
+        "extractor": extraction.extractor,
+        "title": meta["title"],
+        "author": meta["author"],
+        "truncated": meta["truncated"],
+        **meta["details"],
+        **summary_result,
         "timings_ms": timings,
     }

@@ -110,6 +110,16 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
         raise Unprocessable("invalid cursor", code="invalid_cursor") from None
 
 
+def document_text_path(scope: UserScope, document_id: str) -> str:
+    """Where the document's extracted text is stored (404 until a job extracted it)."""
+    row = scope.call("get_document", document_id=document_id)
+    if row is None:
+        raise NotFound("document not found", code="document_not_found")
+    if not row.get("text_path"):
+        raise NotFound("no text extracted for this document yet", code="text_not_ready")
+    return str(row["text_path"])
+
+
 def cancel_job(db: Database, job_id: str) -> dict[str, Any]:
     answer: dict[str, Any] = db.call("cancel_job", job_id=job_id)
     return answer

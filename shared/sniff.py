@@ -1,38 +1,321 @@
 """Content detection from the bytes, never from the filename or the declared type.
 
-The walking skeleton accepts plain text only (UTF-8, or UTF-16 with a BOM); richer formats
-arrive with the document pipeline.
+`sniff(data)` answers one of `SUPPORTED` or None (unsupported: the job fails at once with
+`unsupported_content`). It runs on every upload, so it is cheap and bounded: binary formats
+are recognised by their signature (a DOCX only by the names in its ZIP central directory,
+nothing is decompressed), and text formats are classified on the first 64 KiB.
+
+Order of the checks:
+
+1. PDF: `%PDF-` followed by a version digit within the first 1024 bytes (readers accept junk
+   before the header, so we do too).
+2. ZIP (`PK\\x03\\x04` at offset 0): a DOCX when its central directory lists
+   `word/document.xml`, otherwise unsupported (as is a ZIP that cannot be opened).
+3. Other known binary signatures (PNG, JPEG, GIF, ELF, gzip, OLE2, ...): unsupported.
+4. Text (see `decode_text`): HTML, then CSV, then Markdown, else plain text. Anything that
+   does not decode as text is unsupported, and so is an SVG image (text, but an image).
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
+import io
+import re
+import zipfile
+from collections import Counter
 
+PDF = "application/pdf"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+HTML = "text/html"
+MARKDOWN = "text/markdown"
+CSV = "text/csv"
 TEXT_PLAIN = "text/plain"
+
+SUPPORTED = (PDF, DOCX, HTML, MARKDOWN, CSV, TEXT_PLAIN)
+TEXT_TYPES = (HTML, MARKDOWN, CSV, TEXT_PLAIN)
+
+_EXTENSIONS = {
+    PDF: ".pdf",
+    DOCX: ".docx",
+    HTML: ".html",
+    MARKDOWN: ".md",
+    CSV: ".csv",
+    TEXT_PLAIN: ".txt",
+}
+
+# How much of the text the classifiers look at.
+_SAMPLE_CHARS = 64 * 1024
+# Text may carry a few stray control characters (form feeds are fine); binary carries many.
+_MAX_CONTROL_RATIO = 0.01
+
+_PDF_HEADER = re.compile(rb"%PDF-\d")
+_PDF_HEADER_WINDOW = 1024
+_ZIP_LOCAL_HEADER = b"PK\x03\x04"
+_DOCX_MAIN_PART = "word/document.xml"
+
+# Signatures of binary formats we do not accept. Most of them would fail the text test
+# anyway (NUL bytes); listing them keeps a crafted header from passing as Latin-1 text.
+_BINARY_SIGNATURES = (
+    b"\x89PNG\r\n\x1a\n",  # PNG
+    b"\xff\xd8\xff",  # JPEG
+    b"GIF87a",  # GIF
+    b"GIF89a",
+    b"\x7fELF",  # ELF executables
+    b"\x1f\x8b",  # gzip
+    b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",  # OLE2 (legacy .doc/.xls)
+    b"7z\xbc\xaf\x27\x1c",  # 7-Zip
+    b"Rar!\x1a\x07",  # RAR
+    b"PK\x05\x06",  # empty ZIP
+    b"PK\x07\x08",  # spanned ZIP
+)
+
+# C0 control characters other than \t \n \f \r (bytes and code points alike).
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\f\r")
+_CONTROL_CHARS = re.compile("[" + re.escape(_CONTROL_BYTES.decode("ascii")) + "]")
+
+# --- HTML ---------------------------------------------------------------------------
+_HTML_DOCUMENT = re.compile(r"<!doctype\s+html\b|<html\b", re.IGNORECASE)
+_HTML_TAG = re.compile(
+    r"</?(?:html|head|body|title|meta|link|style|script|div|span|p|a|br|hr|img|"
+    r"h[1-6]|table|thead|tbody|tr|td|th|ul|ol|li|dl|dt|dd|section|article|header|"
+    r"footer|nav|main|aside|form|pre|code|blockquote|em|strong|b|i|u)(?=[\s/>])",
+    re.IGNORECASE,
+)
+_SVG_ROOT = re.compile(r"<svg\b", re.IGNORECASE)
+_HTML_HEAD_CHARS = 2048
+
+# --- CSV ----------------------------------------------------------------------------
+_CSV_DELIMITERS = (",", ";", "\t", "|")
+_CSV_SAMPLE_RECORDS = 20
+_CSV_MIN_CONSISTENCY = 0.9
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
+
+# --- Markdown -----------------------------------------------------------------------
+_MD_TABLE_RULE = re.compile(
+    r"^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)+\|?[ \t]*$", re.MULTILINE
+)
+_MARKDOWN_SIGNALS = (
+    # ATX headings, or setext headings (a text line underlined with === or ---)
+    re.compile(r"^#{1,6}[ \t]+\S|^[^\s].*\n(?:={3,}|-{3,})[ \t]*$", re.M),
+    # list items
+    re.compile(r"^[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+\S", re.M),
+    # fenced code
+    re.compile(r"^[ \t]{0,3}(?:```|~~~)", re.M),
+    # inline links and images
+    re.compile(r"!?\[[^\]\n]+\]\([^)\s]+(?:[ \t]+\"[^\"\n]*\")?\)"),
+    # strong emphasis
+    re.compile(r"\*\*[^*\s](?:[^*\n]*[^*\s])?\*\*|__[^_\s](?:[^_\n]*[^_\s])?__"),
+    # block quotes
+    re.compile(r"^[ \t]{0,3}>[ \t]", re.M),
+    # table delimiter rows
+    _MD_TABLE_RULE,
+)
+
+
+def extension_for(content_type: str) -> str:
+    """The file extension for a detected content type (".bin" for anything else)."""
+    return _EXTENSIONS.get(content_type, ".bin")
 
 
 def decode_text(data: bytes) -> str | None:
-    """The text of `data` if it is text (UTF-8 / UTF-16 with BOM), else None."""
+    """The text of `data` if it is text, else None.
+
+    A byte-order mark decides first (UTF-8, UTF-16 LE/BE); then strict UTF-8; then, when the
+    bytes still look like text, a single-byte fallback: Windows-1252 (the superset of
+    Latin-1 that browsers use for "latin1"), or Latin-1 itself for the few bytes 1252 leaves
+    undefined. Looking like text means no NUL and fewer than 1 % C0 control characters
+    other than tab, newline, form feed and carriage return.
+    """
     for bom, encoding in (
         (codecs.BOM_UTF8, "utf-8-sig"),
-        (codecs.BOM_UTF16_LE, "utf-16"),
-        (codecs.BOM_UTF16_BE, "utf-16"),
+        (codecs.BOM_UTF16_LE, "utf-16-le"),
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
     ):
         if data.startswith(bom):
             try:
-                return data.decode(encoding)
+                text = data[len(bom) :].decode(encoding)
             except UnicodeDecodeError:
                 return None
-    if b"\x00" in data:
+            return text if _chars_look_like_text(text) else None
+    if not _bytes_look_like_text(data):
         return None
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
-        return None
-    controls = sum(1 for ch in text[:4096] if ord(ch) < 32 and ch not in "\t\n\r\f")
-    return None if controls else text
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _too_many_controls(controls: int, total: int) -> bool:
+    return controls > 0 and controls >= total * _MAX_CONTROL_RATIO
+
+
+def _bytes_look_like_text(data: bytes) -> bool:
+    # In UTF-8 and single-byte encodings alike a C0 control byte is a C0 control character.
+    if b"\x00" in data:
+        return False
+    controls = len(data) - len(data.translate(None, _CONTROL_BYTES))
+    return not _too_many_controls(controls, len(data))
+
+
+def _chars_look_like_text(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    controls = _CONTROL_CHARS.subn("", text)[1]
+    return not _too_many_controls(controls, len(text))
 
 
 def sniff(data: bytes) -> str | None:
-    """The detected content type, or None when unsupported."""
-    return TEXT_PLAIN if decode_text(data) is not None else None
+    """The detected content type (one of `SUPPORTED`), or None when unsupported."""
+    if not data:
+        return None
+    header = _PDF_HEADER.search(data[: _PDF_HEADER_WINDOW + 8])
+    if header is not None and header.start() < _PDF_HEADER_WINDOW:
+        return PDF
+    if data.startswith(_ZIP_LOCAL_HEADER):
+        return DOCX if _zip_lists(data, _DOCX_MAIN_PART) else None
+    if data.startswith(_BINARY_SIGNATURES):
+        return None
+    text = decode_text(data)
+    if text is None or _SVG_ROOT.match(_strip_prolog(text[:_HTML_HEAD_CHARS])):
+        return None  # binary, or an SVG image
+    return classify_text(text)
+
+
+def _zip_lists(data: bytes, name: str) -> bool:
+    """Whether the ZIP's central directory names `name` (reads names only, inflates nothing)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return name in archive.namelist()
+    except Exception:  # any damage means "not a document we can read"
+        return False
+
+
+def classify_text(text: str) -> str:
+    """HTML, CSV, Markdown or plain text, from the first 64 KiB of decoded text."""
+    sample = _head(text)
+    if _is_html(sample):
+        return HTML
+    if _is_csv(sample):
+        return CSV
+    if _markdown_signals(sample) >= 2:
+        return MARKDOWN
+    return TEXT_PLAIN
+
+
+def _head(text: str) -> str:
+    """The first 64 KiB of `text`, without a cut-off line at the end."""
+    sample = text[:_SAMPLE_CHARS]
+    if len(text) > _SAMPLE_CHARS and "\n" in sample:
+        sample = sample[: sample.rindex("\n")]
+    return sample
+
+
+def _strip_prolog(text: str) -> str:
+    """Leading whitespace, XML declaration and comments removed."""
+    text = text.lstrip()
+    while True:
+        if text.startswith("<!--"):
+            end = text.find("-->", 4)
+            if end < 0:
+                return ""
+            text = text[end + 3 :].lstrip()
+        elif text.startswith("<?xml"):
+            end = text.find("?>", 5)
+            if end < 0:
+                return ""
+            text = text[end + 2 :].lstrip()
+        else:
+            return text
+
+
+def _is_html(sample: str) -> bool:
+    head = _strip_prolog(sample[: 4 * _HTML_HEAD_CHARS])[:_HTML_HEAD_CHARS]
+    if len(head) < 2 or head[0] != "<" or not (head[1].isalpha() or head[1] in "!/"):
+        return False
+    if _HTML_DOCUMENT.match(head):
+        return True
+    if _HTML_TAG.search(head) is None:
+        return False  # other XML is plain text
+    # A fragment (no doctype, no <html>). Markdown that opens with an HTML block, like the
+    # centred logo of many READMEs, stays Markdown.
+    return _markdown_signals(sample) < 2
+
+
+def _is_csv(sample: str) -> bool:
+    return csv_delimiter(sample) is not None
+
+
+def csv_delimiter(text: str) -> str | None:
+    """The delimiter (`,` `;` tab `|`) that makes the head of `text` a table, else None.
+
+    The same rule `sniff` uses to call text CSV, for extractors that want to agree with it.
+    """
+    sample = _head(text)
+    lines = [line for line in sample.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return None
+    table_rule = _MD_TABLE_RULE.search(sample) is not None
+    for delimiter in _CSV_DELIMITERS:
+        if delimiter == "|" and table_rule:
+            continue  # a Markdown table, not pipe-separated values
+        if not any(delimiter in line for line in lines[:_CSV_SAMPLE_RECORDS]):
+            continue
+        records = _csv_records(sample, delimiter)
+        if records is not None and _consistent_table(records, sample, delimiter):
+            return delimiter
+    return None
+
+
+def _csv_records(sample: str, delimiter: str) -> list[list[str]] | None:
+    records: list[list[str]] = []
+    try:
+        for record in csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter):
+            if not any(field.strip() for field in record):
+                continue
+            records.append(record)
+            if len(records) == _CSV_SAMPLE_RECORDS:
+                break
+    except csv.Error:
+        return None
+    return records
+
+
+def _consistent_table(records: list[list[str]], sample: str, delimiter: str) -> bool:
+    """Most records have the same number (>= 2) of fields, and they are values, not prose."""
+    if len(records) < 2:
+        return False
+    width, count = Counter(len(record) for record in records).most_common(1)[0]
+    if width < 2 or count < len(records) * _CSV_MIN_CONSISTENCY:
+        return False
+    rows = [record for record in records if len(record) == width]
+    # A fully quoted field next to a delimiter is CSV's own syntax: long fields are then
+    # free text columns, not sentences split at their commas.
+    d = re.escape(delimiter)
+    quoted = re.search(rf'(?:^|{d})"[^"\n]*"(?:{d}|$)', sample, re.MULTILINE) is not None
+    prose = sum(1 for record in rows if _looks_like_prose(record, delimiter, quoted))
+    return prose * 2 < len(rows)
+
+
+def _looks_like_prose(record: list[str], delimiter: str, quoted: bool) -> bool:
+    """A "record" that is a sentence cut at its delimiters rather than a row of values."""
+    if delimiter == "\t" and not record[0]:
+        return True  # tab-indented text
+    words = sum(len(field.split()) for field in record)
+    if not quoted and words > 4 * len(record):
+        return True
+    if delimiter in ",;":
+        # "We came, we saw, we left.": the continuation fields open with a space and the
+        # record ends like a sentence.
+        continued = sum(1 for field in record[1:] if field[:1] == " " and field[1:2].isalpha())
+        if continued * 2 >= len(record) - 1 and _SENTENCE_END.search(record[-1].rstrip()):
+            return True
+    return False
+
+
+def _markdown_signals(sample: str) -> int:
+    return sum(1 for pattern in _MARKDOWN_SIGNALS if pattern.search(sample))

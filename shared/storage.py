@@ -28,7 +28,8 @@ def _check_name(name: str) -> None:
 
 
 class Storage(Protocol):
-    def put(self, name: str, data: bytes, content_type: str) -> None: ...
+    def put(self, name: str, data: bytes, content_type: str, *, overwrite: bool = False) -> None:
+        """Store an object; refuse to replace an existing one unless `overwrite`."""
 
     def get(self, name: str) -> bytes: ...
 
@@ -47,8 +48,10 @@ class LocalStorage:
         _check_name(name)
         return self.root / name
 
-    def put(self, name: str, data: bytes, content_type: str) -> None:
+    def put(self, name: str, data: bytes, content_type: str, *, overwrite: bool = False) -> None:
         path = self._path(name)
+        if not overwrite and path.exists():
+            raise Conflict("the object already exists", code="object_exists")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
         try:
@@ -98,15 +101,10 @@ class SupabaseStorage:
         except httpx.TransportError as exc:
             raise Unavailable("storage unreachable", retry_after=5) from exc
 
-    def put(self, name: str, data: bytes, content_type: str) -> None:
+    def put(self, name: str, data: bytes, content_type: str, *, overwrite: bool = False) -> None:
         _check_name(name)
-        self._call(
-            "put",
-            self._bucket.upload,
-            name,
-            data,
-            {"content-type": content_type, "upsert": "false"},
-        )
+        options = {"content-type": content_type, "upsert": "true" if overwrite else "false"}
+        self._call("put", self._bucket.upload, name, data, options)
 
     def get(self, name: str) -> bytes:
         _check_name(name)

@@ -586,7 +586,7 @@ def document_worker(db: Database, settings: Settings, *, concurrency: int | None
     return Worker(
         db,
         settings,
-        pipeline.handler(db, get_storage()),
+        pipeline.handler(db, get_storage(), settings),
         concurrency=concurrency,
         listen_url=listen_url,
     )

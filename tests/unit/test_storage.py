@@ -16,7 +16,7 @@ from supabase import create_client
 
 from shared import storage as storage_module
 from shared.config import get_settings, reset_settings
-from shared.errors import NotFound, Unavailable
+from shared.errors import Conflict, NotFound, Unavailable
 from shared.storage import LocalStorage, SupabaseStorage, make_storage
 
 SUPABASE_URL = "https://proj.supabase.test"
@@ -86,9 +86,12 @@ def test_local_put_get_exists_delete(local: LocalStorage, tmp_path: Path) -> Non
         local.get(NAME)
 
 
-def test_local_put_overwrites(local: LocalStorage) -> None:
+def test_local_put_refuses_to_replace_unless_overwrite(local: LocalStorage) -> None:
     local.put(NAME, b"old", "text/plain")
-    local.put(NAME, b"new", "text/plain")
+    with pytest.raises(Conflict):
+        local.put(NAME, b"new", "text/plain")
+    assert local.get(NAME) == b"old"
+    local.put(NAME, b"new", "text/plain", overwrite=True)
     assert local.get(NAME) == b"new"
 
 
@@ -223,14 +226,14 @@ def test_local_failed_overwrite_keeps_the_old_object(
 
     with monkeypatch.context() as patched, pytest.raises(OSError):
         patched.setattr(storage_module.os, "replace", failing_replace)
-        local.put(NAME, b"new", "text/plain")
+        local.put(NAME, b"new", "text/plain", overwrite=True)
     assert local.get(NAME) == b"old complete object"
     assert _all_files(local.root) == [local.root / NAME]
 
 
 def test_local_bad_data_leaves_no_partial_file(local: LocalStorage) -> None:
     with pytest.raises(TypeError):
-        local.put(NAME, "not bytes", "text/plain")  # type: ignore[arg-type]
+        local.put(NAME, "not bytes", "text/plain", overwrite=True)  # type: ignore[arg-type]
     assert _all_files(local.root) == []
 
 
