@@ -44,7 +44,7 @@ def _walkthrough(settings: Settings, database_url: str, base: str) -> int:
     user = {"Authorization": f"Bearer {mint_token(settings, user_id)}"}
     admin = {"Authorization": f"Bearer {mint_token(settings, admin_id, admin=True)}"}
     scheduler = {"X-Scheduler-Secret": settings.scheduler_secret.get_secret_value()}
-    samples = sorted(p for p in SAMPLES.iterdir() if p.suffix in (".txt", ".md"))
+    samples = sample_paths()
 
     with httpx.Client(base_url=base, timeout=60) as http:
         print(f"docflow demo against {base}\n")
@@ -73,10 +73,14 @@ def _walkthrough(settings: Settings, database_url: str, base: str) -> int:
             result = job.get("result") or {}
             print(f"{name}: {job['status']} in {job['duration_ms']} ms")
             print(
-                f"  type {result.get('detected_content_type')}, {result.get('words')} words, "
+                f"  {result.get('detected_content_type')} via {result.get('extractor')}: "
+                f"{result.get('pages')} page(s), {result.get('words')} words, "
                 f"{result.get('characters')} characters"
             )
-            print(f"  summary: {result.get('summary')}\n")
+            print(f"  summary: {result.get('summary')}")
+            for point in result.get("key_points") or []:
+                print(f"    - {point}")
+            print()
 
         response = http.get("/admin/analytics", params={"window": "1h"}, headers=admin)
         _check(response, 200)
@@ -94,4 +98,5 @@ def _check(response: httpx.Response, status: int) -> None:
 
 
 def sample_paths() -> list[Path]:
-    return sorted(SAMPLES.iterdir())
+    """The readable samples (samples/bad/ holds the ones that must fail)."""
+    return sorted(p for p in SAMPLES.iterdir() if p.is_file() and p.suffix != ".py")

@@ -150,6 +150,8 @@ def extract_docx(data: bytes, limits: Limits) -> Extraction:
 
     try:
         document = docx.Document(io.BytesIO(data))
+    except MemoryError:
+        raise  # the sandbox reports it as resource_limit
     except Exception as exc:  # python-docx raises a variety of errors on bad packages
         raise ExtractionError(
             "malformed_document", f"unreadable DOCX ({type(exc).__name__})"

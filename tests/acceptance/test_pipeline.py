@@ -1,0 +1,198 @@
+"""The document pipeline end to end: every sample format over HTTP, the failure reasons, the
+text endpoint, and the worker surviving a hang and a bomb."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared import pipeline, sandbox
+from shared.client import Database
+from shared.config import Settings, get_settings, reset_settings
+from shared.extract import Extraction
+from shared.storage import get_storage
+from shared.worker import Worker
+from tests.acceptance.test_skeleton import (
+    ClientFor,
+    MakeUser,
+    assert_error,
+    bearer,
+    process,
+    upload,
+)
+from tests.unit import sandbox_targets
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+READABLE = {
+    # file: (detected type, extractor, a sentence that must be in the extracted text)
+    "annual-report.pdf": (
+        "application/pdf",
+        "pypdfium2",
+        "Fernhill Instruments had its strongest year",
+    ),
+    "board-minutes.docx": (
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "python-docx",
+        "The board of Fernhill Instruments met at the Leiden office",
+    ),
+    "product-faq.html": ("text/html", "html", "Answers to the questions our support team"),
+    "sales-q3.csv": ("text/csv", "csv", "region | product | units | revenue_eur | notes"),
+    "meeting-notes.md": ("text/markdown", "markdown", "The upload limit stays at 25 MiB"),
+    "quarterly-report.txt": ("text/plain", "text", "Revenue grew eleven percent"),
+}
+
+
+def _upload_sample(client_for: ClientFor, user, name: str) -> str:
+    response = upload(client_for("uploads"), user, (SAMPLES / name).read_bytes(), filename=name)
+    assert response.status_code == 202, response.get_data(as_text=True)
+    return str(response.get_json()["job_id"])
+
+
+def test_every_readable_format_end_to_end(client_for: ClientFor, make_user: MakeUser) -> None:
+    user = make_user()
+    jobs = {name: _upload_sample(client_for, user, name) for name in READABLE}
+    report = process(client_for("process_jobs")).get_json()
+    assert report["completed"] == len(READABLE), report
+
+    http = client_for("jobs")
+    for name, job_id in jobs.items():
+        content_type, extractor, sentence = READABLE[name]
+        job = http.get(f"/jobs/{job_id}", headers=bearer(user)).get_json()
+        result = job["result"]
+        assert (job["status"], job["progress"], job["stage"]) == ("completed", 100, "finalizing")
+        assert result["outcome"] == "ok"
+        assert result["detected_content_type"] == content_type
+        assert result["extractor"] == extractor
+        assert result["summarizer"] == "extractive"
+        assert result["summary"] and result["key_points"]
+        assert result["words"] > 20 and result["characters"] > result["words"]
+        assert result["pages"] >= 1
+        assert set(result["timings_ms"]) == {
+            "validating",
+            "reading",
+            "parsing",
+            "extracting",
+            "analyzing",
+            "finalizing",
+        }
+        # The full text is in storage and served by the text endpoint, not in the job row.
+        assert "text" not in result
+        text = http.get(f"/documents/{job['document_id']}/text", headers=bearer(user))
+        assert text.status_code == 200 and text.mimetype == "text/plain"
+        assert sentence in text.get_data(as_text=True)
+        assert len(text.get_data(as_text=True)) == result["characters"]
+
+    pdf = http.get(f"/jobs/{jobs['annual-report.pdf']}", headers=bearer(user)).get_json()
+    assert (pdf["result"]["pages"], pdf["result"]["title"]) == (4, "Annual Report 2026")
+    csv = http.get(f"/jobs/{jobs['sales-q3.csv']}", headers=bearer(user)).get_json()
+    assert (csv["result"]["rows"], csv["result"]["columns"]) == (12, 5)
+
+
+def test_a_scanned_pdf_completes_with_no_text(client_for: ClientFor, make_user: MakeUser):
+    user = make_user()
+    job_id = _upload_sample(client_for, user, "bad/scanned.pdf")
+    assert process(client_for("process_jobs")).get_json()["completed"] == 1
+    result = client_for("jobs").get(f"/jobs/{job_id}", headers=bearer(user)).get_json()["result"]
+    assert (result["outcome"], result["pages"], result["words"], result["summary"]) == (
+        "no_text",
+        2,
+        0,
+        "",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [("bad/truncated.pdf", "malformed_document"), ("bad/bomb.docx", "resource_limit")],
+)
+def test_unreadable_documents_fail_at_once_with_a_reason(
+    client_for: ClientFor, make_user: MakeUser, name: str, code: str
+) -> None:
+    user = make_user()
+    job_id = _upload_sample(client_for, user, name)
+    report = process(client_for("process_jobs")).get_json()
+    assert (report["failed"], report["retried"]) == (1, 0)
+    job = client_for("jobs").get(f"/jobs/{job_id}", headers=bearer(user)).get_json()
+    assert (job["status"], job["attempts"]) == ("failed", 1)
+    assert job["error"]["code"] == code and job["error"]["recoverable"] is False
+    text = client_for("jobs").get(f"/documents/{job['document_id']}/text", headers=bearer(user))
+    assert_error(text, 404, "text_not_ready")
+
+
+def test_an_image_is_refused_at_upload(client_for: ClientFor, make_user: MakeUser) -> None:
+    response = upload(client_for("uploads"), make_user(), (SAMPLES / "bad/image.png").read_bytes())
+    assert_error(response, 415, "unsupported_content")
+
+
+def test_another_users_text_is_404(client_for: ClientFor, make_user: MakeUser) -> None:
+    owner, stranger = make_user(), make_user()
+    job_id = _upload_sample(client_for, owner, "quarterly-report.txt")
+    process(client_for("process_jobs"))
+    http = client_for("jobs")
+    document_id = http.get(f"/jobs/{job_id}", headers=bearer(owner)).get_json()["document_id"]
+    assert_error(http.get(f"/documents/{document_id}/text", headers=bearer(stranger)), 404)
+
+
+# --- the worker survives -----------------------------------------------------------------
+
+
+def _hanging_extractor(data: bytes, content_type: str, settings: Settings) -> Extraction:
+    """A parser that never returns, run in the real sandbox under the real limits."""
+    _, box = pipeline.limits_for(settings)
+    return sandbox.run(sandbox_targets.hang, 3600, limits=box)  # type: ignore[return-value]
+
+
+def _jobs(client_for: ClientFor, user, names: list[str]) -> list[str]:
+    return [_upload_sample(client_for, user, name) for name in names]
+
+
+def _status(client_for: ClientFor, user, job_id: str) -> dict[str, Any]:
+    return client_for("jobs").get(f"/jobs/{job_id}", headers=bearer(user)).get_json()
+
+
+def test_the_worker_survives_a_hang(
+    client_for: ClientFor, make_user: MakeUser, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXTRACT_TIMEOUT_SECONDS", "1")
+    reset_settings()
+    settings = get_settings()
+    user = make_user()
+    hung, fine = _jobs(client_for, user, ["annual-report.pdf", "quarterly-report.txt"])
+
+    calls = threading.local()
+
+    def extractor(data: bytes, content_type: str, s: Settings) -> Extraction:
+        calls.n = getattr(calls, "n", 0) + 1
+        if content_type == "application/pdf":
+            return _hanging_extractor(data, content_type, s)
+        return pipeline.sandboxed_extract(data, content_type, s)
+
+    handler = pipeline.handler(db, get_storage(), settings, extractor=extractor)
+    # The budget bounds the test: a worker stuck on the hang would exhaust it instead.
+    report = Worker(db, settings, handler, concurrency=1, batch_size=1).drain(10, 30)
+    assert (report.completed, report.failed) == (1, 1), report
+    assert _status(client_for, user, hung)["error"]["code"] == "timeout"
+    assert _status(client_for, user, fine)["status"] == "completed"
+
+
+def test_the_worker_survives_a_bomb_that_gets_past_the_zip_checks(
+    client_for: ClientFor, make_user: MakeUser, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Loosen the zip limits so python-docx really inflates 200 MB: the memory limit stops it.
+    monkeypatch.setenv("DOCX_MAX_UNCOMPRESSED_MB", "10000")
+    monkeypatch.setenv("DOCX_MAX_COMPRESSION_RATIO", "100000")
+    monkeypatch.setenv("EXTRACT_MEMORY_MB", "160")
+    monkeypatch.setenv("EXTRACT_TIMEOUT_SECONDS", "30")
+    reset_settings()
+    settings = get_settings()
+    user = make_user()
+    bomb, fine = _jobs(client_for, user, ["bad/bomb.docx", "meeting-notes.md"])
+    handler = pipeline.handler(db, get_storage(), settings)
+    report = Worker(db, settings, handler, concurrency=1, batch_size=1).drain(10, 60)
+    assert (report.completed, report.failed) == (1, 1), report
+    assert _status(client_for, user, bomb)["error"]["code"] == "resource_limit"
+    assert _status(client_for, user, fine)["status"] == "completed"
