@@ -3,11 +3,15 @@ text endpoint, and the worker surviving a hang and a bomb."""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import respx
 
 from shared import pipeline, sandbox
 from shared.client import Database
@@ -196,3 +200,96 @@ def test_the_worker_survives_a_bomb_that_gets_past_the_zip_checks(
     assert (report.completed, report.failed) == (1, 1), report
     assert _status(client_for, user, bomb)["error"]["code"] == "resource_limit"
     assert _status(client_for, user, fine)["status"] == "completed"
+
+
+# --- stages while running, and an LLM summarizer through the queue --------------------------
+
+
+def test_the_stage_shows_on_the_job_while_it_runs(
+    client_for: ClientFor, make_user: MakeUser, db: Database
+) -> None:
+    settings = get_settings()
+    user = make_user()
+    [job_id] = _jobs(client_for, user, ["annual-report.pdf"])
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_extractor(data: bytes, content_type: str, s: Settings) -> Extraction:
+        inside.set()
+        release.wait(30)
+        return pipeline.sandboxed_extract(data, content_type, s)
+
+    handler = pipeline.handler(db, get_storage(), settings, extractor=slow_extractor)
+    worker = Worker(db, settings, handler, concurrency=1)
+    thread = threading.Thread(target=worker.drain, args=(10, 60), daemon=True)
+    thread.start()
+    try:
+        assert inside.wait(30)
+        # The report is written by the next heartbeat (PROGRESS_WRITE_SECONDS, default 1 s).
+        deadline = time.monotonic() + 30
+        while True:
+            job = _status(client_for, user, job_id)
+            if job["stage"] == "extracting" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert (job["status"], job["stage"], job["progress"]) == ("processing", "extracting", 45)
+    finally:
+        release.set()
+        thread.join(60)
+    assert _status(client_for, user, job_id)["status"] == "completed"
+
+
+def test_an_llm_summarizer_through_the_queue(
+    client_for: ClientFor, make_user: MakeUser, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUMMARIZER", "openai")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key-never-logged")
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://llm.example.test/v1")
+    monkeypatch.setenv("SUMMARIZER_PRICE_INPUT_PER_MTOK", "1.0")
+    monkeypatch.setenv("SUMMARIZER_PRICE_OUTPUT_PER_MTOK", "2.0")
+    monkeypatch.setenv("RETRY_INITIAL_SECONDS", "0")
+    monkeypatch.setenv("RETRY_JITTER", "0")
+    reset_settings()
+    user = make_user()
+    [job_id] = _jobs(client_for, user, ["quarterly-report.txt"])
+    reply = {
+        "choices": [
+            {
+                "message": {
+                    "content": json.dumps(
+                        {
+                            "summary": "Revenue grew; hiring is the risk.",
+                            "key_points": ["Revenue +11 %"],
+                        }
+                    )
+                }
+            }
+        ],
+        "usage": {"prompt_tokens": 400, "completion_tokens": 50},
+    }
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.post("https://llm.example.test/v1/chat/completions")
+        route.side_effect = [
+            httpx.Response(429, json={"error": {"type": "rate_limit"}}),
+            httpx.Response(200, json=reply),
+        ]
+        # The 429 is recoverable: the attempt goes back to the queue with backoff (0 s here),
+        # and the same drain runs it again.
+        report = process(client_for("process_jobs")).get_json()
+        assert (report["retried"], report["completed"], report["claimed"]) == (1, 1, 2), report
+    job = _status(client_for, user, job_id)
+    assert (job["status"], job["attempts"]) == ("completed", 2)
+    request = route.calls[-1].request
+    assert request.headers["Authorization"] == "Bearer sk-test-key-never-logged"
+    assert "Revenue grew eleven percent" in json.loads(request.content)["messages"][-1]["content"]
+    result = _status(client_for, user, job_id)["result"]
+    assert (result["summary"], result["key_points"]) == (
+        "Revenue grew; hiring is the risk.",
+        ["Revenue +11 %"],
+    )
+    assert (result["summarizer"], result["input_tokens"], result["output_tokens"]) == (
+        "openai",
+        400,
+        50,
+    )
+    assert result["cost_usd"] == pytest.approx(400 * 1.0 / 1e6 + 50 * 2.0 / 1e6)
+    assert "sk-test-key" not in json.dumps(_status(client_for, user, job_id))
