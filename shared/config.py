@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     summarizer_max_output_tokens: int = Field(default=512, ge=16)
     summarizer_price_input_per_mtok: float = Field(default=0.0, ge=0)
     summarizer_price_output_per_mtok: float = Field(default=0.0, ge=0)
-    extract_timeout_seconds: float = Field(default=60.0, gt=0)
+    extract_timeout_seconds: float = Field(default=30.0, gt=0)
     extract_memory_mb: int = Field(default=1024, ge=64)
     extract_max_pages: int = Field(default=1000, ge=1)
     docx_max_entries: int = Field(default=1000, ge=1)
@@ -114,6 +114,13 @@ class Settings(BaseSettings):
         if len(value.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters")
         return value
+
+    @field_validator("anthropic_base_url", "openai_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -285,6 +285,7 @@ def extract_csv(text: str) -> Extraction:
         has_header = csv.Sniffer().has_header(sample)
     except csv.Error:
         has_header = True
+    csv.field_size_limit(max(len(text), 131072))  # one field may be the whole file
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     rows = [r for r in reader if any(c.strip() for c in r)]
     columns = max((len(r) for r in rows), default=0)

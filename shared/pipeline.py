@@ -144,13 +144,10 @@ def process(
     if has_text:
         summary = _summarizer(summarizer_config(settings)).summarize(text, title=extraction.title)
         summary_result = summary.as_result()
-    else:  # a scanned PDF: nothing to summarize (OCR is out of scope)
-        summary_result = {
-            "summary": "",
-            "key_points": [],
-            "summarizer": settings.summarizer,
-            "model": None,
-        }
+    else:  # a scanned PDF: nothing to summarize (OCR is out of scope); same result shape
+        summary_result = summarize.Summary(
+            summary="", key_points=[], summarizer=settings.summarizer, model=None, chunks=0
+        ).as_result()
 
     stage("finalizing", 90)
     path = text_path(str(document["user_id"]), str(document["id"]))

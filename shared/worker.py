@@ -145,12 +145,16 @@ class Worker:
         """Sweep stalled jobs, then run due jobs until none are due or the budget is spent."""
         report = DrainReport()
         self._sweep(report)
+        started = time.monotonic()
         self._loop(
             threading.Event(),
             report,
             max_jobs=max_jobs,
-            deadline=time.monotonic() + max_seconds,
+            deadline=started + max_seconds,
             exit_when_idle=True,
+            # Leave the last fifth of the budget (at most 10 s) to finish what is running:
+            # a job claimed seconds before the end would only overrun and lose an attempt.
+            claim_until=started + max_seconds - min(10.0, 0.2 * max_seconds),
         )
         events.flush()
         return report
@@ -174,6 +178,7 @@ class Worker:
         max_jobs: int | None,
         deadline: float | None,
         exit_when_idle: bool,
+        claim_until: float | None = None,
     ) -> None:
         executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="docflow-job")
         heartbeat_stop = threading.Event()
@@ -200,7 +205,8 @@ class Worker:
                 with self._lock:
                     busy = self._tasks  # handlers running or queued (a stuck one stays busy)
                 claimed: list[dict[str, Any]] = []
-                if busy < self.concurrency:
+                may_claim = claim_until is None or time.monotonic() < claim_until
+                if busy < self.concurrency and may_claim:
                     self._flush(report)  # finish what is done before taking more
                     try:
                         claimed = self._claim(int(min(self.batch_size, left)))
