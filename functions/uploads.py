@@ -7,10 +7,10 @@ import functions_framework
 
 from shared import intake
 from shared.auth import authenticate
-from shared.client import get_db
-from shared.config import get_settings
-from shared.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from shared.http import Router, json_response
+from shared.client import UserContext, get_db
+from shared.config import Settings, get_settings
+from shared.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from shared.http import Router, json_body, json_response
 from shared.storage import get_storage
 
 router = Router("uploads")
@@ -23,14 +23,21 @@ MULTIPART_OVERHEAD = 64 * 1024
 def create_upload(request: flask.Request) -> flask.Response:
     settings = get_settings()
     user = authenticate(request.headers.get("Authorization"), settings)
+    if request.mimetype == "application/json":
+        return _register_stored(request, settings, user)
     if request.mimetype != "multipart/form-data":
-        raise UnsupportedMediaType("send the file as multipart/form-data", code="not_multipart")
+        raise UnsupportedMediaType(
+            'send the file as multipart/form-data, or JSON {"storage_path": ...}',
+            code="not_multipart",
+        )
     # A declared length over the limit is refused before reading a byte; a chunked body is
-    # cut off by read_limited() as soon as it passes the limit.
-    if (request.content_length or 0) > settings.max_upload_bytes + MULTIPART_OVERHEAD:
+    # cut off while it is read (werkzeug's max_content_length, then read_limited()).
+    limit = settings.max_upload_bytes + MULTIPART_OVERHEAD
+    if (request.content_length or 0) > limit:
         raise PayloadTooLarge(
             f"the upload exceeds the limit of {settings.max_upload_bytes} bytes", code="too_large"
         )
+    request.max_content_length = limit
     file = request.files.get("file")
     if file is None:
         raise BadRequest("multipart field 'file' is required", code="missing_file")
@@ -42,11 +49,42 @@ def create_upload(request: flask.Request) -> flask.Response:
         user,
         data=data,
         filename=file.filename,
+        declared_type=file.mimetype,
         priority=request.form.get("priority"),
         idempotency_key=request.headers.get("Idempotency-Key"),
     )
-    body = {k: answer[k] for k in ("document_id", "job_id", "status")}
-    return json_response(body, 202)
+    return _accepted(answer)
+
+
+def _register_stored(
+    request: flask.Request, settings: Settings, user: UserContext
+) -> flask.Response:
+    """The signed-upload flow: the object is already in the caller's folder of the bucket."""
+    body = json_body(request, optional=False)
+    storage = get_storage()
+    path, data = intake.read_stored(
+        storage, user, body.get("storage_path"), settings.max_stored_upload_bytes
+    )
+    priority = body.get("priority")
+    if priority is not None and not isinstance(priority, str):
+        raise Unprocessable("priority must be a string", code="invalid_priority")
+    filename = body.get("filename")
+    answer = intake.accept_upload(
+        get_db(),
+        storage,
+        settings,
+        user,
+        data=data,
+        filename=filename if isinstance(filename, str) else path.rsplit("/", 1)[-1],
+        priority=priority,
+        idempotency_key=request.headers.get("Idempotency-Key"),
+        stored_path=path,
+    )
+    return _accepted(answer)
+
+
+def _accepted(answer: dict[str, object]) -> flask.Response:
+    return json_response({k: answer[k] for k in ("document_id", "job_id", "status")}, 202)
 
 
 @functions_framework.http

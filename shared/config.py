@@ -12,7 +12,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigError
@@ -51,7 +58,11 @@ class Settings(BaseSettings):
     supabase_url: str | None = None
     supabase_anon_key: SecretStr | None = None
     supabase_service_role_key: SecretStr | None = None
-    supabase_jwt_secret: SecretStr
+    # HS256 tokens: the project's JWT secret. ES256/RS256 tokens: the project's JWKS
+    # (https://<ref>.supabase.co/auth/v1/.well-known/jwks.json). At least one must be set.
+    supabase_jwt_secret: SecretStr | None = None
+    jwks_url: str | None = Field(default=None, validate_default=True)
+    jwks_cache_seconds: int = Field(default=600, ge=1, le=600)
     jwt_audience: str = "authenticated"
     jwt_issuer: str | None = None
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
@@ -64,8 +75,15 @@ class Settings(BaseSettings):
     # --- HTTP -----------------------------------------------------------------------------
     scheduler_secret: SecretStr
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    # Objects registered through the signed-upload flow (`{"storage_path": ...}`).
+    max_stored_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
     upload_rate_limit_per_minute: int = Field(default=30, ge=0)
     cors_origins: str = ""
+
+    # --- command line (`docflow upload`, `docflow status`) ---------------------------------
+    # The base URL of docflow's HTTP API that the CLI talks to, and the user's access token.
+    api_url: str = "http://127.0.0.1:8080"
+    api_token: SecretStr | None = None
 
     # --- queue ----------------------------------------------------------------------------
     job_lease_seconds: int = Field(default=30, ge=1)
@@ -110,17 +128,31 @@ class Settings(BaseSettings):
 
     @field_validator("supabase_jwt_secret", "scheduler_secret")
     @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 32:
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters")
         return value
 
-    @field_validator("anthropic_base_url", "openai_base_url")
+    @field_validator("anthropic_base_url", "openai_base_url", "api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _jwks_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A field validator (not a model one), so that it is reported with any other bad setting.
+        # A secret that failed its own validation is missing from info.data: already reported.
+        if value is None and info.data.get("supabase_jwt_secret", "invalid") is None:
+            raise ValueError(
+                "SUPABASE_JWT_SECRET or JWKS_URL required: set the project's JWT secret (HS256 "
+                "tokens), its JWKS URL (ES256/RS256 tokens), or both"
+            )
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

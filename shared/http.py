@@ -169,6 +169,9 @@ class Router:
                 log.error("request failed", extra={"code": err.code, "error": err.message})
             return error_response(err)
         except RequestEntityTooLarge:
+            # Lift the limit again: functions-framework reads the rest of the body after the
+            # view (to drain the connection), and must not hit the same error there.
+            request.max_content_length = None
             limit = get_settings().max_upload_bytes
             return error_response(
                 PayloadTooLarge(f"the upload exceeds the limit of {limit} bytes", code="too_large")

@@ -51,7 +51,8 @@ READABLE = {
 
 
 def _upload_sample(client_for: ClientFor, user, name: str) -> str:
-    response = upload(client_for("uploads"), user, (SAMPLES / name).read_bytes(), filename=name)
+    path = SAMPLES / name
+    response = upload(client_for("uploads"), user, path.read_bytes(), filename=path.name)
     assert response.status_code == 202, response.get_data(as_text=True)
     return str(response.get_json()["job_id"])
 

@@ -344,9 +344,14 @@ def test_upload_that_is_not_multipart_is_415(
 ) -> None:
     user = make_user()
     response = client_for("uploads").post(
+        "/uploads", data=TEXT, content_type="text/plain", headers=bearer(user)
+    )
+    assert_error(response, 415, "not_multipart")
+    # JSON is the signed-upload flow, which needs a storage_path.
+    response = client_for("uploads").post(
         "/uploads", json={"file": TEXT.decode()}, headers=bearer(user)
     )
-    assert_error(response, 415)
+    assert_error(response, 422, "invalid_storage_path")
     assert count(sql, "documents") == 0
 
 
