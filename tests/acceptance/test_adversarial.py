@@ -627,3 +627,20 @@ def test_a_rejected_signed_upload_keeps_the_clients_object(
     ).fetchone()
     assert row == (f"{user.user_id}/big-report.pdf", "application/pdf", "big-report.pdf")
     assert len(stored_objects()) == 2  # nothing copied, nothing deleted
+
+
+def test_an_upload_with_the_database_down_is_503_and_keeps_no_object(
+    client_for: ClientFor, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.client import reset_db
+
+    user = make_user()
+    uploads = client_for("uploads")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:1/postgres")
+    monkeypatch.setenv("DB_CONNECT_TIMEOUT", "1")
+    reset_settings()
+    reset_db()
+    response = _multipart(uploads, user.token, TEXT)
+    error = assert_error(response, 503, "unavailable")
+    assert int(response.headers["Retry-After"]) == error["retry_after"] > 0
+    assert stored_objects() == []  # the object stored before the failed insert was deleted
