@@ -4,6 +4,8 @@
   docflow serve [--port 8080] [--worker]           every function on one port
   docflow worker                                   the long-running worker
   docflow token --user UUID [--admin]              mint a local user access token
+  docflow upload FILE... [--priority P] [--wait]   upload through the HTTP API (API_URL)
+  docflow status JOB_ID [--json]                   one job, through the HTTP API
   docflow demo                                     the end-to-end walkthrough (`make demo`)
 
 Errors print the message, not a traceback, and exit with status 1.
@@ -17,6 +19,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -24,6 +27,9 @@ from shared import localdb, migrate
 from shared.config import Settings, get_settings
 from shared.errors import ConfigError, DocflowError
 from shared.log import configure
+
+if TYPE_CHECKING:
+    from shared.apiclient import ApiClient
 
 
 def _local(settings: Settings) -> localdb.Cluster | None:
@@ -159,6 +165,162 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, _ensure_database(settings))
 
 
+# --- upload and status: clients of the HTTP API (API_URL, API_TOKEN) -----------------------
+
+# Upload errors about the file itself; any other error (401, 404 route, 429, 5xx) would hit
+# every remaining file too, so the command stops there.
+_FILE_ERRORS = (400, 409, 413, 415, 422)
+
+
+def _uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a UUID") from None
+
+
+def _positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number of seconds") from None
+    if not 0 < seconds <= 86400:
+        raise argparse.ArgumentTypeError("must be between 0 and 86400 seconds")
+    return seconds
+
+
+def _api_client(args: argparse.Namespace, settings: Settings) -> ApiClient:
+    """The API client as the user: --token, else --user (local: mint one), else API_TOKEN."""
+    from shared.apiclient import ApiClient
+
+    token: str | None = args.token
+    if token is None and args.user:
+        from shared.auth import mint_token
+
+        if settings.db_transport == "postgres":
+            localdb.ensure_auth_user(settings.effective_database_url(), args.user, None, False)
+        token = mint_token(settings, args.user)
+    if token is None and settings.api_token is not None:
+        token = settings.api_token.get_secret_value()
+    if not token:
+        raise ConfigError(
+            "no access token: set API_TOKEN, pass --token, or (local development) --user UUID"
+        )
+    return ApiClient(args.api_url or settings.api_url, token)
+
+
+def _summary_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rstrip() + "..."
+
+
+def _print_outcome(label: str, job: dict[str, Any] | None, job_id: str, timeout: float) -> bool:
+    """One job's ending; True when it completed."""
+    from shared.apiclient import TERMINAL_STATUSES
+
+    if job is None or job.get("status") not in TERMINAL_STATUSES:
+        status = job.get("status") if job else "unknown"
+        print(f"{label}: still {status} after {timeout:g} s (`docflow status {job_id}`)")
+        return False
+    status = str(job["status"])
+    print(f"{label}: {status} (job {job_id})")
+    if status == "completed":
+        result = job.get("result") or {}
+        pages, words = result.get("pages"), result.get("words")
+        line = f"  type {result.get('detected_content_type')}, {pages} page(s), {words} words"
+        if result.get("outcome") == "no_text":
+            line += " (no text found)"
+        print(line)
+        print(f"  summary: {_summary_line(str(result.get('summary') or ''))}")
+    elif status == "failed":
+        error = job.get("error") or {}
+        print(f"  error {error.get('code')}: {error.get('message')}")
+    return status == "completed"
+
+
+def cmd_upload(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from shared.apiclient import ApiError, FileUnreadable
+    from shared.progress import BytesBar, JobBars
+
+    accepted: dict[str, str] = {}  # job id -> label
+    ok = True
+    width = min(max(len(Path(name).name) for name in args.files), 28)
+    with _api_client(args, settings) as api:
+        for name in args.files:
+            label = Path(name).name
+            bar = BytesBar(label, label_width=width)
+            try:
+                answer = api.upload(name, args.priority, on_progress=bar.update)
+            except (ApiError, FileUnreadable) as exc:
+                bar.finish("failed")
+                print(f"docflow: {exc}", file=sys.stderr)
+                ok = False
+                if isinstance(exc, ApiError) and exc.http_status not in _FILE_ERRORS:
+                    return 1
+                continue
+            except BaseException:
+                bar.finish("failed")
+                raise
+            bar.finish("sent")
+            accepted[answer["job_id"]] = label
+            print(f"{label}: accepted, job {answer['job_id']}")
+        if not args.wait or not accepted:
+            return 0 if ok else 1
+
+        bars = JobBars(accepted)
+
+        def show(job: dict[str, Any]) -> None:
+            bars.update(job["id"], int(job.get("progress") or 0), job["status"], job.get("stage"))
+
+        try:
+            final = api.wait(list(accepted), timeout=args.timeout, on_update=show)
+        finally:
+            bars.close()
+    for job_id, label in accepted.items():
+        ok = _print_outcome(label, final.get(job_id), job_id, args.timeout) and ok
+    return 0 if ok else 1
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    with _api_client(args, settings) as api:
+        job = api.job(args.job_id)
+    if args.json:
+        print(json.dumps(job, indent=2))
+        return 0
+    error = job.get("error")
+    rows: list[tuple[str, object]] = [
+        ("job", job.get("id")),
+        ("document", job.get("document_id")),
+        ("status", job.get("status")),
+        ("stage", job.get("stage") or "-"),
+        ("progress", f"{job.get('progress', 0)}%"),
+        ("attempts", f"{job.get('attempts', 0)} of {job.get('max_attempts') or '?'}"),
+        ("priority", job.get("priority")),
+        ("created", job.get("created_at")),
+    ]
+    if job.get("duration_ms") is not None:
+        rows.append(("duration", f"{job['duration_ms']} ms"))
+    rows.append(("error", f"{error.get('code')}: {error.get('message')}" if error else "-"))
+    result = job.get("result")
+    if isinstance(result, dict):
+        rows += [
+            ("type", result.get("detected_content_type")),
+            ("pages", result.get("pages")),
+            ("words", result.get("words")),
+            ("characters", result.get("characters")),
+            ("extractor", result.get("extractor")),
+            ("summarizer", result.get("summarizer")),
+            ("summary", _summary_line(str(result.get("summary") or "")) or "-"),
+        ]
+    for name, value in rows:
+        print(f"{name:<11}{value}")
+    return 0
+
+
 def _concurrency(value: str) -> int:
     try:
         n = int(value)
@@ -170,6 +332,8 @@ def _concurrency(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from shared.queue import PRIORITIES
+
     parser = argparse.ArgumentParser(prog="docflow", description="docflow backend tools")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -195,6 +359,35 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--email")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
+
+    api = argparse.ArgumentParser(add_help=False)
+    api.add_argument("--api-url", help="base URL of the docflow API (default: API_URL)")
+    who = api.add_mutually_exclusive_group()
+    who.add_argument("--token", help="the user's access token (default: API_TOKEN)")
+    who.add_argument(
+        "--user", type=_uuid, help="local development: mint a token for this user id (UUID)"
+    )
+
+    upload = sub.add_parser(
+        "upload", parents=[api], help="upload files through the HTTP API, with progress"
+    )
+    upload.add_argument("files", nargs="+", metavar="FILE")
+    upload.add_argument("--priority", choices=PRIORITIES, help="job priority (default: normal)")
+    upload.add_argument(
+        "--wait", action="store_true", help="follow each job until it ends, then its outcome"
+    )
+    upload.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=600.0,
+        help="with --wait: give up after this many seconds (default 600)",
+    )
+    upload.set_defaults(func=cmd_upload)
+
+    status = sub.add_parser("status", parents=[api], help="one job, through the HTTP API")
+    status.add_argument("job_id", metavar="JOB_ID")
+    status.add_argument("--json", action="store_true", help="print the API's JSON")
+    status.set_defaults(func=cmd_status)
 
     demo = sub.add_parser("demo", help="upload the samples over HTTP, process, report")
     demo.set_defaults(func=cmd_demo)

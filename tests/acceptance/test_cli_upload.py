@@ -1,0 +1,341 @@
+"""`docflow upload` and `docflow status`: the CLI as a client of the HTTP API.
+
+The one-port app of `docflow serve` runs in a thread on a free port (this test's database and
+storage directory), API_URL points at it, and `shared.cli.main([...])` runs as a user would run
+the command. Output is not a terminal here, so the bars print plain lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import re
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from werkzeug.serving import make_server
+
+from shared import cli
+from shared import storage as storage_module
+from shared.apiclient import ApiClient
+from shared.client import Database, UserContext
+from shared.config import get_settings, reset_settings
+from shared.server import create_app
+from shared.worker import document_worker
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+MakeUser = Callable[..., UserContext]
+_ACCEPTED = re.compile(r"^(?P<label>\S+): accepted, job (?P<job>[0-9a-f-]{36})$", re.MULTILINE)
+
+
+@pytest.fixture(autouse=True)
+def quiet_logging() -> Iterator[None]:
+    """`cli.main` configures the `docflow` logger (a handler on this test's captured stderr,
+    no propagation); put it back afterwards. No werkzeug access log in the output."""
+    docflow = logging.getLogger("docflow")
+    werkzeug = logging.getLogger("werkzeug")
+    saved = (docflow.handlers[:], docflow.level, docflow.propagate, werkzeug.level)
+    werkzeug.setLevel(logging.ERROR)
+    yield
+    docflow.handlers[:], docflow.level, docflow.propagate = saved[0], saved[1], saved[2]
+    werkzeug.setLevel(saved[3])
+
+
+@pytest.fixture
+def api_url(db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """`docflow serve`'s app on a free port, with this test's database; API_URL points at it."""
+    storage_module.reset_storage()
+    server = make_server("127.0.0.1", 0, create_app(), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="api", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    monkeypatch.setenv("API_URL", url)
+    reset_settings()
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+        assert not thread.is_alive()
+
+
+@pytest.fixture
+def worker(db: Database, api_url: str) -> Iterator[None]:
+    """A long-running worker draining the queue in a thread, stopped and joined afterwards."""
+    stop = threading.Event()
+    runner = document_worker(db, get_settings(), concurrency=2)
+    thread = threading.Thread(target=runner.run_forever, args=(stop,), name="worker", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(60)
+        assert not thread.is_alive(), "the worker did not stop"
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _accepted(out: str) -> dict[str, str]:
+    return {m["label"]: m["job"] for m in _ACCEPTED.finditer(out)}
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- upload --wait ---------------------------------------------------------------------------
+
+
+def test_upload_and_wait_shows_the_bars_then_each_outcome(
+    api_url: str, worker: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    user = str(uuid.uuid4())
+    code, out, err = _run(
+        capsys,
+        "upload",
+        str(SAMPLES / "annual-report.pdf"),
+        str(SAMPLES / "quarterly-report.txt"),
+        "--priority",
+        "high",
+        "--wait",
+        "--timeout",
+        "120",
+        "--user",
+        user,
+    )
+    assert code == 0, (out, err)
+    jobs = _accepted(out)
+    assert set(jobs) == {"annual-report.pdf", "quarterly-report.txt"}
+    # The outcome of each job: type, pages, words, summary.
+    assert f"annual-report.pdf: completed (job {jobs['annual-report.pdf']})" in out
+    assert f"quarterly-report.txt: completed (job {jobs['quarterly-report.txt']})" in out
+    assert "type application/pdf, " in out
+    assert "type text/plain, " in out
+    assert re.search(r"\d+ page\(s\), \d+ words", out)
+    summaries = [line for line in out.splitlines() if line.startswith("  summary: ")]
+    assert len(summaries) == 2
+    assert all(0 < len(line) - len("  summary: ") <= 203 for line in summaries)
+    # The bars: bytes sent up to 100 %, then each job to 100 % completed. Plain lines (not a
+    # terminal): no carriage returns, no escape sequences.
+    assert re.search(r"annual-report\.pdf +\[#+\] 100%  5\.2 KiB / 5\.2 KiB  sent", err), err
+    assert re.search(r"annual-report\.pdf +\[#+\] 100%  completed", err), err
+    assert re.search(r"quarterly-report\.txt +\[#+\] 100%  completed", err), err
+    assert "\r" not in err and "\x1b" not in err
+    assert "Traceback" not in out + err
+
+    # `docflow status` shows the finished job, as text and as the API's JSON.
+    job_id = jobs["annual-report.pdf"]
+    code, out, err = _run(capsys, "status", job_id, "--user", user)
+    assert code == 0, err
+    assert f"job        {job_id}" in out
+    assert "status     completed" in out
+    assert "progress   100%" in out
+    assert "priority   high" in out
+    assert "type       application/pdf" in out
+    assert re.search(r"^pages      \d+$", out, re.MULTILINE)
+    assert re.search(r"^words      \d+$", out, re.MULTILINE)
+
+    code, out, err = _run(capsys, "status", job_id, "--json", "--user", user)
+    assert code == 0, err
+    job = json.loads(out)
+    assert (job["id"], job["status"], job["progress"]) == (job_id, "completed", 100)
+    assert job["result"]["detected_content_type"] == "application/pdf"
+
+
+def test_a_job_that_fails_prints_its_error_and_exits_1(
+    api_url: str, worker: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(
+        capsys,
+        "upload",
+        str(SAMPLES / "bad" / "truncated.pdf"),
+        str(SAMPLES / "quarterly-report.txt"),
+        "--wait",
+        "--user",
+        str(uuid.uuid4()),
+    )
+    assert code == 1, (out, err)
+    jobs = _accepted(out)
+    assert f"truncated.pdf: failed (job {jobs['truncated.pdf']})" in out
+    assert "  error malformed_document: " in out
+    assert f"quarterly-report.txt: completed (job {jobs['quarterly-report.txt']})" in out
+    assert re.search(r"truncated\.pdf +\[#*-*\] +\d+%  failed", err), err
+
+
+def test_waiting_gives_up_at_the_timeout(api_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # No worker: the job stays pending.
+    code, out, err = _run(
+        capsys,
+        "upload",
+        str(SAMPLES / "quarterly-report.txt"),
+        "--wait",
+        "--timeout",
+        "0.2",
+        "--user",
+        str(uuid.uuid4()),
+    )
+    assert code == 1
+    job_id = _accepted(out)["quarterly-report.txt"]
+    assert f"quarterly-report.txt: still pending after 0.2 s (`docflow status {job_id}`)" in out
+    assert re.search(r"quarterly-report\.txt +\[-+\]   0%  pending", err), err
+
+
+# --- upload without --wait, and status ---------------------------------------------------------
+
+
+def test_upload_prints_the_job_and_status_shows_it(
+    api_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    user = str(uuid.uuid4())
+    code, out, err = _run(capsys, "upload", str(SAMPLES / "quarterly-report.txt"), "--user", user)
+    assert code == 0, err
+    job_id = _accepted(out)["quarterly-report.txt"]
+    assert "100%" in err and "sent" in err
+
+    code, out, err = _run(capsys, "status", job_id, "--user", user)
+    assert code == 0, err
+    assert "status     pending" in out
+    assert "attempts   0 of 4" in out
+    assert "error      -" in out
+
+    code, out, err = _run(capsys, "status", job_id, "--json", "--user", user)
+    assert code == 0, err
+    assert json.loads(out)["status"] == "pending"
+
+    # Another user does not see it: the API's 404, not a traceback.
+    code, out, err = _run(capsys, "status", job_id, "--user", str(uuid.uuid4()))
+    assert code == 1
+    assert err == "docflow: 404 job_not_found: job not found\n"
+
+
+def test_the_progress_callback_follows_the_bytes_sent(
+    api_url: str,
+    make_user: MakeUser,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "long-report.txt"
+    path.write_text("Revenue grew in every region this quarter, led by services.\n" * 5000)
+    size = path.stat().st_size
+    assert size > 4 * 64 * 1024
+    user = make_user()
+    monkeypatch.setenv("API_TOKEN", user.token)
+    reset_settings()
+    settings = get_settings()
+    assert settings.api_token is not None
+    seen: list[tuple[int, int]] = []
+    with ApiClient(settings.api_url, settings.api_token.get_secret_value()) as api:
+        answer = api.upload(path, "low", on_progress=lambda sent, total: seen.append((sent, total)))
+        job = api.job(answer["job_id"])
+    counts = [sent for sent, _ in seen]
+    assert counts[0] == 0 and counts[-1] == size
+    assert all(a < b for a, b in itertools.pairwise(counts))
+    assert len(counts) == 1 + -(-size // (64 * 1024))  # 0, then once per 64 KiB chunk
+    assert {total for _, total in seen} == {size}
+    assert (job["status"], job["priority"]) == ("pending", "low")
+    # The streamed multipart body arrived intact.
+    document = httpx.get(
+        f"{api_url}/documents/{answer['document_id']}",
+        headers={"Authorization": f"Bearer {user.token}"},
+    ).json()
+    assert document["size_bytes"] == size
+    assert document["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert document["original_filename"] == "long-report.txt"
+
+
+# --- errors: the API's message, exit 1, never a traceback ------------------------------------
+
+
+def test_an_unsupported_file_is_415_and_the_other_files_still_go(
+    api_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(
+        capsys,
+        "upload",
+        str(SAMPLES / "bad" / "image.png"),
+        str(SAMPLES / "quarterly-report.txt"),
+        "--user",
+        str(uuid.uuid4()),
+    )
+    assert code == 1
+    assert "docflow: 415 unsupported_content: " in err
+    assert re.search(r"image\.png +\[#+\] 100%  268 B / 268 B  failed", err), err
+    assert set(_accepted(out)) == {"quarterly-report.txt"}
+    assert "Traceback" not in out + err
+
+
+def test_an_unknown_job_is_the_apis_404(api_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    user = str(uuid.uuid4())
+    code, out, err = _run(capsys, "status", str(uuid.uuid4()), "--user", user)
+    assert (code, out) == (1, "")
+    assert err == "docflow: 404 job_not_found: job not found\n"
+    code, out, err = _run(capsys, "status", "not-a-job-id", "--user", user)
+    assert (code, err) == (1, "docflow: 404 job_not_found: job not found\n")
+
+
+def test_a_bad_token_is_the_apis_401(api_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "status", str(uuid.uuid4()), "--token", "not-a-token")
+    assert code == 1
+    assert err.startswith("docflow: 401 ")
+    assert err.count("\n") == 1
+    code, out, err = _run(
+        capsys, "upload", str(SAMPLES / "quarterly-report.txt"), "--token", "not-a-token"
+    )
+    assert code == 1
+    assert "docflow: 401 " in err
+    assert _accepted(out) == {}
+    assert "Traceback" not in out + err
+
+
+def test_an_unreachable_api_is_one_line(
+    db: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("API_URL", url)
+    reset_settings()
+    user = str(uuid.uuid4())
+    for argv in (
+        ["status", str(uuid.uuid4()), "--user", user],
+        ["upload", str(SAMPLES / "quarterly-report.txt"), "--wait", "--user", user],
+    ):
+        code, out, err = _run(capsys, *argv)
+        assert code == 1
+        assert "Traceback" not in out + err
+        last = err.splitlines()[-1]
+        assert last.startswith(f"docflow: cannot reach the docflow API at {url}: "), err
+        assert err.endswith("\n")
+
+
+def test_without_a_token_the_cli_says_how_to_get_one(
+    api_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(capsys, "status", str(uuid.uuid4()))
+    assert (code, out) == (1, "")
+    assert err == (
+        "docflow: no access token: set API_TOKEN, pass --token, or (local development) "
+        "--user UUID\n"
+    )
+
+
+def test_a_missing_file_is_reported_without_a_traceback(
+    api_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = _run(capsys, "upload", str(tmp_path / "nope.pdf"), "--user", str(uuid.uuid4()))
+    assert code == 1
+    assert f"docflow: cannot read {tmp_path / 'nope.pdf'}: No such file or directory" in err
+    assert "Traceback" not in out + err
