@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import flask
 import functions_framework
 
@@ -17,7 +19,12 @@ router = Router("process_jobs")
 
 def _positive(body: dict[str, object], key: str, default: float, cap: float) -> float:
     value = body.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise Unprocessable(f"{key} must be a positive number", code="invalid_budget")
     return min(float(value), cap)
 

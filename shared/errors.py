@@ -111,6 +111,8 @@ _SQLSTATE: dict[str, type[DocflowError]] = {
     "23514": Unprocessable,  # check_violation
     "22P02": Unprocessable,  # invalid_text_representation (a bad uuid, say)
     "22023": Unprocessable,  # invalid_parameter_value
+    "22007": Unprocessable,  # invalid_datetime_format
+    "22008": Unprocessable,  # datetime_field_overflow
     "57014": Unavailable,  # query_canceled (statement timeout)
     "53300": Unavailable,  # too_many_connections
     "57P01": Unavailable,  # admin_shutdown

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.client import Database, UserScope
@@ -104,8 +104,11 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, job_id = json.loads(raw)
-        datetime.fromisoformat(created_at)
-        return str(created_at), str(uuid.UUID(str(job_id)))
+        moment = datetime.fromisoformat(created_at)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        # Re-emitted in UTC, so Postgres parses exactly what Python did.
+        return moment.astimezone(UTC).isoformat(), str(uuid.UUID(str(job_id)))
     except (ValueError, TypeError, binascii.Error):
         raise Unprocessable("invalid cursor", code="invalid_cursor") from None
 

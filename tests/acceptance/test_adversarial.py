@@ -644,3 +644,21 @@ def test_an_upload_with_the_database_down_is_503_and_keeps_no_object(
     error = assert_error(response, 503, "unavailable")
     assert int(response.headers["Retry-After"]) == error["retry_after"] > 0
     assert stored_objects() == []  # the object stored before the failed insert was deleted
+
+
+def test_non_finite_budgets_and_odd_cursor_timestamps_are_422(
+    server_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """Found by hand next to the schemathesis run: Python's JSON accepts NaN, and Python's ISO
+    parser accepts timestamps Postgres does not."""
+    for body in (b'{"max_jobs": NaN}', b'{"max_seconds": Infinity}'):
+        response = server_client.post(
+            "/process_jobs", data=body, headers=scheduler(), content_type="application/json"
+        )
+        assert_error(response, 422, "invalid_budget")
+    user = make_user()
+    for created_at in ("2011-W01-2", "2026-01-01T00:00:00+23:59"):
+        raw = json.dumps([created_at, str(uuid.uuid4())]).encode()
+        cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        response = server_client.get("/jobs", query_string={"cursor": cursor}, headers=bearer(user))
+        assert response.status_code == 200, response.get_data(as_text=True)
