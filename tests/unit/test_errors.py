@@ -42,6 +42,8 @@ STANDARD_STATES = [
     ("23514", Unprocessable),  # check_violation
     ("22P02", Unprocessable),  # invalid_text_representation
     ("22023", Unprocessable),  # invalid_parameter_value
+    ("22007", Unprocessable),  # invalid_datetime_format
+    ("22008", Unprocessable),  # datetime_field_overflow
     ("57014", Unavailable),  # query_canceled
     ("53300", Unavailable),  # too_many_connections
     ("57P01", Unavailable),  # admin_shutdown
