@@ -134,6 +134,10 @@ def sanitize_filename(name: str | None) -> str:
     name = unicodedata.normalize("NFC", name)
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
     name = re.sub(r"\s+", " ", name).strip().lstrip(".")
+    if len(name) > 255:  # keep the extension when shortening
+        stem, dot, extension = name.rpartition(".")
+        if dot and 0 < len(extension) <= 16:
+            name = stem[: 254 - len(extension)] + "." + extension
     return name[:255] or "upload"
 
 

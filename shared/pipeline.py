@@ -2,7 +2,7 @@
 
 Stages, reported with progress through the worker's heartbeat: validating, reading, parsing,
 extracting, analyzing, finalizing. The full extracted text goes to storage
-(`<user_id>/<document_id>.txt`), never into the job row; the result carries the figures of the
+(`<user_id>/text/<document_id>.txt`), never into the job row; the result carries the figures of the
 contract (§5): pages, characters, words, detected type, extractor, summarizer, summary, key
 points, and the time each stage took.
 """
@@ -75,7 +75,8 @@ def _summarizer(config: summarize.SummarizerConfig) -> summarize.Summarizer:
 
 
 def text_path(user_id: str, document_id: str) -> str:
-    return f"{user_id}/{document_id}.txt"
+    """In a subfolder, so the signed-upload flow (one level only) can never register it."""
+    return f"{user_id}/text/{document_id}.txt"
 
 
 def handler(
