@@ -13,7 +13,8 @@ _log.configure(_settings.log_level)
 
 from functions.admin import admin  # noqa: E402
 from functions.jobs import jobs  # noqa: E402
+from functions.probe_health import probe_health  # noqa: E402
 from functions.process_jobs import process_jobs  # noqa: E402
 from functions.uploads import uploads  # noqa: E402
 
-__all__ = ["admin", "jobs", "process_jobs", "uploads"]
+__all__ = ["admin", "jobs", "probe_health", "process_jobs", "uploads"]

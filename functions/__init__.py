@@ -14,13 +14,21 @@ ROUTES = {
     "documents": "jobs",
     "process_jobs": "process_jobs",
     "admin": "admin",
+    "probe_health": "probe_health",
 }
 
 
 def targets() -> dict[str, Callable[[flask.Request], Any]]:
     from functions.admin import admin
     from functions.jobs import jobs
+    from functions.probe_health import probe_health
     from functions.process_jobs import process_jobs
     from functions.uploads import uploads
 
-    return {"uploads": uploads, "jobs": jobs, "process_jobs": process_jobs, "admin": admin}
+    return {
+        "uploads": uploads,
+        "jobs": jobs,
+        "process_jobs": process_jobs,
+        "admin": admin,
+        "probe_health": probe_health,
+    }

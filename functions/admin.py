@@ -1,14 +1,16 @@
-"""`admin` function: analytics for admins (the database's RLS checks the role too)."""
+"""`admin` function: analytics, queue health, services and alerts for admins (the database's
+RLS checks the role too; alert changes go through service-only SQL functions)."""
 
 from __future__ import annotations
 
 import flask
 import functions_framework
 
-from shared import analytics
+from shared import analytics, monitoring
 from shared.auth import authenticate, require_admin
 from shared.client import get_db
 from shared.config import get_settings
+from shared.errors import NotFound, Unprocessable
 from shared.http import Router, json_response
 
 router = Router("admin")
@@ -19,6 +21,57 @@ def get_analytics(request: flask.Request) -> flask.Response:
     user = authenticate(request.headers.get("Authorization"), get_settings())
     require_admin(user)
     return json_response(analytics.report(get_db().as_user(user), request.args.get("window")))
+
+
+@router.route("GET", "/admin/queue")
+def get_queue(request: flask.Request) -> flask.Response:
+    settings = get_settings()
+    user = authenticate(request.headers.get("Authorization"), settings)
+    require_admin(user)
+    return json_response(monitoring.queue_health(get_db().as_user(user), settings))
+
+
+@router.route("GET", "/admin/services")
+def get_services(request: flask.Request) -> flask.Response:
+    user = authenticate(request.headers.get("Authorization"), get_settings())
+    require_admin(user)
+    return json_response({"services": get_db().as_user(user).call("services_overview")})
+
+
+ALERT_STATUSES = ("active", "acknowledged", "resolved")
+
+
+@router.route("GET", "/admin/alerts")
+def list_alerts(request: flask.Request) -> flask.Response:
+    user = authenticate(request.headers.get("Authorization"), get_settings())
+    require_admin(user)
+    status = request.args.get("status") or None
+    if status is not None and status not in ALERT_STATUSES:
+        raise Unprocessable(
+            f"status must be one of {', '.join(ALERT_STATUSES)}", code="invalid_status"
+        )
+    alerts = get_db().as_user(user).call("list_alerts", status=status)
+    return json_response({"alerts": alerts})
+
+
+def _alert_id(value: str) -> int:
+    if not value.isdigit() or len(value) > 18:
+        raise NotFound("alert not found", code="alert_not_found")
+    return int(value)
+
+
+@router.route("POST", "/admin/alerts/{alert_id}/acknowledge")
+def acknowledge_alert(request: flask.Request, alert_id: str) -> flask.Response:
+    user = authenticate(request.headers.get("Authorization"), get_settings())
+    require_admin(user)
+    return json_response(get_db().call("acknowledge_alert", alert_id=_alert_id(alert_id)))
+
+
+@router.route("POST", "/admin/alerts/{alert_id}/resolve")
+def resolve_alert(request: flask.Request, alert_id: str) -> flask.Response:
+    user = authenticate(request.headers.get("Authorization"), get_settings())
+    require_admin(user)
+    return json_response(get_db().call("resolve_alert", alert_id=_alert_id(alert_id)))
 
 
 @functions_framework.http

@@ -155,6 +155,28 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from shared.client import get_db
+    from shared.monitoring import probe_and_notify
+    from shared.storage import get_storage
+
+    _ensure_database(settings)
+    report = probe_and_notify(get_db(), get_storage(), settings)
+    if args.json:
+        print(json.dumps(report, default=str))
+    else:
+        for check in report["checks"]:
+            line = f"{check['service']:<12} {check['status']:<9} {check['latency_ms']} ms"
+            if check["error"]:
+                line += f"  {check['error']}"
+            print(line)
+        n = report["notifications"]
+        print(f"notifications: {n['delivered']} delivered, {n['failed']} failed")
+    return 0 if all(c["status"] == "healthy" for c in report["checks"]) else 1
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     import logging
 
@@ -388,6 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("job_id", metavar="JOB_ID")
     status.add_argument("--json", action="store_true", help="print the API's JSON")
     status.set_defaults(func=cmd_status)
+
+    probe = sub.add_parser("probe", help="probe the services once (as /probe_health does)")
+    probe.add_argument("--json", action="store_true", help="print the report as JSON")
+    probe.set_defaults(func=cmd_probe)
 
     demo = sub.add_parser("demo", help="upload the samples over HTTP, process, report")
     demo.set_defaults(func=cmd_demo)

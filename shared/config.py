@@ -123,6 +123,29 @@ class Settings(BaseSettings):
     docx_max_uncompressed_mb: int = Field(default=100, ge=1)
     docx_max_compression_ratio: float = Field(default=100.0, gt=1)
 
+    # --- monitoring and alerting ------------------------------------------------------------
+    probe_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Latency above which a probe is `degraded`, per service, e.g. "database=250,storage=1000".
+    probe_degraded_ms: str = "database=250,storage=1000,summarizer=3000,job_queue=1000"
+    alert_open_after: int = Field(default=3, ge=1, le=100)
+    alert_resolve_after: int = Field(default=2, ge=1, le=100)
+    alert_repeat_seconds: int = Field(default=4 * 3600, ge=60)
+    queue_window_seconds: int = Field(default=3600, ge=60)
+    queue_degraded_success_rate: float = Field(default=0.9, ge=0, le=1)
+    queue_unhealthy_success_rate: float = Field(default=0.7, ge=0, le=1)
+    queue_degraded_stalled: int = Field(default=0, ge=0)
+    queue_unhealthy_stalled: int = Field(default=5, ge=0)
+    queue_degraded_backlog: int = Field(default=100, ge=0)
+    queue_degraded_oldest_seconds: int = Field(default=600, ge=0)
+    alert_webhook_url: SecretStr | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    alert_email_from: str | None = None
+    alert_email_to: str = ""
+
     # --- logging --------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -176,11 +199,29 @@ class Settings(BaseSettings):
             raise ValueError("ANTHROPIC_API_KEY required when SUMMARIZER=anthropic")
         if self.summarizer == "openai" and self.openai_api_key is None:
             raise ValueError("OPENAI_API_KEY required when SUMMARIZER=openai")
+        email = (self.smtp_host, self.alert_email_from, self.alert_email_to.strip())
+        if any(email) and not all(email):
+            raise ValueError(
+                "SMTP_HOST, ALERT_EMAIL_FROM and ALERT_EMAIL_TO go together (set all or none)"
+            )
+        try:
+            self.probe_thresholds_ms  # noqa: B018 - parse once to report a bad value now
+        except ValueError:
+            raise ValueError("PROBE_DEGRADED_MS must look like name=ms,name=ms") from None
         if self.heartbeat_seconds >= self.job_lease_seconds:
             raise ValueError("HEARTBEAT_SECONDS must be shorter than JOB_LEASE_SECONDS")
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("DB_POOL_MIN must not exceed DB_POOL_MAX")
         return self
+
+    @property
+    def probe_thresholds_ms(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for part in self.probe_degraded_ms.split(","):
+            name, _, value = part.partition("=")
+            if name.strip() and value.strip():
+                out[name.strip()] = float(value)
+        return out
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -124,7 +124,8 @@ def test_operations_declare_security_errors_and_uuid_ids(spec: dict[str, Any]) -
         where = f"{method} {path}"
         security = operation.get("security", spec["security"])
         names = {name for requirement in security for name in requirement}
-        expected = {"schedulerSecret"} if path == "/process_jobs" else {"bearerAuth"}
+        scheduled = path in ("/process_jobs", "/probe_health")
+        expected = {"schedulerSecret"} if scheduled else {"bearerAuth"}
         assert names == expected, where
         statuses = set(operation["responses"])
         assert "401" in statuses and "503" in statuses, where
@@ -144,8 +145,12 @@ def test_operations_declare_security_errors_and_uuid_ids(spec: dict[str, Any]) -
         ]
         in_path = {p["name"]: p for p in params if p["in"] == "path"}
         assert set(in_path) == declared, where
-        for param in in_path.values():
-            assert param["required"] is True and param["schema"]["format"] == "uuid", where
+        for name, param in in_path.items():
+            assert param["required"] is True, where
+            if name == "alert_id":  # alerts have bigint ids
+                assert param["schema"]["pattern"] == "^[0-9]{1,18}$", where
+            else:
+                assert param["schema"]["format"] == "uuid", where
 
 
 def test_error_responses_cover_the_contract_statuses(spec: dict[str, Any]) -> None:

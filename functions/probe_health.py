@@ -1,0 +1,28 @@
+"""`probe_health` function (scheduler): probe services, record checks, alert, notify."""
+
+from __future__ import annotations
+
+import flask
+import functions_framework
+
+from shared.auth import check_scheduler_secret
+from shared.client import get_db
+from shared.config import get_settings
+from shared.http import Router, json_response
+from shared.monitoring import probe_and_notify
+from shared.storage import get_storage
+
+router = Router("probe_health")
+
+
+@router.route("POST", "/probe_health")
+@router.route("POST", "/")
+def run(request: flask.Request) -> flask.Response:
+    settings = get_settings()
+    check_scheduler_secret(request.headers.get("X-Scheduler-Secret"), settings)
+    return json_response(probe_and_notify(get_db(), get_storage(), settings))
+
+
+@functions_framework.http
+def probe_health(request: flask.Request) -> flask.Response:
+    return router.handle(request)

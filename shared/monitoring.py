@@ -1,0 +1,253 @@
+"""Service health probes, queue health, and alert notifications.
+
+`run_probes()` is what `POST /probe_health` and `docflow probe` run: every probe concurrently,
+each with its own timeout, none able to stop the others. Each probe's result becomes a
+`service_health_checks` row through `record_health_check()`, which also opens and resolves
+alerts in the same transaction (the state machine is in SQL: see the monitoring migration).
+Then due notifications are delivered; a failed delivery is logged and retried on the next run.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from shared.client import Database, UserScope
+from shared.config import Settings
+from shared.log import get_logger
+from shared.notify import Notification, Notifier, NotifyConfig
+from shared.storage import Storage
+
+log = get_logger("monitoring")
+
+# job_queue health -> check status (contract §3)
+QUEUE_STATUS = {"healthy": "healthy", "degraded": "degraded", "unhealthy": "down"}
+
+
+@dataclass
+class ProbeResult:
+    service: str
+    status: str  # healthy | degraded | down
+    latency_ms: int | None
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+Probe = Callable[[], dict[str, Any]]  # returns details; raises on failure
+
+
+def queue_health(scope: Database | UserScope, settings: Settings) -> dict[str, Any]:
+    health: dict[str, Any] = scope.call(
+        "queue_health",
+        window_seconds=settings.queue_window_seconds,
+        degraded_success_rate=settings.queue_degraded_success_rate,
+        unhealthy_success_rate=settings.queue_unhealthy_success_rate,
+        degraded_stalled=settings.queue_degraded_stalled,
+        unhealthy_stalled=settings.queue_unhealthy_stalled,
+        degraded_backlog=settings.queue_degraded_backlog,
+        degraded_oldest_seconds=settings.queue_degraded_oldest_seconds,
+    )
+    return health
+
+
+def probes(db: Database, storage: Storage, settings: Settings) -> dict[str, Probe]:
+    """The services to probe; the summarizer only when an API provider is configured."""
+
+    def database() -> dict[str, Any]:
+        db.call("ping")
+        return {}
+
+    def storage_probe() -> dict[str, Any]:
+        name = f"probes/health-{uuid.uuid4().hex}"
+        storage.put(name, b"ok", "text/plain")
+        try:
+            if storage.get(name) != b"ok":
+                raise RuntimeError("read back different bytes")
+        finally:
+            storage.delete(name)
+        return {}
+
+    def job_queue() -> dict[str, Any]:
+        health = queue_health(db, settings)
+        return {
+            "queue_health": health["health"],
+            "reasons": health["reasons"],
+            "status_override": QUEUE_STATUS[health["health"]],
+        }
+
+    found: dict[str, Probe] = {
+        "database": database,
+        "storage": storage_probe,
+        "job_queue": job_queue,
+    }
+    if settings.summarizer in ("anthropic", "openai"):
+        found["summarizer"] = _summarizer_probe(settings)
+    return found
+
+
+def _summarizer_probe(settings: Settings) -> Probe:
+    """A cheap authenticated request: list the provider's models."""
+
+    def summarizer() -> dict[str, Any]:
+        if settings.summarizer == "anthropic":
+            assert settings.anthropic_api_key is not None
+            url = f"{settings.anthropic_base_url}/v1/models"
+            headers = {
+                "x-api-key": settings.anthropic_api_key.get_secret_value(),
+                "anthropic-version": "2023-06-01",
+            }
+        else:
+            assert settings.openai_api_key is not None
+            url = f"{settings.openai_base_url}/models"
+            headers = {"Authorization": f"Bearer {settings.openai_api_key.get_secret_value()}"}
+        response = httpx.get(url, headers=headers, timeout=settings.probe_timeout_seconds)
+        if response.status_code >= 400:
+            raise RuntimeError(f"{settings.summarizer} answered HTTP {response.status_code}")
+        return {"provider": settings.summarizer}
+
+    return summarizer
+
+
+def _measure(name: str, probe: Probe, thresholds: dict[str, float]) -> ProbeResult:
+    started = time.perf_counter()
+    try:
+        details = probe()
+    except Exception as exc:
+        latency = round((time.perf_counter() - started) * 1000)
+        message = str(exc)[:500] or type(exc).__name__
+        return ProbeResult(name, "down", latency, f"{type(exc).__name__}: {message}")
+    latency = round((time.perf_counter() - started) * 1000)
+    status = details.pop("status_override", None) or "healthy"
+    limit = thresholds.get(name)
+    if status == "healthy" and limit is not None and latency > limit:
+        status = "degraded"
+        details["slow"] = f"{latency} ms > {limit:g} ms"
+    return ProbeResult(name, status, latency, None, details)
+
+
+def run_probes(
+    db: Database,
+    storage: Storage,
+    settings: Settings,
+    *,
+    only: dict[str, Probe] | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Probe every service concurrently, record the checks (alerts follow), return them."""
+    chosen = only if only is not None else probes(db, storage, settings)
+    thresholds = settings.probe_thresholds_ms
+    timeout = settings.probe_timeout_seconds
+    pool = ThreadPoolExecutor(max_workers=max(1, len(chosen)), thread_name_prefix="probe")
+    futures = {
+        name: pool.submit(_measure, name, probe, thresholds) for name, probe in chosen.items()
+    }
+    results: list[ProbeResult] = []
+    deadline = time.monotonic() + timeout
+    for name, future in futures.items():
+        try:
+            results.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
+        except FutureTimeout:
+            results.append(
+                ProbeResult(name, "down", round(timeout * 1000), f"no answer within {timeout:g} s")
+            )
+    pool.shutdown(wait=False, cancel_futures=True)
+
+    recorded = []
+    for result in results:
+        try:
+            outcome = db.call(
+                "record_health_check",
+                service_name=result.service,
+                status=result.status,
+                latency_ms=result.latency_ms,
+                error_message=result.error,
+                probe_details=result.details,
+                open_after=settings.alert_open_after,
+                resolve_after=settings.alert_resolve_after,
+                now=now,
+            )
+        except Exception as exc:  # the database itself may be what is down
+            log.warning(
+                "check not recorded",
+                extra={"service": result.service, "reason": type(exc).__name__},
+            )
+            outcome = None
+        recorded.append(
+            {
+                "service": result.service,
+                "status": result.status,
+                "latency_ms": result.latency_ms,
+                "error": result.error,
+                "recorded": outcome is not None,
+                "alerts_opened": (outcome or {}).get("opened", []),
+                "alerts_resolved": (outcome or {}).get("resolved", []),
+            }
+        )
+    return recorded
+
+
+def notifier_for(settings: Settings) -> Notifier:
+    return Notifier(
+        NotifyConfig(
+            webhook_url=settings.alert_webhook_url.get_secret_value()
+            if settings.alert_webhook_url
+            else None,
+            smtp_host=settings.smtp_host,
+            smtp_port=settings.smtp_port,
+            smtp_username=settings.smtp_username,
+            smtp_password=settings.smtp_password.get_secret_value()
+            if settings.smtp_password
+            else None,
+            smtp_starttls=settings.smtp_starttls,
+            email_from=settings.alert_email_from,
+            email_to=tuple(a.strip() for a in settings.alert_email_to.split(",") if a.strip()),
+        )
+    )
+
+
+def notify_due(
+    db: Database, settings: Settings, notifier: Notifier, *, now: datetime | None = None
+) -> dict[str, int]:
+    """Deliver what is due; only delivered notifications are marked (the rest retry later)."""
+    if not notifier.enabled:
+        return {"due": 0, "delivered": 0, "failed": 0}
+    due = db.call("due_notifications", repeat_seconds=settings.alert_repeat_seconds, now=now)
+    delivered = []
+    for alert in due:
+        ok = notifier.deliver(
+            Notification(
+                alert_id=alert["id"],
+                service_name=alert["service_name"],
+                alert_type=alert["alert_type"],
+                status=alert["status"],
+                message=alert["message"],
+                kind=alert["kind"],
+                created_at=str(alert["created_at"]),
+                details=alert.get("details") or {},
+            )
+        )
+        if ok:
+            delivered.append(alert["id"])
+    if delivered:
+        db.call("mark_notified", alert_ids=delivered, now=now)
+    return {"due": len(due), "delivered": len(delivered), "failed": len(due) - len(delivered)}
+
+
+def probe_and_notify(
+    db: Database, storage: Storage, settings: Settings, *, now: datetime | None = None
+) -> dict[str, Any]:
+    checks = run_probes(db, storage, settings, now=now)
+    try:
+        notifications = notify_due(db, settings, notifier_for(settings), now=now)
+    except Exception as exc:  # notifications never break probing
+        log.warning("notifications skipped", extra={"reason": type(exc).__name__})
+        notifications = {"due": 0, "delivered": 0, "failed": 0, "error": 1}
+    return {"checks": checks, "notifications": notifications}
