@@ -116,6 +116,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         _ensure_database(settings)
     stop = threading.Event()
     worker = _start_worker(settings, stop) if args.worker else None
+    if args.worker:  # `make dev`: the local stand-in for Cloud Scheduler
+        _start_schedules(settings, stop)
     print(
         f"docflow serving every function on http://{args.host}:{args.port}/<route>", file=sys.stderr
     )
@@ -126,6 +128,31 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if worker is not None:
             worker.join(settings.worker_shutdown_grace_seconds + 5)
     return 0
+
+
+PROBE_EVERY_SECONDS = 60
+
+
+def _start_schedules(settings: Settings, stop: threading.Event) -> threading.Thread:
+    """Probe the services every minute, as Cloud Scheduler calls /probe_health in production."""
+    from shared.client import get_db
+    from shared.log import get_logger
+    from shared.monitoring import probe_and_notify
+    from shared.storage import get_storage
+
+    log = get_logger("schedules")
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                probe_and_notify(get_db(), get_storage(), settings)
+            except Exception:  # a schedule must outlive a bad run
+                log.warning("scheduled probe failed", exc_info=True)
+            stop.wait(PROBE_EVERY_SECONDS)
+
+    thread = threading.Thread(target=loop, name="docflow-schedules", daemon=True)
+    thread.start()
+    return thread
 
 
 def _start_worker(
@@ -366,7 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve every function on one port")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--worker", action="store_true", help="also run a long-running worker")
+    serve.add_argument(
+        "--worker",
+        action="store_true",
+        help="also run a long-running worker and the local schedules (probes every minute)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run the long-running worker")
