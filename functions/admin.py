@@ -3,6 +3,8 @@ RLS checks the role too; alert changes go through service-only SQL functions).""
 
 from __future__ import annotations
 
+import re
+
 import flask
 import functions_framework
 
@@ -55,7 +57,7 @@ def list_alerts(request: flask.Request) -> flask.Response:
 
 
 def _alert_id(value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
+    if not re.fullmatch(r"[0-9]{1,18}", value):  # ASCII digits only ("²".isdigit() is True)
         raise NotFound("alert not found", code="alert_not_found")
     return int(value)
 

@@ -44,7 +44,9 @@ class ProbeResult:
 Probe = Callable[[], dict[str, Any]]  # returns details; raises on failure
 
 
-def queue_health(scope: Database | UserScope, settings: Settings) -> dict[str, Any]:
+def queue_health(
+    scope: Database | UserScope, settings: Settings, *, now: datetime | None = None
+) -> dict[str, Any]:
     health: dict[str, Any] = scope.call(
         "queue_health",
         window_seconds=settings.queue_window_seconds,
@@ -54,11 +56,14 @@ def queue_health(scope: Database | UserScope, settings: Settings) -> dict[str, A
         unhealthy_stalled=settings.queue_unhealthy_stalled,
         degraded_backlog=settings.queue_degraded_backlog,
         degraded_oldest_seconds=settings.queue_degraded_oldest_seconds,
+        now=now,
     )
     return health
 
 
-def probes(db: Database, storage: Storage, settings: Settings) -> dict[str, Probe]:
+def probes(
+    db: Database, storage: Storage, settings: Settings, *, now: datetime | None = None
+) -> dict[str, Probe]:
     """The services to probe; the summarizer only when an API provider is configured."""
 
     def database() -> dict[str, Any]:
@@ -76,11 +81,13 @@ def probes(db: Database, storage: Storage, settings: Settings) -> dict[str, Prob
         return {}
 
     def job_queue() -> dict[str, Any]:
-        health = queue_health(db, settings)
+        health = queue_health(db, settings, now=now)
         return {
             "queue_health": health["health"],
             "reasons": health["reasons"],
             "status_override": QUEUE_STATUS[health["health"]],
+            # The alert's message then says why.
+            "error_override": "; ".join(health["reasons"]) or None,
         }
 
     found: dict[str, Probe] = {
@@ -126,11 +133,12 @@ def _measure(name: str, probe: Probe, thresholds: dict[str, float]) -> ProbeResu
         return ProbeResult(name, "down", latency, f"{type(exc).__name__}: {message}")
     latency = round((time.perf_counter() - started) * 1000)
     status = details.pop("status_override", None) or "healthy"
+    error = details.pop("error_override", None)
     limit = thresholds.get(name)
     if status == "healthy" and limit is not None and latency > limit:
         status = "degraded"
         details["slow"] = f"{latency} ms > {limit:g} ms"
-    return ProbeResult(name, status, latency, None, details)
+    return ProbeResult(name, status, latency, error if status != "healthy" else None, details)
 
 
 def run_probes(
@@ -142,7 +150,7 @@ def run_probes(
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Probe every service concurrently, record the checks (alerts follow), return them."""
-    chosen = only if only is not None else probes(db, storage, settings)
+    chosen = only if only is not None else probes(db, storage, settings, now=now)
     thresholds = settings.probe_thresholds_ms
     timeout = settings.probe_timeout_seconds
     pool = ThreadPoolExecutor(max_workers=max(1, len(chosen)), thread_name_prefix="probe")
