@@ -513,6 +513,15 @@ def test_authorization_matrix(server_client: FlaskClient, make_user: MakeUser, s
             assert process(server_client).status_code == 200
         return created
 
+    def an_alert() -> dict[str, str]:
+        row = sql.execute(
+            "insert into alert_events (service_name, alert_type, message)"
+            " values (%s, 'service_down', 'down') returning id",
+            (f"svc-{uuid.uuid4().hex[:8]}",),
+        ).fetchone()
+        assert row is not None
+        return {"alert_id": str(row[0])}
+
     done = a_job(process_it=True)
     expected: dict[str, tuple[str, str, Callable[[], dict[str, str]] | None, dict[str, int]]] = {
         # route: (method, path template, fixture per role or None, role -> status)
@@ -574,6 +583,42 @@ def test_authorization_matrix(server_client: FlaskClient, make_user: MakeUser, s
             "GET",
             "/admin/analytics",
             None,
+            {"anon": 401, "user_a": 403, "user_b": 403, "admin": 200, "scheduler": 401},
+        ),
+        "probe_health": (
+            "POST",
+            "/probe_health",
+            None,
+            {"anon": 401, "user_a": 401, "user_b": 401, "admin": 401, "scheduler": 200},
+        ),
+        "queue health": (
+            "GET",
+            "/admin/queue",
+            None,
+            {"anon": 401, "user_a": 403, "user_b": 403, "admin": 200, "scheduler": 401},
+        ),
+        "services": (
+            "GET",
+            "/admin/services",
+            None,
+            {"anon": 401, "user_a": 403, "user_b": 403, "admin": 200, "scheduler": 401},
+        ),
+        "list alerts": (
+            "GET",
+            "/admin/alerts",
+            None,
+            {"anon": 401, "user_a": 403, "user_b": 403, "admin": 200, "scheduler": 401},
+        ),
+        "acknowledge alert": (
+            "POST",
+            "/admin/alerts/{alert_id}/acknowledge",
+            an_alert,
+            {"anon": 401, "user_a": 403, "user_b": 403, "admin": 200, "scheduler": 401},
+        ),
+        "resolve alert": (
+            "POST",
+            "/admin/alerts/{alert_id}/resolve",
+            an_alert,
             {"anon": 401, "user_a": 403, "user_b": 403, "admin": 200, "scheduler": 401},
         ),
     }
