@@ -8,6 +8,7 @@ import functions_framework
 from shared.auth import check_scheduler_secret
 from shared.client import get_db
 from shared.config import get_settings
+from shared.errors import Unavailable
 from shared.http import Router, json_response
 from shared.monitoring import probe_and_notify
 from shared.storage import get_storage
@@ -20,7 +21,12 @@ router = Router("probe_health")
 def run(request: flask.Request) -> flask.Response:
     settings = get_settings()
     check_scheduler_secret(request.headers.get("X-Scheduler-Secret"), settings)
-    return json_response(probe_and_notify(get_db(), get_storage(), settings))
+    report = probe_and_notify(get_db(), get_storage(), settings)
+    if not any(check["recorded"] for check in report["checks"]):
+        # The database is down: nothing could be recorded or alerted. Fail loudly, so that the
+        # scheduler's own failure alerting (Cloud Scheduler, pg_cron logs) sees it.
+        raise Unavailable("the database is unavailable; no check was recorded", retry_after=60)
+    return json_response(report)
 
 
 @functions_framework.http

@@ -4,6 +4,7 @@
   docflow serve [--port 8080] [--worker]           every function on one port
   docflow worker                                   the long-running worker
   docflow token --user UUID [--admin]              mint a local user access token
+  docflow probe [--json]                           probe the services once
   docflow upload FILE... [--priority P] [--wait]   upload through the HTTP API (API_URL)
   docflow status JOB_ID [--json]                   one job, through the HTTP API
   docflow demo                                     the end-to-end walkthrough (`make demo`)
@@ -189,7 +190,8 @@ def cmd_probe(args: argparse.Namespace, settings: Settings) -> int:
     from shared.monitoring import probe_and_notify
     from shared.storage import get_storage
 
-    _ensure_database(settings)
+    if settings.db_transport == "postgres":
+        _ensure_database(settings)
     report = probe_and_notify(get_db(), get_storage(), settings)
     if args.json:
         print(json.dumps(report, default=str))

@@ -116,7 +116,7 @@ def _summarizer_probe(settings: Settings) -> Probe:
             url = f"{settings.openai_base_url}/models"
             headers = {"Authorization": f"Bearer {settings.openai_api_key.get_secret_value()}"}
         response = httpx.get(url, headers=headers, timeout=settings.probe_timeout_seconds)
-        if response.status_code >= 400:
+        if response.status_code >= 300:  # a redirect means a wrong base URL
             raise RuntimeError(f"{settings.summarizer} answered HTTP {response.status_code}")
         return {"provider": settings.summarizer}
 

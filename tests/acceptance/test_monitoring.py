@@ -726,3 +726,19 @@ def test_admin_alert_routes_need_an_admin(
         None,
         None,
     )
+
+
+def test_probe_health_is_503_when_nothing_could_be_recorded(
+    client_for, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.client import reset_db
+    from shared.config import reset_settings
+    from tests.acceptance.test_skeleton import assert_error, scheduler
+
+    client = client_for("probe_health")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:1/postgres")
+    monkeypatch.setenv("DB_CONNECT_TIMEOUT", "1")
+    reset_settings()
+    reset_db()
+    response = client.post("/probe_health", headers=scheduler())
+    assert_error(response, 503, "unavailable")
