@@ -9,10 +9,9 @@ asserts on wall-clock time. `sql` (superuser) reads rows and events independentl
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -21,33 +20,7 @@ from psycopg.rows import dict_row
 
 from shared import queue
 from shared.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, Unprocessable
-
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def upload(db, user, *, now: datetime = T0, data: bytes | None = None, **extra: Any) -> dict:
-    data = data if data is not None else uuid.uuid4().bytes
-    return db.call(
-        "create_upload",
-        user_id=user.user_id,
-        original_filename="doc.txt",
-        content_type="text/plain",
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        storage_path=f"{user.user_id}/{uuid.uuid4()}",
-        now=now,
-        **extra,
-    )
-
-
-def job_row(sql: psycopg.Connection, job_id: str) -> dict:
-    with sql.cursor(row_factory=dict_row) as cur:
-        row = cur.execute("select * from public.processing_jobs where id = %s", (job_id,))
-        return row.fetchone()
+from tests.integration.test_queue_sql import T0, at, job_row, upload  # shared helpers
 
 
 def snapshot(sql: psycopg.Connection, job_id: str) -> Any:
