@@ -295,31 +295,20 @@ class Worker:
             left = [ctx for ctx in self._held.values() if not ctx.finished]
         give_back = [c for c in left if not (budgeted and c.started is not None)]
         for ctx in left:
-            if ctx in give_back:
-                with self._lock:
-                    ctx.finished = True
-                ctx.stop("shutdown")
-            else:
+            if ctx not in give_back:
                 ctx.stop("budget_exceeded")
                 self._finish(
                     ctx, ("fail", "budget_exceeded", "the job outran the process_jobs budget", True)
                 )
         if give_back:
             try:
-                report.released += self.db.call(
-                    "release_jobs",
-                    worker_id=self.worker_id,
-                    jobs=[{"id": c.id, "attempt": c.attempt} for c in give_back],
-                )
+                report.released += self._give_back(give_back, "shutdown")
             except DocflowError as err:
                 report.errors += 1
                 log.warning(
                     "release failed; the stalled sweep will recover the jobs",
                     extra={"code": err.code, "jobs": len(give_back)},
                 )
-        with self._lock:
-            for ctx in give_back:
-                self._held.pop(ctx.id, None)
         self._flush(report)
 
     # --- running one job ------------------------------------------------------------------------
@@ -522,22 +511,31 @@ class Worker:
                 self._finish(ctx, ("drop", reason))
                 log.info("job stopped", extra={"job_id": job_id, "reason": reason})
 
-    def _give_back(self, contexts: list[JobContext], reason: str) -> None:
+    def _give_back(self, contexts: list[JobContext], reason: str) -> int:
+        """Release held jobs (the attempt does not count) and forget them. They are forgotten
+        even when the release fails: their leases then run out and the stalled sweep returns
+        them to the queue. Returns how many the database released."""
         with self._lock:
             contexts = [c for c in contexts if not c.finished]
             for ctx in contexts:
                 ctx.finished = True
         for ctx in contexts:
             ctx.stop(reason)
-        self.db.call(
-            "release_jobs",
-            worker_id=self.worker_id,
-            jobs=[{"id": c.id, "attempt": c.attempt} for c in contexts],
-        )
-        with self._lock:
-            for ctx in contexts:
-                self._held.pop(ctx.id, None)
-        log.warning("jobs given back", extra={"reason": reason, "jobs": len(contexts)})
+        if not contexts:
+            return 0
+        try:
+            released: int = self.db.call(
+                "release_jobs",
+                worker_id=self.worker_id,
+                jobs=[{"id": c.id, "attempt": c.attempt} for c in contexts],
+            )
+        finally:
+            with self._lock:
+                for ctx in contexts:
+                    self._held.pop(ctx.id, None)
+        log_fn = log.info if reason == "shutdown" else log.warning
+        log_fn("jobs given back", extra={"reason": reason, "jobs": len(contexts)})
+        return released
 
 
 class _Listener:
