@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -62,16 +61,8 @@ def main() -> int:
     parser.add_argument("--concurrent-requests", type=int, default=200)
     args = parser.parse_args()
 
-    settings = load_settings()
-    if settings.database_url:
-        admin = settings.database_url
-    else:
-        cluster = localdb.cluster_for(settings)
-        localdb.start(cluster)
-        admin = cluster.url()
-    info = psycopg.conninfo.conninfo_to_dict(admin)
-    info["dbname"] = DB
-    url = psycopg.conninfo.make_conninfo(**info)
+    admin = localdb.admin_url(load_settings())
+    url = localdb.url_for(admin, DB)
     localdb.recreate_database(admin, DB)
     migrate.migrate(url)
     storage_dir = tempfile.mkdtemp(prefix="docflow-intake-bench-")

@@ -40,12 +40,6 @@ DB = "docflow_bench"
 PROC_DB = "docflow_bench_procrastinate"
 
 
-def _url(admin_url: str, dbname: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(admin_url)
-    info["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**info)
-
-
 def seed_documents(url: str, n: int) -> list[str]:
     user_id = str(uuid.uuid4())
     with psycopg.connect(url, autocommit=True) as conn:
@@ -202,7 +196,7 @@ def bench_procrastinate(admin_url: str, n: int) -> dict[str, Any] | None:
         [
             str(python),
             str(REPO / "bench" / "procrastinate_noop.py"),
-            _url(admin_url, PROC_DB),
+            localdb.url_for(admin_url, PROC_DB),
             str(n),
             "10",
         ],
@@ -234,14 +228,8 @@ def main() -> int:
     parser.add_argument("--skip-raw", action="store_true")
     args = parser.parse_args()
 
-    settings = load_settings()
-    if settings.database_url:
-        admin_url = settings.database_url
-    else:
-        cluster = localdb.cluster_for(settings)
-        localdb.start(cluster)
-        admin_url = cluster.url()
-    url = _url(admin_url, DB)
+    admin_url = localdb.admin_url(load_settings())
+    url = localdb.url_for(admin_url, DB)
     out: dict[str, Any] = {
         "workers": args.workers,
         "batch": args.batch,

@@ -254,22 +254,7 @@ def start(cluster: Cluster) -> bool:
             f"port {cluster.port} is taken by another server (another checkout's cluster?): "
             "stop it, or set LOCAL_PG_PORT to a free port"
         )
-    _run(
-        cluster,
-        [
-            str(cluster.bindir / "pg_ctl"),
-            "start",
-            "-D",
-            str(cluster.data_dir),
-            "-l",
-            str(cluster.log_file),
-            "-o",
-            f"-p {cluster.port}",
-            "-w",
-            "-t",
-            "60",
-        ],
-    )
+    _pg_ctl(cluster, "start", "-t", "60")
     _wait_ready(cluster)
     log.info("started local cluster", extra={"port": cluster.port})
     return True
@@ -277,23 +262,27 @@ def start(cluster: Cluster) -> bool:
 
 def restart(cluster: Cluster) -> None:
     """Restart the running cluster (the crash harness uses it)."""
+    _pg_ctl(cluster, "restart", "-m", "fast")
+    _wait_ready(cluster)
+
+
+def _pg_ctl(cluster: Cluster, action: str, *extra: str) -> None:
+    """`pg_ctl start|restart` on our data directory, port and log file, waiting for it."""
     _run(
         cluster,
         [
             str(cluster.bindir / "pg_ctl"),
-            "restart",
+            action,
             "-D",
             str(cluster.data_dir),
             "-l",
             str(cluster.log_file),
             "-o",
             f"-p {cluster.port}",
-            "-m",
-            "fast",
             "-w",
+            *extra,
         ],
     )
-    _wait_ready(cluster)
 
 
 def _port_in_use(port: int) -> bool:
@@ -312,20 +301,40 @@ def stop(cluster: Cluster) -> bool:
     return True
 
 
-def recreate_database(admin_url: str, dbname: str, template: str | None = None) -> None:
-    """Drop (forcibly) and create a database on the server behind admin_url."""
+def url_for(admin_url: str, dbname: str) -> str:
+    """The same server's URL for another database."""
+    info = psycopg.conninfo.conninfo_to_dict(admin_url)
+    info["dbname"] = dbname
+    return psycopg.conninfo.make_conninfo("", **info)
+
+
+def admin_url(settings: Settings) -> str:
+    """DATABASE_URL when set, else the embedded cluster's (started if needed)."""
+    if settings.database_url:
+        return settings.database_url
+    cluster = cluster_for(settings)
+    start(cluster)
+    return cluster.url()
+
+
+def drop_database(admin_url: str, dbname: str) -> None:
+    """Drop a database (forcibly: open connections are closed) if it exists."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(
             sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname))
         )
-        if template:
-            conn.execute(
-                sql.SQL("create database {} template {}").format(
-                    sql.Identifier(dbname), sql.Identifier(template)
-                )
-            )
-        else:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
+
+
+def recreate_database(admin_url: str, dbname: str, template: str | None = None) -> None:
+    """Drop (forcibly) and create a database on the server behind admin_url."""
+    drop_database(admin_url, dbname)
+    create = sql.SQL("create database {}").format(sql.Identifier(dbname))
+    if template:
+        create = sql.SQL("create database {} template {}").format(
+            sql.Identifier(dbname), sql.Identifier(template)
+        )
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(create)
 
 
 def ensure_auth_user(database_url: str, user_id: str, email: str | None, admin: bool) -> None:

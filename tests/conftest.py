@@ -62,32 +62,20 @@ def pg_admin_url() -> str:
     os.environ.update(_base_env())
     try:
         settings = load_settings()
-        cluster = localdb.cluster_for(settings)
-        localdb.start(cluster)
-        return cluster.url()
+        settings = settings.model_copy(update={"database_url": None})
+        return localdb.admin_url(settings)
     finally:
         os.environ.clear()
         os.environ.update(saved)
 
 
-def _url_for(admin_url: str, dbname: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(admin_url)
-    info["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**info)
-
-
 @pytest.fixture(scope="session")
 def template_url(pg_admin_url: str) -> Iterator[str]:
     localdb.recreate_database(pg_admin_url, TEMPLATE_DB)
-    url = _url_for(pg_admin_url, TEMPLATE_DB)
+    url = localdb.url_for(pg_admin_url, TEMPLATE_DB)
     migrate.migrate(url)
     yield url
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(
-            psycopg.sql.SQL("drop database if exists {} with (force)").format(
-                psycopg.sql.Identifier(TEMPLATE_DB)
-            )
-        )
+    localdb.drop_database(pg_admin_url, TEMPLATE_DB)
 
 
 @pytest.fixture
@@ -95,15 +83,10 @@ def database_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
     name = f"docflow_test_{uuid.uuid4().hex[:12]}"
     localdb.recreate_database(pg_admin_url, name, template=TEMPLATE_DB)
     try:
-        yield _url_for(pg_admin_url, name)
+        yield localdb.url_for(pg_admin_url, name)
     finally:
         client_module.reset_db()
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-            conn.execute(
-                psycopg.sql.SQL("drop database if exists {} with (force)").format(
-                    psycopg.sql.Identifier(name)
-                )
-            )
+        localdb.drop_database(pg_admin_url, name)
 
 
 @pytest.fixture(autouse=True)
