@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from shared import analytics
 from shared.client import Database, UserScope
 from shared.config import Settings
 from shared.log import get_logger
@@ -253,6 +254,7 @@ def probe_and_notify(
     db: Database, storage: Storage, settings: Settings, *, now: datetime | None = None
 ) -> dict[str, Any]:
     checks = run_probes(db, storage, settings, now=now)
+    analytics.fold(db)  # the probe schedule also keeps the analytics rollups folded
     try:
         notifications = notify_due(db, settings, notifier_for(settings), now=now)
     except Exception as exc:  # notifications never break probing

@@ -26,6 +26,10 @@ PUBLIC_TABLES = {
     "document_processing_events",
     "service_health_checks",
     "alert_events",
+    "analytics_rollups",
+    "analytics_histograms",
+    "analytics_stage_totals",
+    "analytics_pending",
 }
 MONITORING_TABLES = ("document_processing_events", "service_health_checks", "alert_events")
 
@@ -137,7 +141,19 @@ def test_anon_reads_nothing(db, make_user, sql):
         "insert into public.alert_events (service_name, alert_type, message)"
         " values ('db', 'service_down', 'down')"
     )
+    sql.execute(
+        "insert into public.document_processing_events (event_type, duration_ms)"
+        " values ('completed', 5)"
+    )
     a = upload(db, make_user())
+    db.call("claim_jobs", worker_id="w", max_jobs=1)
+    db.call(
+        "complete_jobs",
+        worker_id="w",
+        completions=[{"id": a["job_id"], "attempt": 1, "result": {"timings_ms": {"reading": 2}}}],
+    )
+    db.call("fold_analytics")  # rollups from these, and one fact left pending
+    sql.execute("insert into public.document_processing_events (event_type) values ('failed')")
     tables = public_tables(sql)
     assert set(tables) >= PUBLIC_TABLES
     for table in tables:
@@ -153,6 +169,7 @@ def test_anon_reads_nothing(db, make_user, sql):
     for query, arg in (
         ("select public.get_job(%s)", a["job_id"]),
         ("select public.get_document(%s)", a["document_id"]),
+        ("select public.analytics_report(%s)", "24h"),
     ):
         with pytest.raises(psycopg.errors.InsufficientPrivilege), as_role(sql, "anon"):
             sql.execute(query, (arg,))
@@ -163,8 +180,9 @@ def test_anon_reads_nothing(db, make_user, sql):
 
 def _seed_monitoring(sql: psycopg.Connection, user_id: str) -> None:
     sql.execute(
-        "insert into public.document_processing_events (user_id, document_id, event_type)"
-        " values (%s, gen_random_uuid(), 'completed'), (%s, gen_random_uuid(), 'failed')",
+        "insert into public.document_processing_events"
+        " (user_id, document_id, event_type, duration_ms)"
+        " values (%s, gen_random_uuid(), 'completed', 10), (%s, gen_random_uuid(), 'failed', 7)",
         (user_id, user_id),
     )
     sql.execute(
@@ -188,6 +206,39 @@ def test_non_admin_sees_no_monitoring_rows_even_their_own_events(make_user, sql)
             assert sql.execute(query).fetchone()[0] == 0, table
         with as_user(sql, admin):
             assert sql.execute(query).fetchone()[0] == 2, table
+
+
+def test_non_admin_sees_no_analytics_rollups(db, make_user, sql):
+    alice, admin = make_user(), make_user(admin=True)
+    _seed_monitoring(sql, alice.user_id)
+    db.call("fold_analytics")
+    sql.execute("insert into public.document_processing_events (event_type) values ('failed')")
+    for table in ("analytics_rollups", "analytics_histograms", "analytics_pending"):
+        query = pgsql.SQL("select count(*) from public.{}").format(pgsql.Identifier(table))
+        total = sql.execute(query).fetchone()[0]
+        assert total > 0, table
+        with as_user(sql, alice):
+            assert sql.execute(query).fetchone()[0] == 0, table
+        with as_user(sql, admin):
+            assert sql.execute(query).fetchone()[0] == total, table
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), as_user(sql, admin):
+            sql.execute(pgsql.SQL("delete from public.{}").format(pgsql.Identifier(table)))
+
+
+def test_analytics_report_shows_nothing_to_a_non_admin(db, make_user, sql):
+    alice, admin = make_user(), make_user(admin=True)
+    _seed_monitoring(sql, alice.user_id)
+    assert db.as_user(alice).call("analytics_report", window_name="1h")["event_counts"] == {}
+    assert db.as_user(admin).call("analytics_report", window_name="1h")["event_counts"] == {
+        "completed": 1,
+        "failed": 1,
+    }
+    db.call("fold_analytics")  # the same from the rollups
+    assert db.as_user(alice).call("analytics_report", window_name="1h")["event_counts"] == {}
+    assert db.as_user(admin).call("analytics_report", window_name="1h")["event_counts"] == {
+        "completed": 1,
+        "failed": 1,
+    }
 
 
 def test_event_counts_function_shows_nothing_to_a_non_admin(db, make_user, sql):
