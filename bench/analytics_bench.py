@@ -23,7 +23,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
@@ -136,7 +135,7 @@ def seed(url: str, events: int, jobs: int, checks: int) -> dict[str, float]:
         conn.execute("select set_config('TimeZone', 'UTC', false)")
         now = conn.execute("select now()").fetchone()[0]  # type: ignore[index]
         conn.execute(
-            "insert into auth.users (id, raw_app_meta_data) values (%s, '{\"role\": \"admin\"}'),"
+            'insert into auth.users (id, raw_app_meta_data) values (%s, \'{"role": "admin"}\'),'
             " (%s, '{}')",
             (ADMIN, USER),
         )
@@ -148,8 +147,13 @@ def seed(url: str, events: int, jobs: int, checks: int) -> dict[str, float]:
         for lo in range(0, events, BATCH):
             conn.execute(
                 SEED_EVENTS,
-                {"now": now, "events": events, "jobs": jobs, "lo": lo,
-                 "hi": min(events, lo + BATCH)},
+                {
+                    "now": now,
+                    "events": events,
+                    "jobs": jobs,
+                    "lo": lo,
+                    "hi": min(events, lo + BATCH),
+                },
             )
             print(f"\r  events {min(events, lo + BATCH):,}/{events:,}", end="", flush=True)
         print()
@@ -192,8 +196,11 @@ def plans(url: str) -> None:
         conn.execute("select public.analytics_report('30d')")
     scans = set()
     for note in notes:
-        for match in re.finditer(r"((?:Parallel )?(?:Index Only Scan|Index Scan|Seq Scan|"
-                                 r"Bitmap Heap Scan)(?: using \S+)? on \S+)", note):
+        for match in re.finditer(
+            r"((?:Parallel )?(?:Index Only Scan|Index Scan|Seq Scan|"
+            r"Bitmap Heap Scan)(?: using \S+)? on \S+)",
+            note,
+        ):
             scans.add(match.group(1))
     print("  plan nodes of the 30d report:")
     for scan in sorted(scans):
@@ -233,8 +240,10 @@ def measure(url: str, runs: int) -> dict[str, dict[str, float]]:
             "median_ms": statistics.median(samples),
             "p95_ms": samples[max(0, int(len(samples) * 0.95) - 1)],
         }
-        print(f"  GET {path:32} median {results[path]['median_ms']:7.1f} ms   "
-              f"p95 {results[path]['p95_ms']:7.1f} ms")
+        print(
+            f"  GET {path:32} median {results[path]['median_ms']:7.1f} ms   "
+            f"p95 {results[path]['p95_ms']:7.1f} ms"
+        )
     return results
 
 

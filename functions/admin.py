@@ -1,5 +1,7 @@
 """`admin` function: analytics, queue health, services and alerts for admins (the database's
-RLS checks the role too; alert changes go through service-only SQL functions)."""
+RLS checks the role too; alert changes go through service-only SQL functions), and the
+dashboard page that shows them (public: it holds no data; its script calls the JSON routes with
+the token the admin gives it)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import re
 import flask
 import functions_framework
 
-from shared import analytics, monitoring
+from shared import analytics, dashboard, monitoring
 from shared.auth import authenticate, require_admin
 from shared.client import get_db
 from shared.config import get_settings
@@ -23,6 +25,11 @@ def get_analytics(request: flask.Request) -> flask.Response:
     user = authenticate(request.headers.get("Authorization"), get_settings())
     require_admin(user)
     return json_response(analytics.report(get_db().as_user(user), request.args.get("window")))
+
+
+@router.route("GET", "/admin/dashboard")
+def get_dashboard(request: flask.Request) -> flask.Response:
+    return dashboard.page()
 
 
 @router.route("GET", "/admin/queue")

@@ -585,6 +585,12 @@ def test_authorization_matrix(server_client: FlaskClient, make_user: MakeUser, s
             None,
             {"anon": 401, "user_a": 403, "user_b": 403, "admin": 200, "scheduler": 401},
         ),
+        "dashboard page": (  # public: HTML without data; its script sends the admin token
+            "GET",
+            "/admin/dashboard",
+            None,
+            {"anon": 200, "user_a": 200, "user_b": 200, "admin": 200, "scheduler": 200},
+        ),
         "probe_health": (
             "POST",
             "/probe_health",

@@ -28,6 +28,7 @@ SPEC_PATH = REPO_ROOT / "docs" / "openapi.yaml"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 _PARAM = re.compile(r"\(\?P<(\w+)>\[\^/\]\+\)")
 ERROR_STATUSES = {"400", "401", "403", "404", "405", "409", "413", "415", "422", "429", "503"}
+PUBLIC_PAGES = {"/admin/dashboard"}  # HTML that holds no data; its script sends the token
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +127,9 @@ def test_operations_declare_security_errors_and_uuid_ids(spec: dict[str, Any]) -
         names = {name for requirement in security for name in requirement}
         scheduled = path in ("/process_jobs", "/probe_health")
         expected = {"schedulerSecret"} if scheduled else {"bearerAuth"}
+        if path in PUBLIC_PAGES:
+            assert names == set() and set(operation["responses"]) == {"200"}, where
+            continue
         assert names == expected, where
         statuses = set(operation["responses"])
         assert "401" in statuses and "503" in statuses, where
