@@ -57,7 +57,10 @@ create table if not exists public.analytics_stage_totals (
   primary key (grain, bucket_start, stage)
 );
 
+-- The identity key is there for logical replication (a table in a publication needs a replica
+-- identity before rows can be deleted from it), not for lookups.
 create table if not exists public.analytics_pending (
+  id bigint generated always as identity primary key,
   created_at timestamptz not null,
   event_type text not null,
   priority text not null,
