@@ -136,7 +136,7 @@ begin
   insert into public.analytics_pending
     (created_at, event_type, priority, content_type, duration_ms, wait_ms, stages)
   select e.created_at, e.event_type,
-         coalesce(e.details ->> 'priority', j.priority, 'unknown'),
+         left(coalesce(e.details ->> 'priority', j.priority, 'unknown'), 50),
          left(coalesce(e.details ->> 'content_type', d.content_type, 'unknown'), 255),
          e.duration_ms,
          case when e.event_type = 'processing_started' and e.details ->> 'attempt' = '1'
@@ -167,7 +167,7 @@ language sql
 immutable
 set search_path = ''
 as $$
-  select left(x.key, 50), x.value::double precision
+  select left(x.key, 50), round(x.value::numeric, 6)::double precision
     from jsonb_each(case when jsonb_typeof(stages) = 'object' then stages end) x
    where jsonb_typeof(x.value) = 'number'
      and case when jsonb_typeof(x.value) = 'number'
@@ -243,7 +243,7 @@ grant execute on function public.fold_analytics() to service_role;
 insert into public.analytics_pending
   (created_at, event_type, priority, content_type, duration_ms, wait_ms, stages)
 select e.created_at, e.event_type,
-         coalesce(e.details ->> 'priority', j.priority, 'unknown'),
+         left(coalesce(e.details ->> 'priority', j.priority, 'unknown'), 50),
          left(coalesce(e.details ->> 'content_type', d.content_type, 'unknown'), 255),
          e.duration_ms,
          case when e.event_type = 'processing_started' and e.details ->> 'attempt' = '1'
