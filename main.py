@@ -1,7 +1,7 @@
 """Cloud Functions entry point: every deployable target, importable from the repo root.
 
 Deploy one target with `gcloud functions deploy NAME --gen2 --runtime python311
---entry-point NAME --source .` (see docs/deployment.md); run one locally with
+--entry-point NAME --source .` (see docs/deploy.md); run one locally with
 `functions-framework --target NAME`; run all on one port with `docflow serve`.
 """
 
@@ -15,6 +15,7 @@ from functions.admin import admin  # noqa: E402
 from functions.jobs import jobs  # noqa: E402
 from functions.probe_health import probe_health  # noqa: E402
 from functions.process_jobs import process_jobs  # noqa: E402
+from functions.retention import retention  # noqa: E402
 from functions.uploads import uploads  # noqa: E402
 
-__all__ = ["admin", "jobs", "probe_health", "process_jobs", "uploads"]
+__all__ = ["admin", "jobs", "probe_health", "process_jobs", "retention", "uploads"]

@@ -15,6 +15,7 @@ ROUTES = {
     "process_jobs": "process_jobs",
     "admin": "admin",
     "probe_health": "probe_health",
+    "retention": "retention",
 }
 
 
@@ -23,6 +24,7 @@ def targets() -> dict[str, Callable[[flask.Request], Any]]:
     from functions.jobs import jobs
     from functions.probe_health import probe_health
     from functions.process_jobs import process_jobs
+    from functions.retention import retention
     from functions.uploads import uploads
 
     return {
@@ -31,4 +33,5 @@ def targets() -> dict[str, Callable[[flask.Request], Any]]:
         "process_jobs": process_jobs,
         "admin": admin,
         "probe_health": probe_health,
+        "retention": retention,
     }

@@ -6,6 +6,7 @@
   docflow token --user UUID [--admin]              mint a local user access token
   docflow probe [--json]                           probe the services once
   docflow analytics [--window W] [--json]          the analytics report (1h, 24h, 7d, 30d)
+  docflow retention [--dry-run] [--json]           delete expired rows (as /retention does)
   docflow upload FILE... [--priority P] [--wait]   upload through the HTTP API (API_URL)
   docflow status JOB_ID [--json]                   one job, through the HTTP API
   docflow demo                                     the end-to-end walkthrough (`make demo`)
@@ -135,24 +136,41 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 PROBE_EVERY_SECONDS = 60
+RETENTION_EVERY_SECONDS = 24 * 3600
 
 
 def _start_schedules(settings: Settings, stop: threading.Event) -> threading.Thread:
-    """Probe the services every minute, as Cloud Scheduler calls /probe_health in production."""
+    """The local stand-in for Cloud Scheduler: probe the services every minute, as
+    /probe_health is called in production, and run retention at start and then daily, as
+    /retention is."""
+    import time
+    from collections.abc import Callable
+
     from shared.client import get_db
     from shared.log import get_logger
     from shared.monitoring import probe_and_notify
+    from shared.retention import run as run_retention
     from shared.storage import get_storage
 
     log = get_logger("schedules")
+    schedules: list[tuple[str, float, Callable[[], object]]] = [
+        ("probe", PROBE_EVERY_SECONDS, lambda: probe_and_notify(get_db(), get_storage(), settings)),
+        ("retention", RETENTION_EVERY_SECONDS,
+         lambda: run_retention(get_db(), get_storage(), settings)),
+    ]  # fmt: skip
+    due = {name: time.monotonic() for name, _, _ in schedules}
 
     def loop() -> None:
         while not stop.is_set():
-            try:
-                probe_and_notify(get_db(), get_storage(), settings)
-            except Exception:  # a schedule must outlive a bad run
-                log.warning("scheduled probe failed", exc_info=True)
-            stop.wait(PROBE_EVERY_SECONDS)
+            for name, every, job in schedules:
+                if time.monotonic() < due[name]:
+                    continue
+                due[name] = time.monotonic() + every
+                try:
+                    job()
+                except Exception:  # a schedule must outlive a bad run
+                    log.warning("scheduled run failed", extra={"schedule": name}, exc_info=True)
+            stop.wait(max(0.0, min(due.values()) - time.monotonic()))
 
     thread = threading.Thread(target=loop, name="docflow-schedules", daemon=True)
     thread.start()
@@ -241,6 +259,35 @@ def cmd_analytics(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(render(report), end="")
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
+    """What POST /retention does, once; `--dry-run` only counts."""
+    import json
+
+    from shared.client import get_db
+    from shared.retention import run as run_retention
+    from shared.storage import get_storage
+
+    if settings.db_transport == "postgres":
+        _ensure_database(settings)
+    report = run_retention(get_db(), get_storage(), settings, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    verb = "would delete" if args.dry_run else "deleted"
+    for table, count in report["counts"].items():
+        keep = report["keep_days"].get(table)
+        kept = (
+            ""
+            if keep is None
+            else ("  (kept forever)" if keep <= 0 else f"  (older than {keep} days)")
+        )
+        print(f"{table:<28} {verb} {count:>9,}{kept}")
+    if not report["finished"]:
+        print(f"stopped by the time budget after {report['elapsed_ms'] / 1000:.1f} s: "
+              "the next run goes on")  # fmt: skip
     return 0
 
 
@@ -437,7 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--worker",
         action="store_true",
-        help="also run a long-running worker and the local schedules (probes every minute)",
+        help="also run a long-running worker and the local schedules (probe every minute, "
+        "retention daily)",
     )
     serve.set_defaults(func=cmd_serve)
 
@@ -493,6 +541,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analytics.add_argument("--json", action="store_true", help="print the report as JSON")
     analytics.set_defaults(func=cmd_analytics)
+
+    retention = sub.add_parser("retention", help="delete expired rows (as /retention does)")
+    retention.add_argument(
+        "--dry-run", action="store_true", help="only count what would be deleted"
+    )
+    retention.add_argument("--json", action="store_true", help="print the report as JSON")
+    retention.set_defaults(func=cmd_retention)
 
     demo = sub.add_parser("demo", help="upload the samples over HTTP, process, report")
     demo.set_defaults(func=cmd_demo)

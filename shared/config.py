@@ -146,6 +146,18 @@ class Settings(BaseSettings):
     alert_email_from: str | None = None
     alert_email_to: str = ""
 
+    # --- retention (POST /retention, `docflow retention`) -------------------------------------
+    # Days each kind of row is kept; 0 keeps it forever.
+    retention_events_days: int = Field(default=30, ge=0)
+    retention_health_checks_days: int = Field(default=30, ge=0)
+    retention_alerts_days: int = Field(default=30, ge=0)  # resolved alerts only
+    retention_jobs_days: int = Field(default=90, ge=0)  # completed, failed, cancelled jobs
+    # Also delete documents older than RETENTION_JOBS_DAYS whose jobs are all gone or expired,
+    # with their stored files. Off: documents and their files are kept.
+    retention_delete_documents: bool = False
+    retention_batch_size: int = Field(default=5000, ge=1, le=100_000)
+    retention_max_seconds: float = Field(default=50.0, gt=0)
+
     # --- logging --------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

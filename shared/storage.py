@@ -35,6 +35,9 @@ class Storage(Protocol):
 
     def delete(self, name: str) -> None: ...
 
+    def delete_many(self, names: list[str]) -> None:
+        """Delete objects; names that are already gone are no error."""
+
     def exists(self, name: str) -> bool: ...
 
 
@@ -70,6 +73,10 @@ class LocalStorage:
 
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)
+
+    def delete_many(self, names: list[str]) -> None:
+        for name in names:
+            self.delete(name)
 
     def exists(self, name: str) -> bool:
         return self._path(name).is_file()
@@ -114,6 +121,12 @@ class SupabaseStorage:
     def delete(self, name: str) -> None:
         _check_name(name)
         self._call("delete", self._bucket.remove, [name])
+
+    def delete_many(self, names: list[str]) -> None:
+        for name in names:
+            _check_name(name)
+        for i in range(0, len(names), 1000):  # the Storage API takes up to 1,000 a call
+            self._call("delete", self._bucket.remove, names[i : i + 1000])
 
     def exists(self, name: str) -> bool:
         _check_name(name)

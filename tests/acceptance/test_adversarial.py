@@ -597,6 +597,12 @@ def test_authorization_matrix(server_client: FlaskClient, make_user: MakeUser, s
             None,
             {"anon": 401, "user_a": 401, "user_b": 401, "admin": 401, "scheduler": 200},
         ),
+        "retention": (
+            "POST",
+            "/retention",
+            None,
+            {"anon": 401, "user_a": 401, "user_b": 401, "admin": 401, "scheduler": 200},
+        ),
         "queue health": (
             "GET",
             "/admin/queue",

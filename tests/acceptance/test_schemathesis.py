@@ -79,7 +79,7 @@ class Api:
     ids: dict[str, list[str]]  # path parameter name -> ids that exist
 
     def headers_for(self, path: str) -> dict[str, str]:
-        if path in ("/process_jobs", "/probe_health"):
+        if path in ("/process_jobs", "/probe_health", "/retention"):
             return {"X-Scheduler-Secret": self.scheduler_secret}
         user = self.admin if path.startswith("/admin/") else self.user
         return {"Authorization": f"Bearer {user.token}"}

@@ -30,6 +30,7 @@ PUBLIC_TABLES = {
     "analytics_histograms",
     "analytics_stage_totals",
     "analytics_pending",
+    "storage_deletions",
 }
 MONITORING_TABLES = ("document_processing_events", "service_health_checks", "alert_events")
 
@@ -154,6 +155,9 @@ def test_anon_reads_nothing(db, make_user, sql):
     )
     db.call("fold_analytics")  # rollups from these, and one fact left pending
     sql.execute("insert into public.document_processing_events (event_type) values ('failed')")
+    sql.execute(
+        "insert into public.storage_deletions (object_path, reason) values ('u/x', 'seeded')"
+    )
     tables = public_tables(sql)
     assert set(tables) >= PUBLIC_TABLES
     for table in tables:

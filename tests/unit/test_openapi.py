@@ -125,7 +125,7 @@ def test_operations_declare_security_errors_and_uuid_ids(spec: dict[str, Any]) -
         where = f"{method} {path}"
         security = operation.get("security", spec["security"])
         names = {name for requirement in security for name in requirement}
-        scheduled = path in ("/process_jobs", "/probe_health")
+        scheduled = path in ("/process_jobs", "/probe_health", "/retention")
         expected = {"schedulerSecret"} if scheduled else {"bearerAuth"}
         if path in PUBLIC_PAGES:
             assert names == set() and set(operation["responses"]) == {"200"}, where

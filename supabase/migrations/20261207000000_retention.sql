@@ -1,0 +1,224 @@
+-- Retention (POST /retention, `docflow retention`): expired rows are deleted in batches, one
+-- short statement each, so that no statement holds many locks or runs long, and writers (which
+-- only insert new rows) never wait. The caller loops within its time budget and the next run
+-- resumes where this one stopped: nothing is remembered between runs but the rows themselves.
+--
+-- * `retention_delete(target, keep_days, batch_size, dry_run, now)` deletes at most
+--   `batch_size` expired rows of one target and returns how many it deleted (dry run: counts
+--   every expired row and deletes nothing). `keep_days <= 0` keeps the target forever.
+--     document_processing_events  created_at older than keep_days
+--     service_health_checks       created_at older than keep_days
+--     alert_events                resolved alerts, resolved_at older than keep_days (active and
+--                                 acknowledged alerts are never deleted)
+--     processing_jobs             completed, failed and cancelled jobs, completed_at older
+--     documents                   documents created before the cutoff whose jobs (if any) are
+--                                 all finished before it; their jobs go with them (cascade)
+-- * `storage_deletions`: the stored files of deleted documents (the upload and its extracted
+--   text), queued by a trigger whenever a document row goes, however it goes: retention, or a
+--   user deleted from auth.users (documents cascade). The next retention run deletes the
+--   files from storage and then the queue rows, so a failed storage call is retried.
+
+create index if not exists alert_events_resolved_at_idx
+  on public.alert_events (resolved_at) where status = 'resolved';
+create index if not exists documents_created_at_idx
+  on public.documents (created_at);
+
+create table if not exists public.storage_deletions (
+  id bigint generated always as identity primary key,
+  object_path text not null,
+  reason text not null,
+  queued_at timestamptz not null default now()
+);
+
+alter table public.storage_deletions enable row level security;
+revoke all on public.storage_deletions from anon, authenticated;
+grant all on public.storage_deletions to service_role;
+
+-- One insert per deleting statement (a cascade from auth.users included).
+create or replace function docflow_private.queue_document_files()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  insert into public.storage_deletions (object_path, reason)
+  select p.path, 'document_deleted'
+    from old_rows o
+   cross join lateral (values (o.storage_path), (o.text_path)) as p(path)
+   where p.path is not null;
+  return null;
+end;
+$$;
+
+revoke execute on function docflow_private.queue_document_files() from public, anon, authenticated;
+
+drop trigger if exists documents_queue_files on public.documents;
+create trigger documents_queue_files
+  after delete on public.documents
+  referencing old table as old_rows
+  for each statement execute function docflow_private.queue_document_files();
+
+create or replace function public.retention_delete(
+  target text,
+  keep_days integer,
+  batch_size integer default 5000,
+  dry_run boolean default false,
+  now timestamptz default null
+)
+returns bigint
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_cutoff timestamptz;
+  v_n bigint;
+begin
+  if batch_size is null or batch_size < 1 or batch_size > 100000 then
+    raise exception 'batch_size must be between 1 and 100000'
+      using errcode = 'DF422', hint = 'invalid_batch_size';
+  end if;
+  if target not in ('document_processing_events', 'service_health_checks', 'alert_events',
+                    'processing_jobs', 'documents') then
+    raise exception 'unknown retention target'
+      using errcode = 'DF422', hint = 'invalid_target';
+  end if;
+  if keep_days is null or keep_days <= 0 then
+    return 0;  -- kept forever
+  end if;
+  v_cutoff := coalesce(retention_delete.now, pg_catalog.now())
+              - make_interval(days => keep_days);
+
+  if target = 'document_processing_events' then
+    if dry_run then
+      select count(*) into v_n
+        from public.document_processing_events e where e.created_at < v_cutoff;
+    else
+      delete from public.document_processing_events e
+       where e.id = any (array(
+         select x.id from public.document_processing_events x
+          where x.created_at < v_cutoff order by x.created_at limit batch_size));
+      get diagnostics v_n = row_count;
+    end if;
+  elsif target = 'service_health_checks' then
+    if dry_run then
+      select count(*) into v_n
+        from public.service_health_checks c where c.created_at < v_cutoff;
+    else
+      delete from public.service_health_checks c
+       where c.id = any (array(
+         select x.id from public.service_health_checks x
+          where x.created_at < v_cutoff order by x.created_at limit batch_size));
+      get diagnostics v_n = row_count;
+    end if;
+  elsif target = 'alert_events' then
+    if dry_run then
+      select count(*) into v_n
+        from public.alert_events a where a.status = 'resolved' and a.resolved_at < v_cutoff;
+    else
+      delete from public.alert_events a
+       where a.id = any (array(
+         select x.id from public.alert_events x
+          where x.status = 'resolved' and x.resolved_at < v_cutoff
+          order by x.resolved_at limit batch_size));
+      get diagnostics v_n = row_count;
+    end if;
+  elsif target = 'processing_jobs' then
+    if dry_run then
+      select count(*) into v_n
+        from public.processing_jobs j
+       where j.completed_at < v_cutoff and j.status in ('completed', 'failed', 'cancelled');
+    else
+      delete from public.processing_jobs j
+       where j.id = any (array(
+         select x.id from public.processing_jobs x
+          where x.completed_at < v_cutoff and x.status in ('completed', 'failed', 'cancelled')
+          order by x.completed_at limit batch_size))
+         and j.status in ('completed', 'failed', 'cancelled');
+      get diagnostics v_n = row_count;
+    end if;
+  else  -- documents
+    if dry_run then
+      select count(*) into v_n
+        from public.documents d
+       where d.created_at < v_cutoff
+         and not exists (
+           select 1 from public.processing_jobs j
+            where j.document_id = d.id
+              and not (j.status in ('completed', 'failed', 'cancelled')
+                       and j.completed_at < v_cutoff));
+    else
+      delete from public.documents d
+       where d.id = any (array(
+         select x.id from public.documents x
+          where x.created_at < v_cutoff
+            and not exists (
+              select 1 from public.processing_jobs j
+               where j.document_id = x.id
+                 and not (j.status in ('completed', 'failed', 'cancelled')
+                          and j.completed_at < v_cutoff))
+          order by x.created_at limit batch_size))
+         -- checked again on the locked row: a job queued since (a reanalyze) keeps it
+         and not exists (
+           select 1 from public.processing_jobs j
+            where j.document_id = d.id
+              and not (j.status in ('completed', 'failed', 'cancelled')
+                       and j.completed_at < v_cutoff));
+      get diagnostics v_n = row_count;
+    end if;
+  end if;
+  return v_n;
+end;
+$$;
+
+-- The next files to delete from storage, oldest first: [{"id": 1, "path": "..."}, ...].
+create or replace function public.storage_deletions_batch(batch_size integer default 1000)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce(jsonb_agg(jsonb_build_object('id', s.id, 'path', s.object_path)
+                            order by s.id), '[]'::jsonb)
+    from (select d.id, d.object_path from public.storage_deletions d
+           order by d.id limit greatest(1, least(batch_size, 10000))) s;
+$$;
+
+-- Forget queued files once storage has deleted them (`ids`: a JSON array of queue ids);
+-- returns how many rows went.
+create or replace function public.storage_deletions_done(ids jsonb)
+returns bigint
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_n bigint;
+begin
+  delete from public.storage_deletions d
+   where d.id = any (array(select pg_catalog.jsonb_array_elements_text(ids)::bigint));
+  get diagnostics v_n = row_count;
+  return v_n;
+end;
+$$;
+
+create or replace function public.storage_deletions_count()
+returns bigint
+language sql
+stable
+set search_path = ''
+as $$
+  select count(*) from public.storage_deletions;
+$$;
+
+revoke execute on function
+  public.retention_delete(text, integer, integer, boolean, timestamptz),
+  public.storage_deletions_batch(integer),
+  public.storage_deletions_done(jsonb),
+  public.storage_deletions_count()
+  from public, anon, authenticated;
+grant execute on function
+  public.retention_delete(text, integer, integer, boolean, timestamptz),
+  public.storage_deletions_batch(integer),
+  public.storage_deletions_done(jsonb),
+  public.storage_deletions_count()
+  to service_role;
