@@ -151,3 +151,34 @@ def test_the_cli_dry_run_then_run(
     report = json.loads(capsys.readouterr().out)
     assert report["counts"] == EXPECTED
     assert _left(seeded) == (2, 1, 1)
+
+
+def test_make_dev_schedules_probe_and_retention(
+    seeded: psycopg.Connection, cli_logging: None
+) -> None:
+    """`docflow serve --worker` (make dev) starts the local schedules: both run at start."""
+    import threading
+
+    from shared.config import get_settings
+
+    stop = threading.Event()
+    thread = cli._start_schedules(get_settings(), stop)
+    try:
+        for _ in range(600):  # wait for the condition (up to a minute), not for a duration
+            checks = seeded.execute(
+                "select count(*) from public.service_health_checks where created_at > now() - "
+                "interval '1 hour'"
+            ).fetchone()
+            if _left(seeded)[0] == 2 and checks is not None and checks[0] > 1:
+                break
+            stop.wait(0.1)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert _left(seeded)[0] == 2  # the expired events went
+    checks = seeded.execute(
+        "select count(distinct service_name) from public.service_health_checks"
+        " where created_at > now() - interval '1 hour'"
+    ).fetchone()
+    assert checks is not None and checks[0] >= 3  # database, storage, job_queue probed
