@@ -155,6 +155,9 @@ class Settings(BaseSettings):
     # Also delete documents older than RETENTION_JOBS_DAYS whose jobs are all gone or expired,
     # with their stored files. Off: documents and their files are kept.
     retention_delete_documents: bool = False
+    # Daily analytics rollups (the 30d report's); 5-minute and hourly ones always go after 2 and
+    # 8 days, past the 1h, 24h and 7d windows that read them.
+    retention_rollups_days: int = Field(default=400, ge=0)
     retention_batch_size: int = Field(default=5000, ge=1, le=100_000)
     retention_max_seconds: float = Field(default=50.0, gt=0)
 

@@ -1,9 +1,10 @@
 """Retention: delete expired rows in batches within a time budget (`POST /retention`, daily).
 
 `run()` deletes, in this order, expired processing events, health checks, resolved alerts,
-finished jobs and (when RETENTION_DELETE_DOCUMENTS is on) old documents whose jobs are all
-expired, each through `retention_delete()` in SQL: at most RETENTION_BATCH_SIZE rows a call,
-one short autocommitted statement each, so no writer ever waits long on it. Then it deletes
+finished jobs, (when RETENTION_DELETE_DOCUMENTS is on) old documents whose jobs are all
+expired, and the analytics rollups past the windows that read them, each through
+`retention_delete()` in SQL: at most RETENTION_BATCH_SIZE rows a call, one short
+autocommitted statement each, so no writer ever waits long on it. Then it deletes
 the stored files queued in `storage_deletions` (the files of every deleted document, however
 it went: retention, or its user deleted from auth.users) and forgets them once storage has.
 
@@ -35,6 +36,7 @@ TABLES = (
     "alert_events",
     "processing_jobs",
     "documents",
+    "analytics_rollups",
 )
 FILES_PER_CALL = 1000  # the Storage API deletes up to 1,000 objects a call
 
@@ -47,6 +49,8 @@ def keep_days(settings: Settings) -> dict[str, int]:
         "alert_events": settings.retention_alerts_days,
         "processing_jobs": settings.retention_jobs_days,
         "documents": settings.retention_jobs_days if settings.retention_delete_documents else 0,
+        # Daily buckets; the finer ones go after the windows that read them, whatever this says.
+        "analytics_rollups": settings.retention_rollups_days,
     }
 
 
@@ -75,7 +79,7 @@ def run(
     finished = True
 
     for table in TABLES:
-        if keep[table] <= 0:
+        if keep[table] <= 0 and table != "analytics_rollups":
             continue
         if dry_run:
             counts[table] = int(

@@ -13,6 +13,13 @@
 --     processing_jobs             completed, failed and cancelled jobs, completed_at older
 --     documents                   documents created before the cutoff whose jobs (if any) are
 --                                 all finished before it; their jobs go with them (cascade)
+--     analytics_rollups           the analytics rollups (counts, histograms, stage totals):
+--                                 daily buckets older than keep_days; 5-minute buckets older
+--                                 than 2 days and hourly ones older than 8 days whatever
+--                                 keep_days says, since no report reads them past that (the
+--                                 1h report reads 5-minute buckets, 24h and 7d hourly ones).
+--                                 Returns the rows deleted over the three tables, at most
+--                                 batch_size from each table and grain per call.
 -- * `storage_deletions`: the stored files of deleted documents (the upload and its extracted
 --   text), queued by a trigger whenever a document row goes, however it goes: retention, or a
 --   user deleted from auth.users (documents cascade). The next retention run deletes the
@@ -59,6 +66,67 @@ create trigger documents_queue_files
   referencing old table as old_rows
   for each statement execute function docflow_private.queue_document_files();
 
+-- The rollups past the windows that read them (see the header).
+create or replace function docflow_private.prune_rollups(
+  keep_days integer, batch_size integer, dry_run boolean, now timestamptz
+)
+returns bigint
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_total bigint := 0;
+  v_n bigint;
+  v_grain integer;
+  v_cutoff timestamptz;
+begin
+  foreach v_grain in array array[300, 3600, 86400] loop
+    v_cutoff := case v_grain
+      when 300 then now - interval '2 days'
+      when 3600 then now - interval '8 days'
+      else case when keep_days is null or keep_days <= 0 then null
+                else now - make_interval(days => keep_days) end
+    end;
+    continue when v_cutoff is null;  -- daily buckets kept forever
+    if dry_run then
+      select (select count(*) from public.analytics_rollups r
+               where r.grain = v_grain and r.bucket_start < v_cutoff)
+           + (select count(*) from public.analytics_histograms h
+               where h.grain = v_grain and h.bucket_start < v_cutoff)
+           + (select count(*) from public.analytics_stage_totals t
+               where t.grain = v_grain and t.bucket_start < v_cutoff)
+        into v_n;
+      v_total := v_total + v_n;
+      continue;
+    end if;
+    delete from public.analytics_rollups r
+     where r.ctid = any (array(
+       select x.ctid from public.analytics_rollups x
+        where x.grain = v_grain and x.bucket_start < v_cutoff limit batch_size));
+    get diagnostics v_n = row_count;
+    v_total := v_total + v_n;
+    delete from public.analytics_histograms h
+     where h.ctid = any (array(
+       select x.ctid from public.analytics_histograms x
+        where x.grain = v_grain and x.bucket_start < v_cutoff limit batch_size));
+    get diagnostics v_n = row_count;
+    v_total := v_total + v_n;
+    delete from public.analytics_stage_totals t
+     where t.ctid = any (array(
+       select x.ctid from public.analytics_stage_totals x
+        where x.grain = v_grain and x.bucket_start < v_cutoff limit batch_size));
+    get diagnostics v_n = row_count;
+    v_total := v_total + v_n;
+  end loop;
+  return v_total;
+end;
+$$;
+
+revoke execute on function docflow_private.prune_rollups(integer, integer, boolean, timestamptz)
+  from public, anon, authenticated;
+grant execute on function docflow_private.prune_rollups(integer, integer, boolean, timestamptz)
+  to service_role;
+
 create or replace function public.retention_delete(
   target text,
   keep_days integer,
@@ -79,9 +147,13 @@ begin
       using errcode = 'DF422', hint = 'invalid_batch_size';
   end if;
   if target not in ('document_processing_events', 'service_health_checks', 'alert_events',
-                    'processing_jobs', 'documents') then
+                    'processing_jobs', 'documents', 'analytics_rollups') then
     raise exception 'unknown retention target'
       using errcode = 'DF422', hint = 'invalid_target';
+  end if;
+  if target = 'analytics_rollups' then
+    return docflow_private.prune_rollups(keep_days, batch_size, dry_run,
+                                         coalesce(retention_delete.now, pg_catalog.now()));
   end if;
   if keep_days is null or keep_days <= 0 then
     return 0;  -- kept forever

@@ -28,6 +28,8 @@ from shared.errors import DocflowError, Unavailable
 from shared.storage import LocalStorage, Storage, make_storage
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+# The tables whose rows are seeded by id here (the rollups have a test of their own).
+ROWS = tuple(t for t in retention.TABLES if t != "analytics_rollups")
 DAY = timedelta(days=1)
 
 
@@ -216,7 +218,7 @@ def seeded(
 
 
 def _all_ids(sql: psycopg.Connection) -> dict[str, set[Any]]:
-    return {table: {str(i) for i in _ids(sql, table)} for table in retention.TABLES}
+    return {table: {str(i) for i in _ids(sql, table)} for table in ROWS}
 
 
 def _as_str(ids: dict[str, set[Any]]) -> dict[str, set[str]]:
@@ -243,10 +245,11 @@ def test_exactly_the_expired_rows_go(
 
     assert report["finished"] is True and report["dry_run"] is False
     gone = _as_str(seeded.gone)
-    expected_counts = {table: len(gone[table]) for table in retention.TABLES}
+    expected_counts = {table: len(gone[table]) for table in ROWS}
     if not delete_documents:
         expected_counts["documents"] = 0
     expected_counts["stored_files"] = len(seeded.files_gone) if delete_documents else 0
+    expected_counts["analytics_rollups"] = 0  # the seeded events were never folded
     assert report["counts"] == expected_counts
     assert _all_ids(sql) == _expect_kept(seeded, documents_deleted=delete_documents)
     for name in seeded.files_kept:
@@ -272,9 +275,7 @@ def test_a_dry_run_counts_what_a_run_deletes_and_deletes_nothing(
     assert dry["counts"]["stored_files"] == 0  # nothing queued yet
 
     real = retention.run(db, storage, settings, now=NOW)
-    assert {t: dry["counts"][t] for t in retention.TABLES} == {
-        t: real["counts"][t] for t in retention.TABLES
-    }
+    assert {t: dry["counts"][t] for t in ROWS} == {t: real["counts"][t] for t in ROWS}
     assert real["counts"]["stored_files"] == len(seeded.files_gone)
 
 
@@ -323,7 +324,7 @@ def test_a_run_stopped_by_its_budget_finishes_on_the_next_one(
     while not runs[-1]["finished"]:
         assert len(runs) < 100, "retention never finished"
         runs.append(retention.run(db, storage, settings, now=NOW, max_seconds=8, clock=StepClock()))
-    summed = {t: sum(r["counts"][t] for r in runs) for t in retention.TABLES}
+    summed = {t: sum(r["counts"][t] for r in runs) for t in ROWS}
     assert summed == total
     assert sum(r["counts"]["stored_files"] for r in runs) == len(seeded.files_gone)
     assert _all_ids(sql) == _as_str(seeded.kept)
@@ -438,3 +439,56 @@ def test_bad_arguments_are_refused(db: Database, params: dict[str, Any], code: s
     with pytest.raises(DocflowError) as exc:
         db.call("retention_delete", **params)
     assert exc.value.code == code
+
+
+def test_rollups_go_past_the_windows_that_read_them_and_reports_stay_the_same(
+    db: Database, sql: psycopg.Connection, storage: LocalStorage
+) -> None:
+    # Completed events (with durations: counts, histograms) at ages across every horizon.
+    ages = [timedelta(minutes=10), timedelta(hours=30), 3 * DAY, 7 * DAY, 9 * DAY, 29 * DAY,
+            45 * DAY, 399 * DAY, 401 * DAY, 500 * DAY]  # fmt: skip
+    for age in ages:
+        sql.execute(
+            "insert into public.document_processing_events"
+            " (event_type, duration_ms, details, created_at)"
+            " values ('completed', 1200, '{\"priority\": \"high\"}', %s)",
+            (NOW - age,),
+        )
+    db.call("fold_analytics")
+    windows = ("1h", "24h", "7d", "30d")
+    before = {w: db.call("analytics_report", window_name=w, now=NOW) for w in windows}
+    assert before["30d"]["jobs"]["completed"] == 6  # 10 min .. 29 days
+
+    def rows_per_grain() -> dict[tuple[str, int], list[datetime]]:
+        out: dict[tuple[str, int], list[datetime]] = {}
+        for table in ("analytics_rollups", "analytics_histograms"):
+            for grain, start in sql.execute(
+                f"select grain, bucket_start from public.{table}"  # noqa: S608
+            ):
+                out.setdefault((table, grain), []).append(start)
+        return out
+
+    settings = _settings(retention_batch_size=1)
+    dry = retention.run(db, storage, settings, now=NOW, dry_run=True)
+    report = retention.run(db, storage, settings, now=NOW)
+    assert report["finished"] is True
+    assert report["counts"]["analytics_rollups"] == dry["counts"]["analytics_rollups"] > 0
+
+    horizon = {300: NOW - 2 * DAY, 3600: NOW - 8 * DAY, 86400: NOW - 400 * DAY}
+    left = rows_per_grain()
+    for (table, grain), starts in left.items():
+        assert min(starts) >= horizon[grain], (table, grain)
+    # What stays: 5-min buckets of the last 2 days (2 events), hourly of 8 days (4), daily of
+    # 400 days (8, the buckets' start of day within 400 days).
+    assert len(left[("analytics_rollups", 300)]) == 2
+    assert len(left[("analytics_rollups", 3600)]) == 4
+    assert len(left[("analytics_rollups", 86400)]) == 8
+    after = {w: db.call("analytics_report", window_name=w, now=NOW) for w in windows}
+    assert after == before
+
+    # RETENTION_ROLLUPS_DAYS=0 keeps the daily buckets forever; the finer ones still go.
+    kept = _settings(retention_rollups_days=0)
+    assert retention.run(db, storage, kept, now=NOW + 30 * DAY)["counts"]["analytics_rollups"] > 0
+    left = rows_per_grain()
+    assert len(left[("analytics_rollups", 86400)]) == 8
+    assert ("analytics_rollups", 300) not in left
