@@ -31,11 +31,12 @@ test: setup ## Run the whole test suite against a real local Postgres
 dev: setup ## Serve every function on http://127.0.0.1:8080/<route> with a worker, until Ctrl-C
 	$(BIN)/docflow serve --port 8080 --worker
 
-bench: setup ## Benchmarks: queue (vs raw SQL, Procrastinate), pipeline (vs pypdf), upload intake, analytics
+bench: setup ## Benchmarks: queue (vs raw SQL, Procrastinate), pipeline (vs pypdf), upload intake, analytics, retention
 	$(BIN)/python bench/queue_bench.py
 	$(BIN)/python bench/pipeline_bench.py
 	$(BIN)/python bench/intake_bench.py
 	$(BIN)/python bench/analytics_bench.py
+	$(BIN)/python bench/retention_bench.py
 
 crash: setup ## Crash harness: SIGKILLed workers and a PostgreSQL restart lose no job
 	$(BIN)/python bench/crash.py

@@ -463,7 +463,7 @@ def test_rollups_go_past_the_windows_that_read_them_and_reports_stay_the_same(
         out: dict[tuple[str, int], list[datetime]] = {}
         for table in ("analytics_rollups", "analytics_histograms"):
             for grain, start in sql.execute(
-                f"select grain, bucket_start from public.{table}"  # noqa: S608
+                f"select grain, bucket_start from public.{table}"
             ):
                 out.setdefault((table, grain), []).append(start)
         return out
