@@ -82,31 +82,32 @@ def run(
         if keep[table] <= 0 and table != "analytics_rollups":
             continue
         if dry_run:
-            counts[table] = int(
-                db.call(
-                    "retention_delete",
-                    target=table,
-                    keep_days=keep[table],
-                    batch_size=batch,
-                    dry_run=True,
-                    now=now,
-                )
+            answer = db.call(
+                "retention_delete",
+                target=table,
+                keep_days=keep[table],
+                batch_size=batch,
+                dry_run=True,
+                now=now,
             )
+            counts[table] = int(answer["deleted"])
             continue
+        after = None  # where the previous batch stopped (the time of the newest row it took)
         while True:
             if clock() >= deadline:
                 finished = False
                 break
-            deleted = int(
-                db.call(
-                    "retention_delete",
-                    target=table,
-                    keep_days=keep[table],
-                    batch_size=batch,
-                    now=now,
-                )
+            answer = db.call(
+                "retention_delete",
+                target=table,
+                keep_days=keep[table],
+                batch_size=batch,
+                now=now,
+                after=after,
             )
+            deleted = int(answer["deleted"])
             counts[table] += deleted
+            after = answer.get("last") or after
             if deleted < batch:
                 break
         if not finished:

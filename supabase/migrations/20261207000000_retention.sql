@@ -3,9 +3,13 @@
 -- only insert new rows) never wait. The caller loops within its time budget and the next run
 -- resumes where this one stopped: nothing is remembered between runs but the rows themselves.
 --
--- * `retention_delete(target, keep_days, batch_size, dry_run, now)` deletes at most
---   `batch_size` expired rows of one target and returns how many it deleted (dry run: counts
---   every expired row and deletes nothing). `keep_days <= 0` keeps the target forever.
+-- * `retention_delete(target, keep_days, batch_size, dry_run, now, after)` deletes at most
+--   `batch_size` expired rows of one target, oldest first, and returns
+--   `{"deleted": n, "last": <the newest time it deleted>}` (dry run: `{"deleted": <every
+--   expired row>}`, nothing deleted). The caller passes `last` back as `after` for its next
+--   batch, so that each batch starts where the previous one stopped instead of walking the
+--   index entries of the rows already deleted (dead until vacuum). `keep_days <= 0` keeps
+--   the target forever.
 --     document_processing_events  created_at older than keep_days
 --     service_health_checks       created_at older than keep_days
 --     alert_events                resolved alerts, resolved_at older than keep_days (active and
@@ -132,15 +136,18 @@ create or replace function public.retention_delete(
   keep_days integer,
   batch_size integer default 5000,
   dry_run boolean default false,
-  now timestamptz default null
+  now timestamptz default null,
+  after timestamptz default null
 )
-returns bigint
+returns jsonb
 language plpgsql
 set search_path = ''
 as $$
 declare
   v_cutoff timestamptz;
+  v_from timestamptz := coalesce(retention_delete.after, '-infinity'::timestamptz);
   v_n bigint;
+  v_last timestamptz;
 begin
   if batch_size is null or batch_size < 1 or batch_size > 100000 then
     raise exception 'batch_size must be between 1 and 100000'
@@ -152,65 +159,30 @@ begin
       using errcode = 'DF422', hint = 'invalid_target';
   end if;
   if target = 'analytics_rollups' then
-    return docflow_private.prune_rollups(keep_days, batch_size, dry_run,
-                                         coalesce(retention_delete.now, pg_catalog.now()));
+    return pg_catalog.jsonb_build_object('deleted', docflow_private.prune_rollups(
+      keep_days, batch_size, dry_run, coalesce(retention_delete.now, pg_catalog.now())));
   end if;
   if keep_days is null or keep_days <= 0 then
-    return 0;  -- kept forever
+    return pg_catalog.jsonb_build_object('deleted', 0);  -- kept forever
   end if;
   v_cutoff := coalesce(retention_delete.now, pg_catalog.now())
               - make_interval(days => keep_days);
 
-  if target = 'document_processing_events' then
-    if dry_run then
+  if dry_run then
+    if target = 'document_processing_events' then
       select count(*) into v_n
         from public.document_processing_events e where e.created_at < v_cutoff;
-    else
-      delete from public.document_processing_events e
-       where e.id = any (array(
-         select x.id from public.document_processing_events x
-          where x.created_at < v_cutoff order by x.created_at limit batch_size));
-      get diagnostics v_n = row_count;
-    end if;
-  elsif target = 'service_health_checks' then
-    if dry_run then
+    elsif target = 'service_health_checks' then
       select count(*) into v_n
         from public.service_health_checks c where c.created_at < v_cutoff;
-    else
-      delete from public.service_health_checks c
-       where c.id = any (array(
-         select x.id from public.service_health_checks x
-          where x.created_at < v_cutoff order by x.created_at limit batch_size));
-      get diagnostics v_n = row_count;
-    end if;
-  elsif target = 'alert_events' then
-    if dry_run then
+    elsif target = 'alert_events' then
       select count(*) into v_n
         from public.alert_events a where a.status = 'resolved' and a.resolved_at < v_cutoff;
-    else
-      delete from public.alert_events a
-       where a.id = any (array(
-         select x.id from public.alert_events x
-          where x.status = 'resolved' and x.resolved_at < v_cutoff
-          order by x.resolved_at limit batch_size));
-      get diagnostics v_n = row_count;
-    end if;
-  elsif target = 'processing_jobs' then
-    if dry_run then
+    elsif target = 'processing_jobs' then
       select count(*) into v_n
         from public.processing_jobs j
        where j.completed_at < v_cutoff and j.status in ('completed', 'failed', 'cancelled');
     else
-      delete from public.processing_jobs j
-       where j.id = any (array(
-         select x.id from public.processing_jobs x
-          where x.completed_at < v_cutoff and x.status in ('completed', 'failed', 'cancelled')
-          order by x.completed_at limit batch_size))
-         and j.status in ('completed', 'failed', 'cancelled');
-      get diagnostics v_n = row_count;
-    end if;
-  else  -- documents
-    if dry_run then
       select count(*) into v_n
         from public.documents d
        where d.created_at < v_cutoff
@@ -219,27 +191,81 @@ begin
             where j.document_id = d.id
               and not (j.status in ('completed', 'failed', 'cancelled')
                        and j.completed_at < v_cutoff));
-    else
-      delete from public.documents d
-       where d.id = any (array(
-         select x.id from public.documents x
-          where x.created_at < v_cutoff
-            and not exists (
-              select 1 from public.processing_jobs j
-               where j.document_id = x.id
-                 and not (j.status in ('completed', 'failed', 'cancelled')
-                          and j.completed_at < v_cutoff))
-          order by x.created_at limit batch_size))
+    end if;
+    return pg_catalog.jsonb_build_object('deleted', v_n);
+  end if;
+
+  -- Oldest first through the table's time index, from `after` (the last time the previous
+  -- batch of this run deleted), so that a batch does not walk the index entries of the rows
+  -- the earlier batches deleted (dead until vacuum).
+  if target = 'document_processing_events' then
+    with doomed as materialized (
+      select x.id from public.document_processing_events x
+       where x.created_at < v_cutoff and x.created_at >= v_from
+       order by x.created_at limit batch_size
+    ), gone as (
+      delete from public.document_processing_events e using doomed d where e.id = d.id
+      returning e.created_at
+    )
+    select count(*), max(g.created_at) into v_n, v_last from gone g;
+  elsif target = 'service_health_checks' then
+    with doomed as materialized (
+      select x.id from public.service_health_checks x
+       where x.created_at < v_cutoff and x.created_at >= v_from
+       order by x.created_at limit batch_size
+    ), gone as (
+      delete from public.service_health_checks c using doomed d where c.id = d.id
+      returning c.created_at
+    )
+    select count(*), max(g.created_at) into v_n, v_last from gone g;
+  elsif target = 'alert_events' then
+    with doomed as materialized (
+      select x.id from public.alert_events x
+       where x.status = 'resolved' and x.resolved_at < v_cutoff and x.resolved_at >= v_from
+       order by x.resolved_at limit batch_size
+    ), gone as (
+      delete from public.alert_events a using doomed d
+       where a.id = d.id and a.status = 'resolved'
+      returning a.resolved_at
+    )
+    select count(*), max(g.resolved_at) into v_n, v_last from gone g;
+  elsif target = 'processing_jobs' then
+    with doomed as materialized (
+      select x.id from public.processing_jobs x
+       where x.completed_at < v_cutoff and x.completed_at >= v_from
+         and x.status in ('completed', 'failed', 'cancelled')
+       order by x.completed_at limit batch_size
+    ), gone as (
+      -- the status is checked again on the locked row: a job retried since stays
+      delete from public.processing_jobs j using doomed d
+       where j.id = d.id and j.status in ('completed', 'failed', 'cancelled')
+      returning j.completed_at
+    )
+    select count(*), max(g.completed_at) into v_n, v_last from gone g;
+  else  -- documents
+    with doomed as materialized (
+      select x.id from public.documents x
+       where x.created_at < v_cutoff and x.created_at >= v_from
+         and not exists (
+           select 1 from public.processing_jobs j
+            where j.document_id = x.id
+              and not (j.status in ('completed', 'failed', 'cancelled')
+                       and j.completed_at < v_cutoff))
+       order by x.created_at limit batch_size
+    ), gone as (
+      delete from public.documents o using doomed d
+       where o.id = d.id
          -- checked again on the locked row: a job queued since (a reanalyze) keeps it
          and not exists (
            select 1 from public.processing_jobs j
-            where j.document_id = d.id
+            where j.document_id = o.id
               and not (j.status in ('completed', 'failed', 'cancelled')
-                       and j.completed_at < v_cutoff));
-      get diagnostics v_n = row_count;
-    end if;
+                       and j.completed_at < v_cutoff))
+      returning o.created_at
+    )
+    select count(*), max(g.created_at) into v_n, v_last from gone g;
   end if;
-  return v_n;
+  return pg_catalog.jsonb_build_object('deleted', v_n, 'last', v_last);
 end;
 $$;
 
@@ -283,13 +309,13 @@ as $$
 $$;
 
 revoke execute on function
-  public.retention_delete(text, integer, integer, boolean, timestamptz),
+  public.retention_delete(text, integer, integer, boolean, timestamptz, timestamptz),
   public.storage_deletions_batch(integer),
   public.storage_deletions_done(jsonb),
   public.storage_deletions_count()
   from public, anon, authenticated;
 grant execute on function
-  public.retention_delete(text, integer, integer, boolean, timestamptz),
+  public.retention_delete(text, integer, integer, boolean, timestamptz, timestamptz),
   public.storage_deletions_batch(integer),
   public.storage_deletions_done(jsonb),
   public.storage_deletions_count()

@@ -414,7 +414,7 @@ def test_deleting_a_user_removes_their_rows_and_the_next_run_their_files(
 
 
 def test_retention_sql_is_for_the_service_only(sql: psycopg.Connection) -> None:
-    for fn in ("retention_delete(text, integer, integer, boolean, timestamptz)",
+    for fn in ("retention_delete(text, integer, integer, boolean, timestamptz, timestamptz)",
                "storage_deletions_batch(integer)", "storage_deletions_done(jsonb)",
                "storage_deletions_count()"):  # fmt: skip
         for role, allowed in (("anon", False), ("authenticated", False), ("service_role", True)):
@@ -462,9 +462,7 @@ def test_rollups_go_past_the_windows_that_read_them_and_reports_stay_the_same(
     def rows_per_grain() -> dict[tuple[str, int], list[datetime]]:
         out: dict[tuple[str, int], list[datetime]] = {}
         for table in ("analytics_rollups", "analytics_histograms"):
-            for grain, start in sql.execute(
-                f"select grain, bucket_start from public.{table}"
-            ):
+            for grain, start in sql.execute(f"select grain, bucket_start from public.{table}"):
                 out.setdefault((table, grain), []).append(start)
         return out
 
