@@ -284,6 +284,9 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
             if keep is None
             else ("  (kept forever)" if keep <= 0 else f"  (older than {keep} days)")
         )
+        if table == "analytics_rollups":  # the finer grains go whatever the setting says
+            daily = "daily kept forever" if keep is not None and keep <= 0 else f"daily {keep} d"
+            kept = f"  (5-min after 2 days, hourly after 8, {daily})"
         print(f"{table:<28} {verb} {count:>9,}{kept}")
     if not report["finished"]:
         print(f"stopped by the time budget after {report['elapsed_ms'] / 1000:.1f} s: "

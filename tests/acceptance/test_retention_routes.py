@@ -146,6 +146,7 @@ def test_the_cli_dry_run_then_run(
         "(older",
     ]
     assert "(kept forever)" in lines["documents"]
+    assert lines["analytics_rollups"].endswith("(5-min after 2 days, hourly after 8, daily 400 d)")
     assert _left(seeded) == (4, 2, 2)
 
     assert cli.main(["retention", "--json"]) == 0
