@@ -8,6 +8,7 @@ already points at this test's fresh, migrated database when the functions start.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,3 +53,12 @@ def server_client(db: Database) -> FlaskClient:
     from shared.server import create_app
 
     return create_app().test_client()
+
+
+@pytest.fixture
+def cli_logging() -> Iterator[None]:
+    """`shared.cli.main` configures the `docflow` logger; put it back afterwards."""
+    docflow = logging.getLogger("docflow")
+    saved = (docflow.handlers[:], docflow.level, docflow.propagate)
+    yield
+    docflow.handlers[:], docflow.level, docflow.propagate = saved

@@ -10,10 +10,8 @@ rendering is also checked on a full report (every section, long values) without 
 from __future__ import annotations
 
 import json
-import logging
 import re
 import socket
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -48,12 +46,8 @@ _BUCKET_ROW = re.compile(r"^  \d{4}-\d{2}-\d{2} \d{2}:\d{2}  ", re.MULTILINE)
 
 
 @pytest.fixture(autouse=True)
-def quiet_logging() -> Iterator[None]:
-    """`cli.main` configures the `docflow` logger; put it back afterwards."""
-    docflow = logging.getLogger("docflow")
-    saved = (docflow.handlers[:], docflow.level, docflow.propagate)
-    yield
-    docflow.handlers[:], docflow.level, docflow.propagate = saved
+def _restore_logging(cli_logging: None) -> None:
+    """Every test here runs `cli.main`, which configures the `docflow` logger."""
 
 
 @pytest.fixture

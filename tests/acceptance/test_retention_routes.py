@@ -10,8 +10,7 @@ left in the database.
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -122,15 +121,6 @@ def test_the_one_port_server_dispatches_retention(
     response = server_client.post("/retention", headers=SECRET, json={})
     assert response.status_code == 200
     assert response.get_json()["counts"] == EXPECTED
-
-
-@pytest.fixture
-def cli_logging() -> Iterator[None]:
-    """`cli.main` configures the `docflow` logger; put it back afterwards."""
-    docflow = logging.getLogger("docflow")
-    saved = (docflow.handlers[:], docflow.level, docflow.propagate)
-    yield
-    docflow.handlers[:], docflow.level, docflow.propagate = saved
 
 
 def test_the_cli_dry_run_then_run(
