@@ -34,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -178,13 +179,15 @@ class Writer:
     (`time.perf_counter` is the system's monotonic clock, the same in both processes).
     """
 
-    def __init__(self, url: str, rate: float) -> None:
+    def __init__(self, url: str, rate: float, insert: str = "") -> None:
         ctx = multiprocessing.get_context("spawn")
         self.stop = ctx.Event()
         self.ready = ctx.Event()
         self._results, child_end = ctx.Pipe(duplex=False)
         self._process = ctx.Process(
-            target=_write, args=(url, rate, self.stop, self.ready, child_end), name="writer"
+            target=_write,
+            args=(url, rate, insert or WRITE_EVENT, self.stop, self.ready, child_end),
+            name="writer",
         )
         # (started, latency, latency from the scheduled time), in seconds
         self.samples: list[tuple[float, float, float]] = []
@@ -200,12 +203,12 @@ class Writer:
         self._process.join()
 
 
-def _write(url: str, rate: float, stop: Any, ready: Any, out: Any) -> None:
+def _write(url: str, rate: float, insert: str, stop: Any, ready: Any, out: Any) -> None:
     samples: list[tuple[float, float, float]] = []
     written, max_behind, error = 0, 0.0, None
     try:
         with psycopg.connect(url, autocommit=True, application_name="bench-writer") as conn:
-            conn.execute(WRITE_EVENT, _params(0))  # one untimed insert first
+            conn.execute(insert, _params(0))  # one untimed insert first
             written = 1
             ready.set()
             start = time.perf_counter()
@@ -219,7 +222,7 @@ def _write(url: str, rate: float, stop: Any, ready: Any, out: Any) -> None:
                     max_behind = max(max_behind, -wait)
                 params = _params(i)
                 t0 = time.perf_counter()
-                conn.execute(WRITE_EVENT, params)
+                conn.execute(insert, params)
                 t1 = time.perf_counter()
                 samples.append((t0, t1 - t0, t1 - due))
                 written += 1
@@ -375,6 +378,96 @@ def trial(
     return result
 
 
+# The alternative measured by --compare-partitions: the same events in a table partitioned by
+# day on created_at (its primary key must then include created_at), with the same indexes;
+# retention drops the partitions wholly older than the cutoff.
+PARTITIONED = """
+drop schema if exists bench cascade;
+create schema bench;
+create table bench.events (
+  id bigint generated always as identity,
+  document_id uuid, user_id uuid, job_id uuid, event_type text not null, duration_ms integer,
+  error_message text, stage text, details jsonb,
+  created_at timestamptz not null default now(),
+  primary key (id, created_at)
+) partition by range (created_at);
+create index on bench.events (created_at);
+create index on bench.events (document_id);
+create index on bench.events (event_type, created_at);
+create index on bench.events (created_at) include (error_message) where error_message is not null;
+"""
+WRITE_PARTITIONED = WRITE_EVENT.replace("public.document_processing_events", "bench.events")
+
+
+def partitions_trial(url: str, expired: int, live: int, rate: float) -> dict[str, Any]:
+    """Seed the partitioned table like the real one, then drop the expired days' partitions
+    while the writer inserts into it; the figures to set against batched deletes."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(PARTITIONED)
+        today = scalar(conn, "select date_trunc('day', now())")
+        uppers = {}  # partition -> its upper bound
+        for day in range(-61, 3):
+            name, lo = f"events_{day + 61:03d}", today + timedelta(days=day)
+            uppers[name] = lo + timedelta(days=1)
+            conn.execute(
+                f"create table bench.{name} partition of bench.events for values"
+                f" from ('{lo.isoformat()}') to ('{uppers[name].isoformat()}')"
+            )
+        now = scalar(conn, "select now()")
+        for total, start, base in ((expired, "60 days", 0), (live, "29 days", expired // 10 + 1)):
+            for lo_row in range(0, total, SEED_BATCH):
+                conn.execute(
+                    SEED_EVENTS.replace("public.document_processing_events", "bench.events"),
+                    {"user": USER, "now": now, "start": start, "span": "29 days",
+                     "total": total, "lo": lo_row, "hi": min(total, lo_row + SEED_BATCH),
+                     "base": base},
+                )  # fmt: skip
+        conn.execute("vacuum analyze bench.events")
+        cutoff = scalar(conn, "select now() - interval '30 days'")
+        doomed = [name for name, upper in uppers.items() if upper <= cutoff]
+        expired_rows = scalar(
+            conn, "select count(*) from bench.events where created_at < %s", (cutoff,)
+        )
+        droppable = sum(scalar(conn, f"select count(*) from bench.{name}") for name in doomed)
+
+    writer = Writer(url, rate, WRITE_PARTITIONED)
+    writer.start()
+    if not writer.ready.wait(60):
+        raise RuntimeError("the writer did not start")
+    time.sleep(WARMUP_S)
+    started = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name in doomed:
+            conn.execute(f"drop table bench.{name}")
+    ended = time.perf_counter()
+    time.sleep(COOLDOWN_S)
+    writer.stop.set()
+    writer.join()
+    if writer.error:
+        raise RuntimeError(f"the writer failed: {writer.error}")
+    during = latency(writer.samples, started, ended)
+    result = {
+        "partitions_dropped": len(doomed),
+        "rows_dropped": droppable,
+        "expired_rows": expired_rows,
+        "wall_s": round(ended - started, 3),
+        "writer_during": during,
+    }
+    print(
+        f"  partitioned by day: dropped {len(doomed)} partitions holding {droppable:,} of the"
+        f" {expired_rows:,} expired rows in {ended - started:.3f} s"
+    )
+    if during["inserts"]:
+        print(
+            f"    writer during the drops: {during['inserts']:,} inserts, p50"
+            f" {during['p50_ms']:.2f} ms, p99 {during['p99_ms']:.2f} ms, max {during['max_ms']:.2f}"
+            " ms"
+        )
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("drop schema bench cascade")
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--expired", type=int, default=1_000_000)
@@ -387,6 +480,11 @@ def main() -> int:
         "--compare-batch",
         action="store_true",
         help="then re-seed the expired rows and repeat with batches of 1,000 and 20,000",
+    )
+    parser.add_argument(
+        "--compare-partitions",
+        action="store_true",
+        help="then the same events in a table partitioned by day: drop the expired partitions",
     )
     args = parser.parse_args()
 
@@ -438,6 +536,12 @@ def main() -> int:
                 f"{w.get('p99_ms', 0):7.2f} / {w.get('max_ms', 0):7.2f}"
             )
 
+    partitions = (
+        partitions_trial(url, args.expired, args.live, args.rate)
+        if args.compare_partitions
+        else None
+    )
+
     within = bool(wall_ok and p99_ok and rows_ok)
     print(
         json.dumps(
@@ -450,6 +554,7 @@ def main() -> int:
                     **main_trial,
                 },
                 "compare_batch": comparison,
+                "compare_partitions": partitions,
                 "rows_ok": rows_ok,
                 "targets": {"wall_s": TARGET_WALL_S, "writer_p99_ms": TARGET_P99_MS},
                 "targets_met": within,
