@@ -26,7 +26,15 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def upload(db, user, *, now: datetime = T0, data: bytes | None = None, **extra: Any) -> dict:
+def upload(
+    db,
+    user,
+    *,
+    now: datetime = T0,
+    data: bytes | None = None,
+    storage_path: str | None = None,
+    **extra: Any,
+) -> dict:
     data = data if data is not None else uuid.uuid4().bytes
     return db.call(
         "create_upload",
@@ -35,7 +43,7 @@ def upload(db, user, *, now: datetime = T0, data: bytes | None = None, **extra: 
         content_type="text/plain",
         size_bytes=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
-        storage_path=f"{user.user_id}/{uuid.uuid4()}",
+        storage_path=storage_path or f"{user.user_id}/{uuid.uuid4()}",
         now=now,
         **extra,
     )

@@ -10,7 +10,6 @@ sleeps or measures time.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import uuid
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from shared.client import Database, UserContext
 from shared.config import Settings, get_settings
 from shared.errors import DocflowError, Unavailable
 from shared.storage import LocalStorage, Storage, make_storage
+from tests.integration.test_queue_sql import upload  # shared helper
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 # The tables whose rows are seeded by id here (the rollups have a test of their own).
@@ -365,18 +365,9 @@ def test_deleting_a_user_removes_their_rows_and_the_next_run_their_files(
     mine: list[str] = []
     for user in (leaving, staying):
         for _ in range(2):
-            data = uuid.uuid4().bytes
             path = f"{user.user_id}/{uuid.uuid4()}.txt"
-            storage.put(path, data, "text/plain")
-            created = db.call(
-                "create_upload",
-                user_id=user.user_id,
-                original_filename="doc.txt",
-                content_type="text/plain",
-                size_bytes=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-                storage_path=path,
-            )
+            storage.put(path, b"uploaded", "text/plain")
+            created = upload(db, user, now=NOW, storage_path=path)
             text = f"{user.user_id}/text/{created['document_id']}.txt"
             storage.put(text, b"extracted", "text/plain")
             sql.execute(

@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 
 from shared.client import Database, UserContext
 from shared.errors import NotFound
+from tests.integration.test_queue_sql import upload  # shared helper
 
 SNIPPETS = Path(__file__).resolve().parents[2] / "docs" / "supabase"
 BASE_URL = "https://europe-west1-docflow-test.cloudfunctions.net"
@@ -136,20 +137,6 @@ def count(sql: psycopg.Connection, query: str) -> int:
     row = sql.execute(query).fetchone()
     assert row is not None
     return int(row[0])
-
-
-def upload(db: Database, user: UserContext) -> dict[str, Any]:
-    data = uuid.uuid4().bytes
-    result: dict[str, Any] = db.call(
-        "create_upload",
-        user_id=user.user_id,
-        original_filename="doc.txt",
-        content_type="text/plain",
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        storage_path=f"{user.user_id}/{uuid.uuid4()}",
-    )
-    return result
 
 
 def documents_without_jobs(sql: psycopg.Connection, user: UserContext, n: int) -> list[str]:
