@@ -181,3 +181,13 @@ $bootstrap$;
 alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
 alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
 alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
+
+-- Realtime's publication, as hosted projects have it (owned by postgres, no tables until a
+-- migration adds them).
+do $bootstrap$
+begin
+  if not exists (select from pg_catalog.pg_publication where pubname = 'supabase_realtime') then
+    create publication supabase_realtime;
+  end if;
+end
+$bootstrap$;
