@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import jwt
 
+from shared import safejson
 from shared.client import UserContext
 from shared.config import Settings
 from shared.errors import ConfigError, Forbidden, Unauthorized, Unavailable
@@ -134,7 +135,7 @@ class JwksCache:
             self._http = httpx.Client(timeout=JWKS_TIMEOUT, follow_redirects=False)
         response = self._http.get(self.url, headers={"Accept": "application/json"})
         response.raise_for_status()
-        document = response.json()
+        document = safejson.loads(response.content)
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
             raise ValueError("not a JWK set (no 'keys' list)")
         keys: dict[tuple[str, str], jwt.PyJWK] = {}

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Protocol
 
 import httpx
 
+from shared import safejson
 from shared.errors import ConfigError, JobError
 from shared.log import get_logger
 
@@ -524,7 +525,7 @@ class _ChatSummarizer:
         if status >= 300:
             raise self._http_error(response, prompt)
         try:
-            data = response.json()
+            data = safejson.loads(response.content)
             reply = self._reply(data)
         except (ValueError, _BadResponse):
             raise self._fail(
@@ -562,7 +563,7 @@ class _ChatSummarizer:
     def _error_detail(self, response: httpx.Response, prompt: str) -> str:
         """The provider's error type and message, if short and free of secrets and text."""
         try:
-            body = response.json()
+            body = safejson.loads(response.content)
         except ValueError:
             return ""
         error = body.get("error") if isinstance(body, dict) else None
@@ -625,7 +626,7 @@ def parse_reply(reply: str) -> tuple[str, list[str]]:
         candidates.append(text[start : end + 1])
     for candidate in candidates:
         try:
-            data = json.loads(candidate)
+            data = safejson.loads(candidate)
         except ValueError:
             continue
         if isinstance(data, dict):

@@ -812,3 +812,16 @@ def test_cache_with_an_injected_client_and_clock(
         assert len(calls) == 2
         cache.close()  # an injected client belongs to the caller
         assert not client.is_closed
+
+
+def test_a_deeply_nested_jwks_answer_is_a_failed_fetch_not_a_crash(
+    jwks_only: Settings, router: respx.MockRouter, ec_key: ec.EllipticCurvePrivateKey
+) -> None:
+    router.get(JWKS_URL).mock(
+        return_value=httpx.Response(
+            200, content=b'{"keys": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        )
+    )
+    with pytest.raises(Unavailable) as caught:
+        verify_token(_sign(ec_key, "ES256", EC_KID), jwks_only)
+    assert caught.value.code == "jwks_unavailable"

@@ -837,3 +837,10 @@ def test_a_failure_during_map_reduce_propagates(
         summarizer.summarize(_long_document())
     assert info.value.code == "summarizer_unavailable"
     assert info.value.recoverable is True
+
+
+def test_parse_reply_survives_a_deeply_nested_reply() -> None:
+    deep = '{"summary": "S", "key_points": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    summary, points = parse_reply(deep)
+    assert points == []
+    assert summary  # the salvaged summary or the reply itself, never a RecursionError
