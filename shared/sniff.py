@@ -14,6 +14,26 @@ Order of the checks:
 3. Other known binary signatures (PNG, JPEG, GIF, ELF, gzip, OLE2, ...): unsupported.
 4. Text (see `decode_text`): HTML, then CSV, then Markdown, else plain text. Anything that
    does not decode as text is unsupported, and so is an SVG image (text, but an image).
+
+Linear time, by construction: sniff runs in the request thread on untrusted bytes, so every
+pattern here is an RE2 pattern (google-re2, a linear-time automaton with no backtracking) or a
+plain scan; none uses Python's backtracking `re`. A backtracking engine took 17 s on a 64 KiB
+file of `[a](` repeated. The classifiers only ever see the 64 KiB sample (2 KiB for the HTML
+and SVG checks); the whole file is only decoded and counted for control characters.
+
+RE2 and Python's `re` differ in a few places; the patterns are written so that they match
+exactly what the earlier `re` patterns matched:
+
+- `\\s` is ASCII in RE2, Unicode in Python: it is spelled out as `_SPACE` (str.isspace()).
+- `\\d` is ASCII in RE2: `\\p{Nd}` is Python's Unicode `\\d`.
+- `\\b` is ASCII in RE2: the word boundary after `<html`, `<svg` is checked in Python
+  (`_word_ends`), with Python's own notion of a word character.
+- Case-insensitive letters are spelled out as classes (`_ci`), with the extra characters
+  Python's IGNORECASE folds onto `i`, `k` and `s`, which RE2's case folding partly lacks.
+- No look-ahead: a search for "tag followed by one of these" finds the same texts as "tag
+  where one of these follows".
+
+tests/unit/test_sniff_linear.py checks each of these against Python's `re`.
 """
 
 from __future__ import annotations
@@ -21,9 +41,11 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import re
 import zipfile
 from collections import Counter
+from typing import Any
+
+import re2
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -49,7 +71,7 @@ _SAMPLE_CHARS = 64 * 1024
 # Text may carry a few stray control characters (form feeds are fine); binary carries many.
 _MAX_CONTROL_RATIO = 0.01
 
-_PDF_HEADER = re.compile(rb"%PDF-\d")
+_PDF_MAGIC = b"%PDF-"
 _PDF_HEADER_WINDOW = 1024
 _ZIP_LOCAL_HEADER = b"PK\x03\x04"
 _DOCX_MAIN_PART = "word/document.xml"
@@ -72,42 +94,75 @@ _BINARY_SIGNATURES = (
 
 # C0 control characters other than \t \n \f \r (bytes and code points alike).
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\f\r")
-_CONTROL_CHARS = re.compile("[" + re.escape(_CONTROL_BYTES.decode("ascii")) + "]")
+
+# --- RE2 building blocks ------------------------------------------------------------
+# Python's `\s` (str.isspace(): category Zs, or bidirectional class B, S or WS), as the body
+# of an RE2 character class.
+_SPACE = r"\t-\r\x1c-\x1f\x85\x{2028}\x{2029}\p{Zs}"
+# What Python's re.IGNORECASE matches for an ASCII letter, beyond its two cases.
+_FOLDS = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
+
+
+def _ci(pattern: str) -> str:
+    """`pattern` with each lower-case ASCII letter made a class that matches what
+    re.IGNORECASE matches for it; everything else is left as it is."""
+    return "".join(
+        f"[{ch}{ch.upper()}{_FOLDS.get(ch, '')}]" if "a" <= ch <= "z" else ch for ch in pattern
+    )
+
+
+def _is_word_char(ch: str) -> bool:
+    """Python's `\\w` for one character (what `re` uses for `\\b`)."""
+    return ch.isalnum() or ch == "_"
+
 
 # --- HTML ---------------------------------------------------------------------------
-_HTML_DOCUMENT = re.compile(r"<!doctype\s+html\b|<html\b", re.IGNORECASE)
-_HTML_TAG = re.compile(
-    r"</?(?:html|head|body|title|meta|link|style|script|div|span|p|a|br|hr|img|"
-    r"h[1-6]|table|thead|tbody|tr|td|th|ul|ol|li|dl|dt|dd|section|article|header|"
-    r"footer|nav|main|aside|form|pre|code|blockquote|em|strong|b|i|u)(?=[\s/>])",
-    re.IGNORECASE,
+# Each matched at the start of the head, then `_word_ends` checks the `\b` that follows.
+_HTML_DOCUMENT = re2.compile(f"<!{_ci('doctype')}[{_SPACE}]+{_ci('html')}|<{_ci('html')}")
+_HTML_TAG = re2.compile(
+    "</?(?:"
+    + _ci(
+        "html|head|body|title|meta|link|style|script|div|span|p|a|br|hr|img|"
+        "h[1-6]|table|thead|tbody|tr|td|th|ul|ol|li|dl|dt|dd|section|article|header|"
+        "footer|nav|main|aside|form|pre|code|blockquote|em|strong|b|i|u"
+    )
+    + f")[{_SPACE}/>]"  # the tag name ends: a space, a slash or the tag's end
 )
-_SVG_ROOT = re.compile(r"<svg\b", re.IGNORECASE)
+_SVG_ROOT = re2.compile(f"<{_ci('svg')}")
 _HTML_HEAD_CHARS = 2048
 
 # --- CSV ----------------------------------------------------------------------------
 _CSV_DELIMITERS = (",", ";", "\t", "|")
 _CSV_SAMPLE_RECORDS = 20
 _CSV_MIN_CONSISTENCY = 0.9
-_SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
+# Searched in a stripped string: RE2's `$` is the end of the text (Python's also matched
+# before a final newline, which a stripped string does not have).
+_SENTENCE_END = re2.compile(r"[.!?][\"')\]]*$")
+# A fully quoted field next to a delimiter, per delimiter.
+_QUOTED_FIELD = {
+    d: re2.compile(f'(?m)(?:^|{re2.escape(d)})"[^"\\n]*"(?:{re2.escape(d)}|$)')
+    for d in _CSV_DELIMITERS
+}
 
 # --- Markdown -----------------------------------------------------------------------
-_MD_TABLE_RULE = re.compile(
-    r"^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)+\|?[ \t]*$", re.MULTILINE
+_MD_TABLE_RULE = re2.compile(
+    r"(?m)^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)+\|?[ \t]*$"
 )
 _MARKDOWN_SIGNALS = (
     # ATX headings, or setext headings (a text line underlined with === or ---)
-    re.compile(r"^#{1,6}[ \t]+\S|^[^\s].*\n(?:={3,}|-{3,})[ \t]*$", re.M),
+    re2.compile(f"(?m)^#{{1,6}}[ \\t]+[^{_SPACE}]|^[^{_SPACE}].*\\n(?:={{3,}}|-{{3,}})[ \\t]*$"),
     # list items
-    re.compile(r"^[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+\S", re.M),
+    re2.compile(f"(?m)^[ \\t]*(?:[-*+]|\\p{{Nd}}{{1,9}}[.)])[ \\t]+[^{_SPACE}]"),
     # fenced code
-    re.compile(r"^[ \t]{0,3}(?:```|~~~)", re.M),
+    re2.compile(r"(?m)^[ \t]{0,3}(?:```|~~~)"),
     # inline links and images
-    re.compile(r"!?\[[^\]\n]+\]\([^)\s]+(?:[ \t]+\"[^\"\n]*\")?\)"),
+    re2.compile(f'!?\\[[^\\]\\n]+\\]\\([^){_SPACE}]+(?:[ \\t]+"[^"\\n]*")?\\)'),
     # strong emphasis
-    re.compile(r"\*\*[^*\s](?:[^*\n]*[^*\s])?\*\*|__[^_\s](?:[^_\n]*[^_\s])?__"),
+    re2.compile(
+        f"\\*\\*[^*{_SPACE}](?:[^*\\n]*[^*{_SPACE}])?\\*\\*|__[^_{_SPACE}](?:[^_\\n]*[^_{_SPACE}])?__"
+    ),
     # block quotes
-    re.compile(r"^[ \t]{0,3}>[ \t]", re.M),
+    re2.compile(r"(?m)^[ \t]{0,3}>[ \t]"),
     # table delimiter rows
     _MD_TABLE_RULE,
 )
@@ -165,7 +220,10 @@ def _bytes_look_like_text(data: bytes) -> bool:
 def _chars_look_like_text(text: str) -> bool:
     if "\x00" in text:
         return False
-    controls = _CONTROL_CHARS.subn("", text)[1]
+    # UTF-8 writes each C0 control character as that one byte, and uses no byte below 0x80
+    # for anything else: counting the bytes counts the characters.
+    encoded = text.encode("utf-8")
+    controls = len(encoded) - len(encoded.translate(None, _CONTROL_BYTES))
     return not _too_many_controls(controls, len(text))
 
 
@@ -173,17 +231,37 @@ def sniff(data: bytes) -> str | None:
     """The detected content type (one of `SUPPORTED`), or None when unsupported."""
     if not data:
         return None
-    header = _PDF_HEADER.search(data[: _PDF_HEADER_WINDOW + 8])
-    if header is not None and header.start() < _PDF_HEADER_WINDOW:
+    if _has_pdf_header(data):
         return PDF
     if data.startswith(_ZIP_LOCAL_HEADER):
         return DOCX if _zip_lists(data, _DOCX_MAIN_PART) else None
     if data.startswith(_BINARY_SIGNATURES):
         return None
     text = decode_text(data)
-    if text is None or _SVG_ROOT.match(_strip_prolog(text[:_HTML_HEAD_CHARS])):
+    if text is None or _word_ends(_SVG_ROOT, _strip_prolog(text[:_HTML_HEAD_CHARS])):
         return None  # binary, or an SVG image
     return classify_text(text)
+
+
+def _has_pdf_header(data: bytes) -> bool:
+    """`%PDF-` and a digit, starting within the first 1024 bytes."""
+    end = _PDF_HEADER_WINDOW + len(_PDF_MAGIC) - 1  # find() wants the whole needle before end
+    at = data.find(_PDF_MAGIC, 0, end)
+    while at >= 0:
+        if data[at + len(_PDF_MAGIC) : at + len(_PDF_MAGIC) + 1].isdigit():
+            return True
+        at = data.find(_PDF_MAGIC, at + 1, end)
+    return False
+
+
+def _word_ends(pattern: Any, text: str) -> bool:
+    """`pattern` matches at the start of `text`, and a word ends there (Python's `\\b` after
+    a letter: no word character follows)."""
+    match = pattern.match(text)
+    if match is None:
+        return False
+    end = match.end()
+    return end == len(text) or not _is_word_char(text[end])
 
 
 def _zip_lists(data: bytes, name: str) -> bool:
@@ -237,7 +315,7 @@ def _is_html(sample: str) -> bool:
     head = _strip_prolog(sample[: 4 * _HTML_HEAD_CHARS])[:_HTML_HEAD_CHARS]
     if len(head) < 2 or head[0] != "<" or not (head[1].isalpha() or head[1] in "!/"):
         return False
-    if _HTML_DOCUMENT.match(head):
+    if _word_ends(_HTML_DOCUMENT, head):
         return True
     if _HTML_TAG.search(head) is None:
         return False  # other XML is plain text
@@ -295,8 +373,7 @@ def _consistent_table(records: list[list[str]], sample: str, delimiter: str) -> 
     rows = [record for record in records if len(record) == width]
     # A fully quoted field next to a delimiter is CSV's own syntax: long fields are then
     # free text columns, not sentences split at their commas.
-    d = re.escape(delimiter)
-    quoted = re.search(rf'(?:^|{d})"[^"\n]*"(?:{d}|$)', sample, re.MULTILINE) is not None
+    quoted = _QUOTED_FIELD[delimiter].search(sample) is not None
     prose = sum(1 for record in rows if _looks_like_prose(record, delimiter, quoted))
     return prose * 2 < len(rows)
 
