@@ -41,17 +41,30 @@ def create_upload(request: flask.Request) -> flask.Response:
     file = request.files.get("file")
     if file is None:
         raise BadRequest("multipart field 'file' is required", code="missing_file")
+    db = get_db()
+    priority = request.form.get("priority")
+    idempotency_key = request.headers.get("Idempotency-Key")
+    # Name, type and rate limit before a byte of the content is read or sniffed.
+    intake.check_before_content(
+        db,
+        settings,
+        user,
+        filename=file.filename,
+        declared_type=file.mimetype,
+        priority=priority,
+        idempotency_key=idempotency_key,
+    )
     data = intake.read_limited(file.stream, settings.max_upload_bytes)
     answer = intake.accept_upload(
-        get_db(),
+        db,
         get_storage(),
         settings,
         user,
         data=data,
         filename=file.filename,
         declared_type=file.mimetype,
-        priority=request.form.get("priority"),
-        idempotency_key=request.headers.get("Idempotency-Key"),
+        priority=priority,
+        idempotency_key=idempotency_key,
     )
     return _accepted(answer)
 
@@ -61,23 +74,30 @@ def _register_stored(
 ) -> flask.Response:
     """The signed-upload flow: the object is already in the caller's folder of the bucket."""
     body = json_body(request, optional=False)
-    storage = get_storage()
-    path, data = intake.read_stored(
-        storage, user, body.get("storage_path"), settings.max_stored_upload_bytes
-    )
+    path = intake.check_stored_path(user, body.get("storage_path"))
     priority = body.get("priority")
     if priority is not None and not isinstance(priority, str):
         raise Unprocessable("priority must be a string", code="invalid_priority")
     filename = body.get("filename")
+    if not isinstance(filename, str):
+        filename = path.rsplit("/", 1)[-1]
+    db = get_db()
+    idempotency_key = request.headers.get("Idempotency-Key")
+    # Name and rate limit before the object is read or sniffed.
+    intake.check_before_content(
+        db, settings, user, filename=filename, priority=priority, idempotency_key=idempotency_key
+    )
+    storage = get_storage()
+    path, data = intake.read_stored(storage, user, path, settings.max_stored_upload_bytes)
     answer = intake.accept_upload(
-        get_db(),
+        db,
         storage,
         settings,
         user,
         data=data,
-        filename=filename if isinstance(filename, str) else path.rsplit("/", 1)[-1],
+        filename=filename,
         priority=priority,
-        idempotency_key=request.headers.get("Idempotency-Key"),
+        idempotency_key=idempotency_key,
         stored_path=path,
     )
     return _accepted(answer)

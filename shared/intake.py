@@ -1,5 +1,9 @@
 """Upload intake: read the file within the size limit, check it, store it, create document + job.
 
+Checks that need no content run first (`check_before_content`: priority, Idempotency-Key, the
+filename, the extension and declared-type allowlists, and a read-only rate-limit pre-check), so
+that a refused upload, or a user already at the rate limit, costs no reading or sniffing.
+
 Checks follow the OWASP File Upload Cheat Sheet: the type is detected from the bytes and must
 be on the allowlist (415); a declared extension or content type that disagrees with the bytes
 is refused (415); an extension off the allowlist (`.exe`, `report.pdf.exe`) is refused (415);
@@ -25,7 +29,6 @@ from shared.config import Settings
 from shared.errors import BadRequest, NotFound, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from shared.log import get_logger
 from shared.queue import PRIORITIES
-from shared.sniff import sniff
 from shared.storage import Storage
 
 log = get_logger("intake")
@@ -101,31 +104,51 @@ def check_filename(name: str) -> None:
         raise BadRequest(f"the filename {problem}", code="invalid_filename")
 
 
-def check_declared(filename: str | None, declared_type: str | None, detected: str) -> None:
-    """Refuse a declared extension or content type that disagrees with the bytes."""
+def check_allowed(filename: str | None, declared_type: str | None) -> None:
+    """Refuse a bad filename, an extension off the allowlist, or a declared content type that
+    is none of ours: the checks that need no content."""
     name = filename or ""
     check_filename(name)
+    extension = _extension(name)
+    if extension is not None and extension not in _EXTENSIONS:
+        raise UnsupportedMediaType(
+            f"files ending in {extension[:16]!r} are not accepted", code="extension_not_allowed"
+        )
+    declared = _declared(declared_type)
+    if declared not in _GENERIC_TYPES and declared not in _DECLARED_TYPES:
+        raise UnsupportedMediaType(
+            f"the declared type {declared[:64]!r} is not one of the accepted types",
+            code="content_type_mismatch",
+        )
+
+
+def check_declared(filename: str | None, declared_type: str | None, detected: str) -> None:
+    """Refuse a declared extension or content type that disagrees with the bytes."""
+    check_allowed(filename, declared_type)
+    extension = _extension(filename or "")
+    if extension is not None and detected not in _EXTENSIONS[extension]:
+        raise UnsupportedMediaType(
+            f"the file's extension says {extension[:16]!r} but its content is {detected}",
+            code="extension_mismatch",
+        )
+    declared = _declared(declared_type)
+    if declared not in _GENERIC_TYPES and detected not in _DECLARED_TYPES[declared]:
+        raise UnsupportedMediaType(
+            f"the declared type {declared[:64]!r} does not match the content ({detected})",
+            code="content_type_mismatch",
+        )
+
+
+def _extension(name: str) -> str | None:
+    """The part after the last dot, lower-case, with its dot (None: no extension)."""
     base = name.replace("\\", "/").split("/")[-1].strip().lower()
-    if "." in base.lstrip("."):
-        extension = "." + base.rsplit(".", 1)[1]
-        allowed = _EXTENSIONS.get(extension)
-        if allowed is None:
-            raise UnsupportedMediaType(
-                f"files ending in {extension[:16]!r} are not accepted", code="extension_not_allowed"
-            )
-        if detected not in allowed:
-            raise UnsupportedMediaType(
-                f"the file's extension says {extension[:16]!r} but its content is {detected}",
-                code="extension_mismatch",
-            )
-    declared = (declared_type or "").split(";")[0].strip().lower()
-    if declared not in _GENERIC_TYPES:
-        expected = _DECLARED_TYPES.get(declared)
-        if expected is None or detected not in expected:
-            raise UnsupportedMediaType(
-                f"the declared type {declared[:64]!r} does not match the content ({detected})",
-                code="content_type_mismatch",
-            )
+    if "." not in base.lstrip("."):
+        return None
+    return "." + base.rsplit(".", 1)[1]
+
+
+def _declared(declared_type: str | None) -> str:
+    return (declared_type or "").split(";")[0].strip().lower()
 
 
 def sanitize_filename(name: str | None) -> str:
@@ -139,6 +162,47 @@ def sanitize_filename(name: str | None) -> str:
         if dot and 0 < len(extension) <= 16:
             name = stem[: 254 - len(extension)] + "." + extension
     return name[:255] or "upload"
+
+
+def _check_priority(priority: str | None) -> str:
+    priority = (priority or "normal").strip().lower()
+    if priority not in PRIORITIES:
+        raise Unprocessable(
+            f"priority must be one of {', '.join(PRIORITIES)}", code="invalid_priority"
+        )
+    return priority
+
+
+def _check_idempotency_key(idempotency_key: str | None) -> None:
+    if idempotency_key is not None and not (1 <= len(idempotency_key) <= 255):
+        raise BadRequest(
+            "Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key"
+        )
+
+
+def check_before_content(
+    db: Database,
+    settings: Settings,
+    user: UserContext,
+    *,
+    filename: str | None,
+    priority: str | None,
+    idempotency_key: str | None,
+    declared_type: str | None = None,
+) -> None:
+    """Everything that can refuse an upload without its content, run before a byte of the file
+    is read or sniffed: priority (422), Idempotency-Key (400), filename (400), extension and
+    declared-type allowlists (415), then the rate limit (429), asked of the database without
+    using up a slot. `create_upload` still enforces the limit (this only answers early)."""
+    _check_priority(priority)
+    _check_idempotency_key(idempotency_key)
+    check_allowed(filename, declared_type)
+    db.call(
+        "upload_rate_check",
+        user_id=user.user_id,
+        rate_limit_per_minute=settings.upload_rate_limit_per_minute,
+        idempotency_key=idempotency_key,
+    )
 
 
 def accept_upload(
@@ -155,19 +219,14 @@ def accept_upload(
     stored_path: str | None = None,
 ) -> dict[str, Any]:
     """Check and register an upload. `stored_path` is set for the signed-upload flow: the
-    client already put the object in its own folder, so nothing is stored or deleted here."""
-    priority = (priority or "normal").strip().lower()
-    if priority not in PRIORITIES:
-        raise Unprocessable(
-            f"priority must be one of {', '.join(PRIORITIES)}", code="invalid_priority"
-        )
-    if idempotency_key is not None and not (1 <= len(idempotency_key) <= 255):
-        raise BadRequest(
-            "Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key"
-        )
+    client already put the object in its own folder, so nothing is stored or deleted here.
+    The HTTP route runs `check_before_content` first; the cheap checks are repeated here so
+    that this function is complete on its own."""
+    priority = _check_priority(priority)
+    _check_idempotency_key(idempotency_key)
     if not data:
         raise BadRequest("the file is empty", code="empty_file")
-    content_type = sniff(data)
+    content_type = sniffing.sniff(data)
     if content_type is None:
         raise UnsupportedMediaType(
             "unsupported file type (detected from its content)", code="unsupported_content"
@@ -215,18 +274,25 @@ def _discard(storage: Storage, object_name: str) -> None:
         log.error("could not delete orphan object", extra={"object": object_name})
 
 
-def read_stored(storage: Storage, user: UserContext, path: object, limit: int) -> tuple[str, bytes]:
-    """The signed-upload flow: an object the client put at `<user_id>/<name>` in the bucket.
-
-    The path must be a string inside the caller's own folder (one level, a safe name); the
-    object must exist. Returns the path and the bytes (at most `limit`).
-    """
+def check_stored_path(user: UserContext, path: object) -> str:
+    """The signed-upload flow's `storage_path`: a string inside the caller's own folder (one
+    level, a safe name). Checks the name only; `read_stored` reads the object."""
     if not isinstance(path, str) or not path:
         raise Unprocessable("storage_path must be a non-empty string", code="invalid_storage_path")
     folder, _, name = path.partition("/")
     if folder != user.user_id or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,200}", name):
         # Another user's folder, traversal, nesting or odd characters: not yours to register.
         raise NotFound("no such object in your folder", code="object_not_found")
+    return path
+
+
+def read_stored(storage: Storage, user: UserContext, path: object, limit: int) -> tuple[str, bytes]:
+    """The signed-upload flow: an object the client put at `<user_id>/<name>` in the bucket.
+
+    The path must pass `check_stored_path`; the object must exist. Returns the path and the
+    bytes (at most `limit`).
+    """
+    path = check_stored_path(user, path)
     try:
         data = storage.get(path)
     except NotFound:

@@ -1,0 +1,240 @@
+"""No upload can make docflow spend super-linear time on its content (issue 13, ReDoS).
+
+The inputs that made the backtracking sniffer take seconds per request (64 KiB of `[a](`
+took 17 s, and held the GIL, so every other request waited) go through the upload route and
+through the worker's parsing stage, at 64 KiB and at 5 MiB, named `.txt` and `.md`.
+
+This file carries the suite's one wall-clock bound (AGENTS.md allows exactly this exception):
+a denial of service is a timing property. All the inputs together, route and parsing stage,
+must take under `BOUND_SECONDS`; with the linear-time sniffer they take a fraction of it
+(figures in docs/benchmarks.md, `python bench/redos_bench.py`).
+
+The other tests here check the order of the intake: a refused name or type, and a user at the
+rate limit, are answered before a byte of the content is read or sniffed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from shared import intake, pipeline
+from shared import sniff as sniff_module
+from shared.client import Database
+from shared.config import Settings, get_settings, reset_settings
+from shared.extract import Extraction
+from shared.storage import get_storage
+from shared.worker import Worker
+from tests.acceptance.test_skeleton import (
+    ClientFor,
+    MakeUser,
+    assert_error,
+    bearer,
+    count,
+    stored_objects,
+    upload,
+)
+
+UNITS = ("[a](", "[", "<", "a|", "*a", "#")
+SIZES = (64 * 1024, 5 * 1024 * 1024)
+NAMES = ("adversarial.txt", "adversarial.md")
+BOUND_SECONDS = 2.0
+
+
+def adversarial(unit: str, size: int) -> bytes:
+    return (unit * (size // len(unit) + 1)).encode()[:size]
+
+
+def multipart(data: bytes, filename: str, content_type: str = "text/plain") -> tuple[bytes, str]:
+    """A multipart body built ahead, so that the timed part is the server's work only."""
+    boundary = f"redos-{uuid.uuid4().hex}"
+    head = (
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
+    ).encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), (
+        f"multipart/form-data; boundary={boundary}"
+    )
+
+
+def post(client: FlaskClient, user: Any, body: tuple[bytes, str], **headers: str) -> Any:
+    data, content_type = body
+    return client.post(
+        "/uploads", data=data, content_type=content_type, headers={**bearer(user), **headers}
+    )
+
+
+def parsed_only(data: bytes, content_type: str, settings: Settings) -> Extraction:
+    """Stands in for extraction: the parsing stage (the sniffer) is what is measured here, and
+    an empty text ends the job without summarizing."""
+    return Extraction(text="", extractor="none")
+
+
+def test_every_adversarial_input_is_answered_and_parsed_within_the_bound(
+    client_for: ClientFor, make_user: MakeUser, db: Database, sql
+) -> None:
+    settings = get_settings()
+    users = {name: make_user() for name in NAMES}  # 12 uploads each: under the rate limit
+    cases = [(name, unit, size) for name in NAMES for size in SIZES for unit in UNITS]
+    bodies = {case: multipart(adversarial(case[1], case[2]), case[0]) for case in cases}
+    uploads = client_for("uploads")
+
+    route: dict[tuple[str, str, int], float] = {}
+    jobs: dict[str, tuple[str, str, int]] = {}
+    for case in cases:
+        started = time.perf_counter()
+        response = post(uploads, users[case[0]], bodies[case])
+        route[case] = time.perf_counter() - started
+        assert response.status_code == 202, (case, response.get_data(as_text=True))
+        jobs[response.get_json()["job_id"]] = case
+
+    handler = pipeline.handler(db, get_storage(), settings, extractor=parsed_only)
+    report = Worker(db, settings, handler, concurrency=1, batch_size=4).drain(len(jobs), 120)
+    assert report.completed == len(jobs), report
+    parsing: dict[tuple[str, str, int], float] = {}
+    for job_id, result in sql.execute(
+        "select id::text, result from processing_jobs where id = any(%s::uuid[])", (list(jobs),)
+    ):
+        assert result["detected_content_type"] == "text/plain", (jobs[job_id], result)
+        parsing[jobs[job_id]] = result["timings_ms"]["parsing"] / 1000
+
+    total = sum(route.values()) + sum(parsing.values())
+    slowest = max(((case, route[case] + parsing[case]) for case in cases), key=lambda item: item[1])
+    assert total < BOUND_SECONDS, (
+        f"{len(cases)} adversarial uploads took {total:.2f} s (route {sum(route.values()):.2f} s,"
+        f" parsing {sum(parsing.values()):.2f} s); slowest {slowest}"
+    )
+
+
+# --- refused before the content is read ------------------------------------------------------
+
+
+@pytest.fixture
+def content_work(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Counts the intake's content work: reading the file (multipart or stored) and sniffing."""
+    calls = {"read": 0, "sniff": 0}
+
+    def counting(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return original(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(intake, "read_limited", counting("read", intake.read_limited))
+    monkeypatch.setattr(intake, "read_stored", counting("read", intake.read_stored))
+    monkeypatch.setattr(sniff_module, "sniff", counting("sniff", sniff_module.sniff))
+    return calls
+
+
+BIG = adversarial("[a](", 5 * 1024 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("filename", "content_type", "code"),
+    [
+        ("x.exe", "application/octet-stream", "extension_not_allowed"),
+        ("report.pdf.exe", "application/octet-stream", "extension_not_allowed"),
+        ("notes.md", "image/png", "content_type_mismatch"),
+        ("a\u202etxt.exe", "text/plain", "invalid_filename"),
+    ],
+)
+def test_a_refused_name_or_type_costs_no_reading_or_sniffing(
+    client_for: ClientFor,
+    make_user: MakeUser,
+    sql,
+    content_work: dict[str, int],
+    filename: str,
+    content_type: str,
+    code: str,
+) -> None:
+    user = make_user()
+    response = post(client_for("uploads"), user, multipart(BIG, filename, content_type))
+    assert_error(response, 400 if code == "invalid_filename" else 415, code)
+    assert content_work == {"read": 0, "sniff": 0}
+    assert count(sql, "documents") == 0 and stored_objects() == []
+
+
+def test_a_signed_upload_with_a_refused_name_is_not_read(
+    client_for: ClientFor, make_user: MakeUser, content_work: dict[str, int]
+) -> None:
+    user = make_user()
+    get_storage().put(f"{user.user_id}/x.exe", BIG, "application/octet-stream")
+    response = client_for("uploads").post(
+        "/uploads", json={"storage_path": f"{user.user_id}/x.exe"}, headers=bearer(user)
+    )
+    assert_error(response, 415, "extension_not_allowed")
+    assert content_work == {"read": 0, "sniff": 0}
+    assert get_storage().exists(f"{user.user_id}/x.exe")  # the client's object is kept
+
+
+def test_a_user_at_the_rate_limit_gets_429_before_the_content_is_read(
+    client_for: ClientFor,
+    make_user: MakeUser,
+    monkeypatch: pytest.MonkeyPatch,
+    sql,
+    content_work: dict[str, int],
+) -> None:
+    monkeypatch.setenv("UPLOAD_RATE_LIMIT_PER_MINUTE", "2")
+    reset_settings()
+    user, other = make_user(), make_user()
+    uploads = client_for("uploads")
+    first = upload(uploads, user, b"First document.", headers={"Idempotency-Key": "first"})
+    assert first.status_code == 202
+    assert upload(uploads, user, b"Second document.").status_code == 202
+    assert content_work == {"read": 2, "sniff": 2}
+    content_work.update(read=0, sniff=0)
+
+    response = post(uploads, user, multipart(BIG, "adversarial.md"))
+    error = assert_error(response, 429, "rate_limited")
+    assert 1 <= error["retry_after"] == int(response.headers["Retry-After"]) <= 60
+
+    get_storage().put(f"{user.user_id}/big.md", BIG, "text/markdown")
+    signed = uploads.post(
+        "/uploads", json={"storage_path": f"{user.user_id}/big.md"}, headers=bearer(user)
+    )
+    assert_error(signed, 429, "rate_limited")
+    assert content_work == {"read": 0, "sniff": 0}
+    assert count(sql, "documents") == 2
+    assert len(stored_objects()) == 3  # the two uploads, and the client's own object
+
+    # A replay is never limited: the pre-check lets a key already used through.
+    replay = upload(uploads, user, b"First document.", headers={"Idempotency-Key": "first"})
+    assert replay.status_code == 202
+    assert replay.get_json()["job_id"] == first.get_json()["job_id"]
+    # Another user is not affected.
+    assert post(uploads, other, multipart(BIG, "adversarial.md")).status_code == 202
+
+
+def test_a_rate_limited_upload_in_the_race_past_the_pre_check_is_still_refused(
+    client_for: ClientFor,
+    make_user: MakeUser,
+    monkeypatch: pytest.MonkeyPatch,
+    sql,
+) -> None:
+    """The pre-check only answers early: create_upload still enforces the limit, for an upload
+    that passed the pre-check while another one took the last slot."""
+    monkeypatch.setenv("UPLOAD_RATE_LIMIT_PER_MINUTE", "1")
+    reset_settings()
+    user = make_user()
+    uploads = client_for("uploads")
+    original = intake.accept_upload
+
+    def another_upload_wins_the_slot(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(intake, "accept_upload", original)
+        assert upload(uploads, user, b"The other upload.").status_code == 202
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(intake, "accept_upload", another_upload_wins_the_slot)
+    response = upload(uploads, user, b"This upload.")
+    assert_error(response, 429, "rate_limited")
+    assert count(sql, "documents") == 1
+    assert len(stored_objects()) == 1  # this upload's object was deleted again
+    assert json.loads(response.get_data())["error"]["retry_after"] >= 1
