@@ -328,3 +328,16 @@ def test_every_pattern_sees_at_most_the_sample_of_a_5_mib_file(
 def test_the_adversarial_shapes_are_plain_text(unit: str, size: int) -> None:
     assert sniff(_run(unit, size)) == TEXT_PLAIN
     assert classify_text(_run(unit, size).decode()) == TEXT_PLAIN
+
+
+def test_the_pdf_header_scan_is_the_old_pattern() -> None:
+    """`%PDF-` and a digit starting within the first 1024 bytes, as `re` found it in the first
+    1032 bytes."""
+    old = re.compile(rb"%PDF-\d")
+    for at in range(1010, 1035):
+        for tail in (b"1.7", b"x1.7", b"%PDF-1.4"):
+            for lead in (b"x", b"%PDF-x"):
+                data = lead + b"\x00" * (at - len(lead)) + b"%PDF-" + tail
+                found = old.search(data[:1032])
+                expected = found is not None and found.start() < 1024
+                assert sniff_module._has_pdf_header(data) == expected, (at, tail, lead)
