@@ -6,9 +6,21 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
+# Prerequisites are made one after the other, in the order written: the system packages
+# (python3-venv among them) come before the venv that needs them, even under make -j.
+.NOTPARALLEL:
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# The one install step for system packages (scripts/install-system-deps.sh explains it): as
+# root it apt-get installs what is missing; without root it prints the apt-get command and
+# falls back to the pgserver wheel for PostgreSQL. It prints nothing when nothing is missing.
+sysdeps-demo: ## Install missing system packages for make demo: PostgreSQL, make, python3-venv
+	@PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/install-system-deps.sh demo
+
+sysdeps-test: ## The same for make test, plus chromium, chromium-driver and poppler
+	@PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/install-system-deps.sh test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,23 +34,24 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) .env ## Create the venv, install docflow with its dev tools, write .env
 	@echo "setup done: activate with 'source $(VENV)/bin/activate'"
 
-demo: setup ## Fresh clone to a working demo: local Postgres, migrations, upload, process, report
+demo: sysdeps-demo setup ## Fresh clone to a working demo: system packages, local Postgres, migrations, upload, process, report
 	$(BIN)/docflow demo
 
-test: setup ## Run the whole test suite against a real local Postgres
+test: sysdeps-test setup ## System packages, then the whole test suite against a real local Postgres
 	$(BIN)/pytest -q
 
-dev: setup ## Serve every function on http://127.0.0.1:8080/<route> with a worker, until Ctrl-C
+dev: sysdeps-demo setup ## Serve every function on http://127.0.0.1:8080/<route> with a worker, until Ctrl-C
 	$(BIN)/docflow serve --port 8080 --worker
 
-bench: setup ## Benchmarks: queue (vs raw SQL, Procrastinate), pipeline (vs pypdf), upload intake, analytics, retention
+bench: sysdeps-demo setup ## Benchmarks: queue (vs raw SQL, Procrastinate), pipeline (vs pypdf), upload intake, analytics, retention, ReDoS
 	$(BIN)/python bench/queue_bench.py
 	$(BIN)/python bench/pipeline_bench.py
 	$(BIN)/python bench/intake_bench.py
 	$(BIN)/python bench/analytics_bench.py
 	$(BIN)/python bench/retention_bench.py
+	$(BIN)/python bench/redos_bench.py
 
-crash: setup ## Crash harness: SIGKILLed workers and a PostgreSQL restart lose no job
+crash: sysdeps-demo setup ## Crash harness: SIGKILLed workers and a PostgreSQL restart lose no job
 	$(BIN)/python bench/crash.py
 
 lint: setup ## ruff and mypy
@@ -50,17 +63,17 @@ fmt: setup ## Format and autofix with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-db-start: setup ## Start the embedded Postgres (and migrate)
+db-start: sysdeps-demo setup ## Start the embedded Postgres (and migrate)
 	$(BIN)/docflow db start && $(BIN)/docflow db migrate
 
 db-stop: setup ## Stop the embedded Postgres
 	$(BIN)/docflow db stop
 
-db-reset: setup ## Recreate the local database from the migrations and seed
+db-reset: sysdeps-demo setup ## Recreate the local database from the migrations and seed
 	$(BIN)/docflow db reset
 
 clean: ## Stop the local cluster and remove the venv and local data
 	-$(BIN)/docflow db stop
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help setup demo test dev bench crash lint fmt db-start db-stop db-reset clean
+.PHONY: help sysdeps-demo sysdeps-test setup demo test dev bench crash lint fmt db-start db-stop db-reset clean

@@ -7,8 +7,14 @@ Deploy one target with `gcloud functions deploy NAME --gen2 --runtime python311
 
 from shared import log as _log
 from shared.config import get_settings as _get_settings
+from shared.errors import ConfigError as _ConfigError
 
-_settings = _get_settings()  # a wrong or missing setting stops start-up here, naming it
+try:
+    _settings = _get_settings()
+except _ConfigError as _error:
+    # A wrong or missing setting, or a public secret in deployed mode, stops start-up here:
+    # exit status 1 with one line naming the setting (never its value), not a traceback.
+    raise SystemExit(f"docflow: refusing to start: {_error.message}") from None
 _log.configure(_settings.log_level)
 
 from functions.admin import admin  # noqa: E402

@@ -3,15 +3,43 @@
 Every setting is listed, with its default, in `.env.example`. A wrong or missing setting stops
 start-up with a `ConfigError` naming it. `DOCFLOW_ENV_FILE` picks another dotenv file (empty:
 none), which is how the tests keep a developer's `.env` out of their way.
+
+**Deployed mode.** A process is deployed when `K_SERVICE` is set (Cloud Run and Cloud
+Functions gen2 set it), or when `DATABASE_URL` or `SUPABASE_URL` names a host that is not
+loopback (127.0.0.0/8, ::1, localhost). `STORAGE_BACKEND=supabase` and `DB_TRANSPORT=rest`
+need `SUPABASE_URL`, so with a hosted project they are deployed through it; against a local
+`supabase start` stack (http://127.0.0.1:54321) they are not. A deployed process refuses to
+start when a secret setting holds a value anyone can read, naming the setting (never the
+value):
+
+- a value of `WELL_KNOWN_SECRETS` (the Supabase CLI's JWT secret and API keys, the
+  `.env.example` scheduler secret);
+- a JWT signed with the Supabase CLI's public JWT secret (whatever its claims);
+- anything containing `change-me` (also `changeme`, `change_me`; any case), the marker of an
+  example value.
+
+The secret settings are every `SecretStr` field (`SUPABASE_JWT_SECRET`, `SCHEDULER_SECRET`,
+`SUPABASE_ANON_KEY`, `SUPABASE_SERVICE_ROLE_KEY`, `API_TOKEN`, `ANTHROPIC_API_KEY`,
+`OPENAI_API_KEY`, `ALERT_WEBHOOK_URL`, `SMTP_PASSWORD`, and any added later) plus the password
+inside `DATABASE_URL`. The anon key is public by design, but the CLI's one is refused anyway:
+it only works against a project signed with the public secret. Locally, all of these keep
+working: they are what `supabase start` and `.env.example` use.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
+import typing
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
+import jwt
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import (
     Field,
     SecretStr,
@@ -26,6 +54,28 @@ from shared.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DIR = REPO_ROOT / ".local"
+
+# The JWT secret of every local `supabase start` stack, printed by `supabase status`
+# (supabase/cli pkg/config/apikeys.go, `defaultJwtSecret`); also `.env.example`'s value.
+SUPABASE_CLI_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"  # noqa: S105
+
+# Secrets anyone can read: refused in deployed mode (see the module docstring), fine locally.
+WELL_KNOWN_SECRETS: frozenset[str] = frozenset(
+    {
+        SUPABASE_CLI_JWT_SECRET,
+        # The Supabase CLI's anon and service_role keys (`supabase status`): HS256 JWTs with
+        # iss "supabase-demo" and exp 1983812996, signed with the secret above.
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6ImFub24iLCJleHAiOjE5ODM4MTI5OTZ9.CRXP1A7WOeoJeXxjNni43kdQwgnWNReilDMblYTn_I0",
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6InNlcnZpY2Vfcm9sZSIsImV4cCI6MTk4MzgxMjk5Nn0.EGIM96RAZx35lJzdJsyH-qQwv8Hdp7fsn3W0YpN81IU",
+        # The Supabase CLI's publishable and secret API keys (newer CLIs; apikeys.go,
+        # `defaultPublishableKey` and `defaultSecretKey`).
+        "sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH",
+        "sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz",
+        # `.env.example`: SCHEDULER_SECRET.
+        "local-scheduler-secret-change-me-0123456789",
+    }
+)
+_EXAMPLE_MARKER = re.compile(r"change[-_]?me", re.IGNORECASE)
 
 
 class Settings(BaseSettings):
@@ -231,6 +281,50 @@ class Settings(BaseSettings):
             raise ValueError("DB_POOL_MIN must not exceed DB_POOL_MAX")
         return self
 
+    @model_validator(mode="after")
+    def _no_public_secrets_when_deployed(self) -> Settings:
+        reasons = self.deployed_because()
+        if not reasons:
+            return self
+        refused = [
+            f"{name.upper()} {why}"
+            for name, value in self._secret_values()
+            if (why := _public_secret(value)) is not None
+        ]
+        if refused:
+            raise ValueError(
+                f"deployed ({'; '.join(reasons)}), so well-known public secrets are refused: "
+                f"{'; '.join(refused)}. Set this deployment's own secrets (docs/deploy.md, "
+                "Deployed mode)"
+            )
+        return self
+
+    def deployed_because(self) -> list[str]:
+        """Why this process counts as deployed (empty: it is local); see the module docstring."""
+        reasons = []
+        if os.environ.get("K_SERVICE"):
+            reasons.append("K_SERVICE is set")
+        if self.database_url is not None and not _database_is_local(self.database_url):
+            reasons.append("DATABASE_URL's host is not loopback")
+        if self.supabase_url is not None and not _is_loopback(_url_host(self.supabase_url) or ""):
+            reasons.append("SUPABASE_URL's host is not loopback")
+        return reasons
+
+    @property
+    def deployed(self) -> bool:
+        return bool(self.deployed_because())
+
+    def _secret_values(self) -> list[tuple[str, str]]:
+        values = [
+            (name, value.get_secret_value())
+            for name in SECRET_SETTINGS
+            if isinstance(value := getattr(self, name), SecretStr)
+        ]
+        password = _database_password(self.database_url) if self.database_url else None
+        if password:
+            values.append(("database_url", password))
+        return values
+
     @property
     def probe_thresholds_ms(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -251,6 +345,97 @@ class Settings(BaseSettings):
         return self.database_url or self.local_database_url()
 
 
+# Every SecretStr setting, found from the annotations so that a new secret is covered too.
+SECRET_SETTINGS: tuple[str, ...] = tuple(
+    name
+    for name, field in Settings.model_fields.items()
+    if field.annotation is SecretStr or SecretStr in typing.get_args(field.annotation)
+)
+
+
+def _public_secret(value: str) -> str | None:
+    """Why `value` is a secret anyone can read, or None."""
+    if value in WELL_KNOWN_SECRETS:
+        if value == SUPABASE_CLI_JWT_SECRET:
+            return "is the Supabase CLI's public JWT secret"
+        if value.startswith(("eyJ", "sb_")):
+            return "is a Supabase CLI public API key"
+        return "is the example value from .env.example"
+    if _EXAMPLE_MARKER.search(value):
+        return "contains 'change-me': it is an example value"
+    if value.count(".") == 2 and _signed_with_cli_secret(value):
+        return "is a JWT signed with the Supabase CLI's public JWT secret"
+    return None
+
+
+def _signed_with_cli_secret(token: str) -> bool:
+    try:
+        jwt.decode(
+            token,
+            SUPABASE_CLI_JWT_SECRET,
+            algorithms=["HS256", "HS384", "HS512"],
+            options={
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_aud": False,
+                "verify_iss": False,
+            },
+        )
+    except jwt.PyJWTError:
+        return False
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 (also IPv4-mapped) or localhost; anything else, unparsable included,
+    is not."""
+    host = host.strip().strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def _url_host(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
+def _conninfo(url: str) -> dict[str, str] | None:
+    try:
+        return {k: str(v) for k, v in conninfo_to_dict(url).items()}
+    except psycopg.Error:
+        return None
+
+
+def _database_is_local(url: str) -> bool:
+    """Every host libpq would try is a Unix socket or loopback (no host: PGHOST, else the
+    default socket). A URL that does not parse counts as remote."""
+    params = _conninfo(url)
+    if params is None:
+        return False
+    hosts = [
+        part
+        for key, env in (("host", "PGHOST"), ("hostaddr", "PGHOSTADDR"))
+        for part in (params.get(key) or os.environ.get(env) or "").split(",")
+        if part.strip()
+    ]
+    return all(host.startswith(("/", "@")) or _is_loopback(host) for host in hosts)
+
+
+def _database_password(url: str) -> str | None:
+    params = _conninfo(url)
+    return params.get("password") if params else None
+
+
 def _env_file() -> str | None:
     return os.environ.get("DOCFLOW_ENV_FILE", ".env") or None
 
@@ -262,8 +447,11 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
-            problems.append(f"{name}: {err['msg']}")
+            name = ".".join(str(p) for p in err["loc"]).upper()
+            if name:
+                problems.append(f"{name}: {err['msg']}")
+            else:  # a check across settings (model validator): its message names them
+                problems.append(str(err.get("ctx", {}).get("error") or err["msg"]))
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import flask
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from shared import events
+from shared import events, safejson
 from shared.config import get_settings
 from shared.errors import (
     BadRequest,
@@ -60,7 +60,8 @@ def error_response(err: DocflowError, headers: dict[str, str] | None = None) -> 
 
 
 def json_body(request: flask.Request, *, optional: bool = True) -> dict[str, Any]:
-    """The request's JSON object body (at most 1 MiB); an empty body is `{}` when optional."""
+    """The request's JSON object body (at most 1 MiB, nested at most `safejson.MAX_DEPTH`
+    levels); an empty body is `{}` when optional. Anything else is 400 `invalid_json`."""
     if (request.content_length or 0) > MAX_JSON_BYTES:
         raise PayloadTooLarge("the JSON body is too large", code="too_large")
     request.max_content_length = MAX_JSON_BYTES
@@ -70,7 +71,11 @@ def json_body(request: flask.Request, *, optional: bool = True) -> dict[str, Any
             return {}
         raise BadRequest("a JSON body is required", code="invalid_json")
     try:
-        data = json.loads(raw)
+        data = safejson.loads(raw)
+    except safejson.TooDeep:
+        raise BadRequest(
+            f"the JSON body is nested deeper than {safejson.MAX_DEPTH} levels", code="invalid_json"
+        ) from None
     except ValueError:
         raise BadRequest("the body is not valid JSON", code="invalid_json") from None
     if not isinstance(data, dict):

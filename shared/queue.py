@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from shared import safejson
 from shared.client import Database, UserScope
 from shared.config import Settings
 from shared.errors import NotFound, Unprocessable
@@ -100,10 +101,17 @@ def _encode_cursor(created_at: str, job_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# Ours are about 110 characters; a longer one is refused before it is decoded.
+MAX_CURSOR_LENGTH = 512
+
+
 def _decode_cursor(cursor: str) -> tuple[str, str]:
     try:
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError("cursor too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, job_id = json.loads(raw)
+        # safejson: nesting like `[[[[...` is a ValueError here, not a RecursionError (500).
+        created_at, job_id = safejson.loads(raw, max_depth=1)
         moment = datetime.fromisoformat(created_at)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
