@@ -258,12 +258,12 @@ def main() -> int:
     args = parser.parse_args()
 
     admin_url = localdb.admin_url(load_settings())
-    url = localdb.url_for(admin_url, DB)
+    url = localdb.service_url(admin_url, DB)
     print(f"docflow analytics benchmark: {os.cpu_count()} cores")
     localdb.recreate_database(admin_url, DB)
     migrate.migrate(url)
     seed(url, args.events, args.jobs, args.checks)
-    plans(url)
+    plans(localdb.url_for(admin_url, DB))  # auto_explain: LOAD needs the superuser
     results = measure(url, args.runs)
     within = True
     for window, limit in (("30d", 250.0), ("24h", 50.0)):

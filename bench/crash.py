@@ -125,7 +125,7 @@ def main() -> int:
     cluster = localdb.cluster_for(settings)
     localdb.start(cluster)
     admin = cluster.url()
-    url = cluster.url(DB)
+    url = cluster.service_url(DB)
     localdb.recreate_database(admin, DB)
     migrate.migrate(url)
     user = str(uuid.uuid4())

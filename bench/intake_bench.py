@@ -62,7 +62,7 @@ def main() -> int:
     args = parser.parse_args()
 
     admin = localdb.admin_url(load_settings())
-    url = localdb.url_for(admin, DB)
+    url = localdb.service_url(admin, DB)
     localdb.recreate_database(admin, DB)
     migrate.migrate(url)
     storage_dir = tempfile.mkdtemp(prefix="docflow-intake-bench-")

@@ -229,7 +229,7 @@ def main() -> int:
     args = parser.parse_args()
 
     admin_url = localdb.admin_url(load_settings())
-    url = localdb.url_for(admin_url, DB)
+    url = localdb.service_url(admin_url, DB)
     out: dict[str, Any] = {
         "workers": args.workers,
         "batch": args.batch,

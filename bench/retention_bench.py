@@ -492,7 +492,7 @@ def main() -> int:
     os.environ["SUPABASE_JWT_SECRET"] = DUMMY_SECRET
     os.environ["SCHEDULER_SECRET"] = DUMMY_SECRET
     admin_url = localdb.admin_url(load_settings())
-    url = localdb.url_for(admin_url, DB)
+    url = localdb.service_url(admin_url, DB)
     print(
         f"docflow retention benchmark: {os.cpu_count()} cores, {args.expired:,} expired and "
         f"{args.live:,} live events, writer at {args.rate:g} inserts/s"

@@ -50,7 +50,7 @@ def _ensure_database(settings: Settings) -> str:
     cluster = _local(settings)
     if cluster is not None:
         localdb.start(cluster)
-        migrate.migrate(cluster.url())
+        migrate.migrate(cluster.service_url())
     return settings.effective_database_url()
 
 
@@ -83,7 +83,10 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
         )
     if action == "start":
         started = localdb.start(cluster)
-        print(("started" if started else "already running") + f": {cluster.url()}")
+        print(
+            ("started" if started else "already running")
+            + f": {cluster.service_url()} (data in {cluster.root})"
+        )
     elif action == "stop":
         print("stopped" if localdb.stop(cluster) else "not running")
     elif action == "status":
@@ -94,10 +97,15 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0 if running else 3
     elif action == "reset":
+        try:
+            localdb.check_layout(cluster)
+        except ConfigError:
+            print(f"re-creating the local cluster in {cluster.root}")
+            localdb.remove(cluster)
         localdb.start(cluster)
         localdb.recreate_database(cluster.url("template1"), "postgres")
-        applied = migrate.migrate(cluster.url())
-        migrate.seed(cluster.url())
+        applied = migrate.migrate(cluster.service_url())
+        migrate.seed(cluster.service_url())
         print(f"database reset: {len(applied)} migration(s) applied, seed loaded")
     return 0
 

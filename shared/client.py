@@ -70,12 +70,29 @@ def _check_names(fn: str, params: Mapping[str, Any]) -> None:
             raise ValueError(f"not a valid SQL function or parameter name: {name!r}")
 
 
+# The settings that `ALTER ROLE authenticated [IN DATABASE ...] SET ...` gives the role
+# (statement_timeout 8s on Supabase), database-specific ones last so that they win. A SET ROLE
+# does not apply them, so user calls do, per transaction, as PostgREST does for the role it
+# impersonates. Only settings any user may change (context 'user').
+_ROLE_SETTINGS = """
+select split_part(c, '=', 1), substr(c, strpos(c, '=') + 1)
+  from pg_catalog.pg_db_role_setting s
+ cross join lateral unnest(s.setconfig) as c
+  join pg_catalog.pg_settings p on p.name = split_part(c, '=', 1) and p.context = 'user'
+ where s.setrole = to_regrole('authenticated')
+   and s.setdatabase in (0, (select oid from pg_catalog.pg_database
+                              where datname = current_database()))
+ order by s.setdatabase
+"""
+
+
 class PostgresTransport:
     """Direct SQL: `select public.fn(a => $1, ...)`, one statement per call.
 
     Service calls are one autocommit statement (one round trip) as `service_role`, set once per
     connection (DB_SET_SERVICE_ROLE), or as the login role itself. User calls run in a
-    transaction that first switches to `authenticated` with the caller's claims, all sent in one
+    transaction that first switches to `authenticated` with the caller's claims and that role's
+    own settings (its statement_timeout among them, read once per process), all sent in one
     pipeline; the switch is transaction-local, so it never outlives the call.
     """
 
@@ -104,6 +121,7 @@ class PostgresTransport:
         self._opened = False
         self._lock = threading.Lock()
         self._queries: dict[tuple[str, tuple[str, ...]], sql.Composed] = {}
+        self._role_settings: dict[str, str] | None = None
 
     def _open(self) -> None:
         with self._lock:
@@ -124,6 +142,11 @@ class PostgresTransport:
             self._queries[key] = query
         return query
 
+    def _user_settings(self, conn: psycopg.Connection[Any]) -> dict[str, str]:
+        if self._role_settings is None:
+            self._role_settings = {str(k): str(v) for k, v in conn.execute(_ROLE_SETTINGS)}
+        return self._role_settings
+
     def call(self, fn: str, params: Mapping[str, Any], user: UserContext | None) -> Any:
         _check_names(fn, params)
         self._open()
@@ -134,12 +157,19 @@ class PostgresTransport:
                 if user is None:
                     row = conn.execute(query, values).fetchone()
                 else:
-                    with conn.pipeline(), conn.transaction():
-                        conn.execute(
-                            "select set_config('role', 'authenticated', true),"
-                            " set_config('request.jwt.claims', %s, true)",
-                            (json.dumps(dict(user.claims)),),
+                    settings = {
+                        **self._user_settings(conn),
+                        "role": "authenticated",
+                        "request.jwt.claims": json.dumps(dict(user.claims)),
+                    }
+                    switch = sql.SQL("select ") + sql.SQL(", ").join(
+                        sql.SQL("set_config({}, {}, true)").format(
+                            sql.Literal(k), sql.Placeholder()
                         )
+                        for k in settings
+                    )
+                    with conn.pipeline(), conn.transaction():
+                        conn.execute(switch, tuple(settings.values()))
                         cur = conn.execute(query, values)
                     row = cur.fetchone()
                 return row[0] if row else None

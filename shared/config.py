@@ -101,7 +101,9 @@ class Settings(BaseSettings):
     # Workers LISTEN for new jobs (and poll as a fallback). Off behind a transaction pooler.
     worker_listen: bool = True
     local_pg_port: int = Field(default=54329, ge=1024, le=65535)
-    local_pg_dir: Path = LOCAL_DIR / "pg"
+    # Unset: `.local/pg`, or as root a per-checkout directory under /var/tmp/docflow/ that the
+    # cluster's OS user can reach (see shared/localdb.py).
+    local_pg_dir: Path | None = None
     local_pg_os_user: str | None = None
 
     # --- Supabase -------------------------------------------------------------------------

@@ -1,16 +1,34 @@
 """The embedded PostgreSQL cluster for local development and tests (`docflow db ...`).
 
-A private cluster under `.local/pg` on its own port (LOCAL_PG_PORT), started from the server
-binaries found on the machine (PG_BINDIR, PATH, `pg_config --bindir`,
-`/usr/lib/postgresql/*/bin`), or from the `pgserver` wheel where none are found. `initdb`
-refuses to run as root, so as root the cluster runs as an unprivileged OS user
-(LOCAL_PG_OS_USER, else `postgres` when it exists, else a system user `docflow-pg` that we
-create). When DATABASE_URL is set none of this runs: that database is used as it is.
+A private cluster on its own port (LOCAL_PG_PORT), started from the server binaries found on
+the machine (PG_BINDIR, PATH, `pg_config --bindir`, `/usr/lib/postgresql/*/bin`), or from the
+`pgserver` wheel where none are found. When DATABASE_URL is set none of this runs: that
+database is used as it is.
+
+It keeps hosted Supabase's privileges, so that a migration that would fail under
+`supabase db push` fails here too:
+- the superuser is `supabase_admin` (initdb's bootstrap user); it creates, clones and drops
+  databases and nothing else;
+- `postgres` is NOSUPERUSER with BYPASSRLS and owns the databases: migrations and the
+  application's service login run as it;
+- `auth` and `storage` belong to `supabase_auth_admin` and `supabase_storage_admin`;
+  `template1` carries the local bootstrap (`shared/sql/local_bootstrap.sql`), so every
+  database created here starts as a Supabase project's does;
+- the one stand-in (`shared/sql/local_cluster.sql`): `postgres` may create policies on the
+  storage tables, which hosted Supabase allows through supautils' policy grants.
+
+Where the data lives: `initdb` refuses to run as root, so as root the cluster runs as an
+unprivileged OS user (LOCAL_PG_OS_USER, else `postgres` when it exists, else a system user
+`docflow-pg` that we create). That user may not be able to enter the checkout (a root home or
+a `mktemp -d` directory is 0700), so as root the data goes to a per-checkout directory under
+`/var/tmp/docflow/`; otherwise to `.local/pg`. LOCAL_PG_DIR overrides both.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
+import json
 import os
 import pwd
 import re
@@ -25,14 +43,22 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from shared.config import Settings
+from shared.config import LOCAL_DIR, REPO_ROOT, Settings
 from shared.errors import ConfigError
 from shared.log import get_logger
 
 log = get_logger("localdb")
 
-SUPERUSER = "postgres"
+SUPERUSER = "supabase_admin"
 SUPERUSER_PASSWORD = "postgres"  # noqa: S105 - a local, loopback-only development cluster
+SERVICE_ROLE_LOGIN = "postgres"  # the migration owner and the service login, as on Supabase
+SERVICE_ROLE_PASSWORD = "postgres"  # noqa: S105 - Settings.local_database_url uses it too
+SHARED_ROOT = Path("/var/tmp/docflow")  # noqa: S108 - reachable by the cluster's OS user
+# Written into the cluster directory once it is set up the Supabase way; a data directory
+# without it was made by an older docflow (superuser `postgres`) and must be re-created.
+MARKER = "docflow-cluster.json"
+LAYOUT = 2
+_SQL_DIR = Path(__file__).parent / "sql"
 
 
 @dataclass(frozen=True)
@@ -50,8 +76,20 @@ class Cluster:
     def log_file(self) -> Path:
         return self.root / "postgres.log"
 
+    @property
+    def marker(self) -> Path:
+        return self.root / MARKER
+
     def url(self, dbname: str = "postgres") -> str:
+        """The superuser's URL (cluster administration only)."""
         return f"postgresql://{SUPERUSER}:{SUPERUSER_PASSWORD}@127.0.0.1:{self.port}/{dbname}"
+
+    def service_url(self, dbname: str = "postgres") -> str:
+        """`postgres`'s URL: migrations and the application's service login."""
+        return (
+            f"postgresql://{SERVICE_ROLE_LOGIN}:{SERVICE_ROLE_PASSWORD}@127.0.0.1:{self.port}"
+            f"/{dbname}"
+        )
 
 
 def _version_key(path: str) -> tuple[int, ...]:
@@ -113,13 +151,22 @@ def _ensure_os_user(preferred: str | None) -> str:
     return name
 
 
+def default_root(as_root: bool) -> Path:
+    """Where the cluster lives when LOCAL_PG_DIR is not set (see the module docstring)."""
+    if not as_root:
+        return LOCAL_DIR / "pg"
+    checkout = hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:10]
+    return SHARED_ROOT / f"{REPO_ROOT.name}-{checkout}" / "pg"
+
+
 def cluster_for(settings: Settings) -> Cluster:
     os_user = None
     if os.geteuid() == 0:
         os_user = _ensure_os_user(settings.local_pg_os_user)
+    root = settings.local_pg_dir or default_root(os_user is not None)
     return Cluster(
         bindir=find_bindir(),
-        root=Path(settings.local_pg_dir).resolve(),
+        root=Path(root).resolve(),
         port=settings.local_pg_port,
         os_user=os_user,
     )
@@ -176,11 +223,46 @@ def _chown_tree(cluster: Cluster) -> None:
             os.chown(os.path.join(dirpath, f), entry.pw_uid, entry.pw_gid)
 
 
+def _prepare_root(cluster: Cluster) -> None:
+    if cluster.root.is_relative_to(SHARED_ROOT):
+        # /var/tmp/docflow itself stays root's (0755); each checkout's directory is the
+        # cluster user's.
+        SHARED_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+    cluster.root.mkdir(parents=True, exist_ok=True)
+
+
+def _read_marker(cluster: Cluster) -> dict[str, object] | None:
+    try:
+        data = json.loads(cluster.marker.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_marker(cluster: Cluster, state: str) -> None:
+    cluster.marker.write_text(json.dumps({"layout": LAYOUT, "state": state}) + "\n")
+
+
+def check_layout(cluster: Cluster) -> None:
+    """Refuse a data directory made by an older docflow (superuser `postgres`)."""
+    if not (cluster.data_dir / "PG_VERSION").exists():
+        return
+    marker = _read_marker(cluster)
+    if marker is None or marker.get("layout") != LAYOUT:
+        raise ConfigError(
+            f"the local cluster in {cluster.root} was created by an older docflow, before the "
+            "local database was set up like a hosted Supabase one (superuser supabase_admin, "
+            "migrations as a non-superuser postgres): run `docflow db reset` to re-create it "
+            "(its local data is lost)"
+        )
+
+
 def init(cluster: Cluster) -> bool:
     """Create the cluster when it does not exist yet. Returns True when it was created."""
     if (cluster.data_dir / "PG_VERSION").exists():
+        check_layout(cluster)
         return False
-    cluster.root.mkdir(parents=True, exist_ok=True)
+    _prepare_root(cluster)
     if cluster.data_dir.exists():
         shutil.rmtree(cluster.data_dir)  # a half-initialised directory from a failed run
     pwfile = cluster.root / "pwfile"
@@ -207,6 +289,7 @@ def init(cluster: Cluster) -> bool:
         )
     finally:
         pwfile.unlink(missing_ok=True)
+    _write_marker(cluster, "initialised")
     with (cluster.data_dir / "postgresql.conf").open("a") as conf:
         conf.write(
             "\n# docflow local cluster\n"
@@ -219,6 +302,38 @@ def init(cluster: Cluster) -> bool:
     _chown_tree(cluster)
     log.info("initialised local cluster", extra={"data_dir": str(cluster.data_dir)})
     return True
+
+
+def _set_up(cluster: Cluster) -> None:
+    """Make a new cluster look like a hosted Supabase project's (once, as the superuser).
+
+    template1 and postgres get the local bootstrap (roles, `auth`, `storage`, grants, the
+    Realtime publication) and the storage-policy stand-in; `postgres` gets its password and
+    the `postgres` database. Idempotent: a run cut short is finished by the next start.
+    """
+    from shared.migrate import split_statements
+
+    statements = [
+        *split_statements((_SQL_DIR / "local_bootstrap.sql").read_text()),
+        *split_statements((_SQL_DIR / "local_cluster.sql").read_text()),
+    ]
+    for dbname in ("template1", "postgres"):
+        with psycopg.connect(cluster.url(dbname), autocommit=True) as conn, conn.transaction():
+            for statement in statements:
+                conn.execute(statement.encode())
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("alter role {} with login password {}").format(
+                sql.Identifier(SERVICE_ROLE_LOGIN), sql.Literal(SERVICE_ROLE_PASSWORD)
+            )
+        )
+        conn.execute(
+            sql.SQL("alter database postgres owner to {}").format(
+                sql.Identifier(SERVICE_ROLE_LOGIN)
+            )
+        )
+    _write_marker(cluster, "ready")
+    log.info("local cluster set up like a hosted Supabase database")
 
 
 def is_running(cluster: Cluster) -> bool:
@@ -247,17 +362,47 @@ def _wait_ready(cluster: Cluster, timeout: float = 30.0) -> None:
 def start(cluster: Cluster) -> bool:
     """Start the cluster (creating it first if needed). Returns True if it was started now."""
     init(cluster)
-    if is_running(cluster):
-        return False
-    if _port_in_use(cluster.port):
-        raise ConfigError(
-            f"port {cluster.port} is taken by another server (another checkout's cluster?): "
-            "stop it, or set LOCAL_PG_PORT to a free port"
+    started = False
+    if not is_running(cluster):
+        if _port_in_use(cluster.port):
+            legacy = LOCAL_DIR / "pg"
+            hint = (
+                f" (an older docflow cluster from this checkout, in {legacy}, may still be "
+                "running: `docflow db reset` stops it and re-creates the cluster)"
+                if legacy != cluster.root and (legacy / "data" / "postmaster.pid").exists()
+                else ""
+            )
+            raise ConfigError(
+                f"port {cluster.port} is taken by another server (another checkout's cluster?): "
+                f"stop it, or set LOCAL_PG_PORT to a free port{hint}"
+            )
+        _pg_ctl(cluster, "start", "-t", "60")
+        _wait_ready(cluster)
+        log.info(
+            "started local cluster", extra={"port": cluster.port, "data_dir": str(cluster.root)}
         )
-    _pg_ctl(cluster, "start", "-t", "60")
-    _wait_ready(cluster)
-    log.info("started local cluster", extra={"port": cluster.port})
-    return True
+        started = True
+    if (_read_marker(cluster) or {}).get("state") != "ready":
+        _set_up(cluster)
+    return started
+
+
+def remove(cluster: Cluster) -> None:
+    """Stop and delete the cluster's data (`docflow db reset` of an old or broken cluster).
+
+    Also stops an older docflow's cluster of this checkout (`.local/pg`, before the data moved
+    for root) that would still hold the port.
+    """
+    for root in {cluster.root, LOCAL_DIR / "pg"}:
+        old = Cluster(cluster.bindir, root, cluster.port, cluster.os_user)
+        if (old.data_dir / "postmaster.pid").exists():
+            _run(
+                old,
+                [str(old.bindir / "pg_ctl"), "stop", "-D", str(old.data_dir), "-m", "fast", "-w"],
+                check=False,
+            )
+    if cluster.root.exists():
+        shutil.rmtree(cluster.root)
 
 
 def restart(cluster: Cluster) -> None:
@@ -309,12 +454,25 @@ def url_for(admin_url: str, dbname: str) -> str:
 
 
 def admin_url(settings: Settings) -> str:
-    """DATABASE_URL when set, else the embedded cluster's (started if needed)."""
+    """DATABASE_URL when set, else the embedded cluster's superuser (started if needed)."""
     if settings.database_url:
         return settings.database_url
     cluster = cluster_for(settings)
     start(cluster)
     return cluster.url()
+
+
+def service_url(admin_url: str, dbname: str) -> str:
+    """The URL that migrations and the application use for a database of this server.
+
+    On the embedded cluster that is `postgres` (not the superuser); on any other server
+    (DATABASE_URL, TEST_DATABASE_URL), the same login as `admin_url`.
+    """
+    info = psycopg.conninfo.conninfo_to_dict(admin_url)
+    if info.get("user") == SUPERUSER:
+        info["user"], info["password"] = SERVICE_ROLE_LOGIN, SERVICE_ROLE_PASSWORD
+    info["dbname"] = dbname
+    return psycopg.conninfo.make_conninfo("", **info)
 
 
 def drop_database(admin_url: str, dbname: str) -> None:
@@ -326,14 +484,22 @@ def drop_database(admin_url: str, dbname: str) -> None:
 
 
 def recreate_database(admin_url: str, dbname: str, template: str | None = None) -> None:
-    """Drop (forcibly) and create a database on the server behind admin_url."""
+    """Drop (forcibly) and create a database on the server behind admin_url.
+
+    On a server with a `postgres` role that is not the admin login itself (the embedded
+    cluster), the new database belongs to `postgres`, as a Supabase project's does.
+    """
     drop_database(admin_url, dbname)
     create = sql.SQL("create database {}").format(sql.Identifier(dbname))
     if template:
-        create = sql.SQL("create database {} template {}").format(
-            sql.Identifier(dbname), sql.Identifier(template)
-        )
+        create += sql.SQL(" template {}").format(sql.Identifier(template))
     with psycopg.connect(admin_url, autocommit=True) as conn:
+        login = conn.info.user
+        has_owner = conn.execute(
+            "select exists (select from pg_roles where rolname = %s)", (SERVICE_ROLE_LOGIN,)
+        ).fetchone()
+        if login != SERVICE_ROLE_LOGIN and has_owner and has_owner[0]:
+            create += sql.SQL(" owner {}").format(sql.Identifier(SERVICE_ROLE_LOGIN))
         conn.execute(create)
 
 

@@ -8,7 +8,12 @@
 - Running it again applies nothing.
 
 Before the migrations it runs the local bootstrap SQL (`shared/sql/local_bootstrap.sql`), which
-only creates what Supabase's image would have and is a no-op on a real Supabase database.
+only creates what Supabase's image would have and is a no-op on a real Supabase database (and
+on the embedded cluster, whose template1 already carries it).
+
+Run it as the migration role, as `supabase db push` does: on the embedded cluster that is the
+NOSUPERUSER `postgres` (`localdb.service_url`). A policy statement on the storage tables goes
+through the cluster's supautils stand-in when the database has one (`shared/sql/local_cluster.sql`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,13 @@ SEED_FILE = REPO_ROOT / "supabase" / "seed.sql"
 BOOTSTRAP_FILE = Path(__file__).parent / "sql" / "local_bootstrap.sql"
 _NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[A-Za-z0-9_\-]+)\.sql$")
 _LOCK_KEY = 0x646F63666C6F77  # "docflow": one migrator at a time
+_LEADING_COMMENTS = re.compile(r"^(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.S)
+_STORAGE_POLICY = re.compile(
+    r"(?:create|alter|drop)\s+policy\s+(?:if\s+exists\s+)?(?:\"[^\"]+\"|[a-z_][a-z0-9_$]*)"
+    r"\s+on\s+storage\.(?:objects|buckets)\s",
+    re.I,
+)
+_STANDIN = "supautils_standin.policy_statement(text)"
 
 HISTORY_DDL = (
     "create schema if not exists supabase_migrations",
@@ -163,6 +175,20 @@ def applied_versions(conn: psycopg.Connection) -> set[str]:
     return {r[0] for r in rows}
 
 
+def _storage_policy(statement: str) -> str | None:
+    """The statement without its leading comments, when it is a policy on a storage table."""
+    body = _LEADING_COMMENTS.sub("", statement, count=1)
+    return body if _STORAGE_POLICY.match(body) else None
+
+
+def _apply(conn: psycopg.Connection, statement: str, standin: bool) -> None:
+    policy = _storage_policy(statement) if standin else None
+    if policy is not None:
+        conn.execute("select supautils_standin.policy_statement(%s)", (policy,))
+    else:
+        conn.execute(statement.encode())
+
+
 def migrate(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """Bootstrap, then apply pending migrations. Returns the migrations applied now."""
     migrations = discover(directory)
@@ -179,13 +205,15 @@ def migrate(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[Migrati
                     + ", ".join(unknown)
                     + " (pull the missing files, or repair the history, before migrating)"
                 )
+            row = conn.execute("select to_regprocedure(%s) is not null", (_STANDIN,)).fetchone()
+            standin = bool(row and row[0])
             for migration in migrations:
                 if migration.version in done:
                     continue
                 statements = migration.statements
                 with conn.transaction():
                     for statement in statements:
-                        conn.execute(statement.encode())
+                        _apply(conn, statement, standin)
                     conn.execute(
                         "insert into supabase_migrations.schema_migrations "
                         "(version, name, statements) values (%s, %s, %s)",

@@ -2,8 +2,10 @@
 
 - The server: TEST_DATABASE_URL (an admin URL that may create databases) when set, else the
   embedded local cluster, started on demand.
-- A template database is migrated once per run; every test that asks for `database_url` gets a
-  fresh copy of it (CREATE DATABASE ... TEMPLATE), dropped afterwards.
+- A template database is migrated once per run, as the migration role (`postgres`, not a
+  superuser, as under `supabase db push`); every test that asks for `database_url` gets a fresh
+  copy of it (CREATE DATABASE ... TEMPLATE), dropped afterwards. `database_url` logs in as
+  `postgres`, the application's service login; `sql` as the superuser, for setup and checks.
 - `settings_env` (autouse) isolates the environment: tests never read a developer's `.env`.
 """
 
@@ -72,7 +74,7 @@ def pg_admin_url() -> str:
 @pytest.fixture(scope="session")
 def template_url(pg_admin_url: str) -> Iterator[str]:
     localdb.recreate_database(pg_admin_url, TEMPLATE_DB)
-    url = localdb.url_for(pg_admin_url, TEMPLATE_DB)
+    url = localdb.service_url(pg_admin_url, TEMPLATE_DB)
     migrate.migrate(url)
     yield url
     localdb.drop_database(pg_admin_url, TEMPLATE_DB)
@@ -83,7 +85,7 @@ def database_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
     name = f"docflow_test_{uuid.uuid4().hex[:12]}"
     localdb.recreate_database(pg_admin_url, name, template=TEMPLATE_DB)
     try:
-        yield localdb.url_for(pg_admin_url, name)
+        yield localdb.service_url(pg_admin_url, name)
     finally:
         client_module.reset_db()
         localdb.drop_database(pg_admin_url, name)
@@ -128,7 +130,13 @@ def make_user(database_url: str) -> Callable[..., UserContext]:
 
 
 @pytest.fixture
-def sql(database_url: str) -> Iterator[psycopg.Connection]:
+def admin_database_url(pg_admin_url: str, database_url: str) -> str:
+    """This test's database, as the server's admin login (the superuser on the local cluster)."""
+    return localdb.url_for(pg_admin_url, psycopg.conninfo.conninfo_to_dict(database_url)["dbname"])
+
+
+@pytest.fixture
+def sql(admin_database_url: str) -> Iterator[psycopg.Connection]:
     """A superuser connection to this test's database, for setup and independent checks."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with psycopg.connect(admin_database_url, autocommit=True) as conn:
         yield conn

@@ -6,6 +6,9 @@
 -- database (or a hosted one) changes nothing. Run by `docflow db migrate` before migrations.
 
 -- Roles ---------------------------------------------------------------------------------
+-- As supabase/postgres's init scripts leave them: the API roles, the login PostgREST uses,
+-- the admins that own `auth` and `storage`, and `postgres` itself, which on a hosted project
+-- is a NOSUPERUSER role with BYPASSRLS that runs migrations (`supabase db push`).
 do $bootstrap$
 begin
   if not exists (select from pg_catalog.pg_roles where rolname = 'anon') then
@@ -20,6 +23,15 @@ begin
   if not exists (select from pg_catalog.pg_roles where rolname = 'authenticator') then
     create role authenticator login noinherit;
   end if;
+  if not exists (select from pg_catalog.pg_roles where rolname = 'supabase_auth_admin') then
+    create role supabase_auth_admin noinherit createrole login;
+  end if;
+  if not exists (select from pg_catalog.pg_roles where rolname = 'supabase_storage_admin') then
+    create role supabase_storage_admin noinherit createrole login;
+  end if;
+  if not exists (select from pg_catalog.pg_roles where rolname = 'postgres') then
+    create role postgres nosuperuser createdb createrole login replication bypassrls;
+  end if;
 end
 $bootstrap$;
 
@@ -31,6 +43,30 @@ begin
     if not pg_has_role('authenticator', r, 'member') then
       execute format('grant %I to authenticator', r);
     end if;
+    if not pg_has_role('postgres', r, 'member') then
+      execute format('grant %I to postgres', r);
+    end if;
+  end loop;
+end
+$bootstrap$;
+
+-- Statement timeouts of the API roles, as on hosted projects (PostgREST applies the settings
+-- of the role it switches to; so does docflow's direct transport). Only where none is set.
+do $bootstrap$
+declare
+  r record;
+begin
+  for r in
+    select * from (values ('anon', '3s'), ('authenticated', '8s'), ('authenticator', '8s'))
+      as t (role_name, timeout)
+  loop
+    if not exists (
+      select from pg_catalog.pg_db_role_setting s, unnest(s.setconfig) c
+       where s.setrole = (select oid from pg_catalog.pg_roles where rolname = r.role_name)
+         and c like 'statement\_timeout=%'
+    ) then
+      execute format('alter role %I set statement_timeout = %L', r.role_name, r.timeout);
+    end if;
   end loop;
 end
 $bootstrap$;
@@ -41,7 +77,7 @@ $bootstrap$;
 do $bootstrap$
 begin
   if to_regnamespace('auth') is null then
-    create schema auth;
+    create schema auth authorization supabase_auth_admin;
   end if;
   if to_regclass('auth.users') is null then
     create table auth.users (
@@ -53,6 +89,7 @@ begin
       created_at timestamptz default now(),
       updated_at timestamptz default now()
     );
+    alter table auth.users owner to supabase_auth_admin;
   end if;
 end
 $bootstrap$;
@@ -68,6 +105,7 @@ begin
         )::uuid
       $body$
     $fn$;
+    alter function auth.uid() owner to supabase_auth_admin;
   end if;
   if to_regprocedure('auth.role()') is null then
     execute $fn$
@@ -78,6 +116,7 @@ begin
         )::text
       $body$
     $fn$;
+    alter function auth.role() owner to supabase_auth_admin;
   end if;
   if to_regprocedure('auth.jwt()') is null then
     execute $fn$
@@ -88,6 +127,7 @@ begin
         )::jsonb
       $body$
     $fn$;
+    alter function auth.jwt() owner to supabase_auth_admin;
   end if;
 end
 $bootstrap$;
@@ -97,7 +137,7 @@ $bootstrap$;
 do $bootstrap$
 begin
   if to_regnamespace('storage') is null then
-    create schema storage;
+    create schema storage authorization supabase_storage_admin;
   end if;
 end
 $bootstrap$;
@@ -116,6 +156,7 @@ begin
       updated_at timestamptz default now()
     );
     alter table storage.buckets enable row level security;
+    alter table storage.buckets owner to supabase_storage_admin;
     grant all on storage.buckets to service_role;
     grant select on storage.buckets to anon, authenticated;
   end if;
@@ -133,6 +174,7 @@ begin
       unique (bucket_id, name)
     );
     alter table storage.objects enable row level security;
+    alter table storage.objects owner to supabase_storage_admin;
     grant all on storage.objects to service_role;
     grant select, insert, update, delete on storage.objects to authenticated;
   end if;
@@ -152,6 +194,7 @@ begin
       end
       $body$
     $fn$;
+    alter function storage.foldername(text) owner to supabase_storage_admin;
   end if;
 end
 $bootstrap$;
@@ -177,10 +220,52 @@ begin
 end
 $bootstrap$;
 
--- Default privileges, as Supabase sets them for objects the migration role creates in public.
-alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
-alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
-alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
+-- What Supabase gives the migration role `postgres` on the schemas it does not own: USAGE
+-- (no CREATE), and the table grants (ALL on auth's tables; ALL with grant option on the
+-- storage tables), which is what lets migrations insert a bucket and reference auth.users.
+do $bootstrap$
+declare
+  t text;
+begin
+  if not has_schema_privilege('postgres', 'auth', 'usage') then
+    grant usage on schema auth to postgres;
+  end if;
+  if not has_schema_privilege('postgres', 'storage', 'usage') then
+    grant usage on schema storage to postgres with grant option;
+  end if;
+  if not has_table_privilege('postgres', 'auth.users', 'insert, references') then
+    grant all on auth.users to postgres;
+  end if;
+  foreach t in array array['storage.buckets', 'storage.objects'] loop
+    if not has_table_privilege('postgres', t, 'insert, update') then
+      execute format('grant all on %s to postgres with grant option', t);
+    end if;
+  end loop;
+  if not has_function_privilege('postgres', 'storage.foldername(text)', 'execute') then
+    grant execute on function storage.foldername(text) to postgres;
+  end if;
+end
+$bootstrap$;
+
+-- Default privileges, as Supabase's init scripts set them for objects that the migration role
+-- (`postgres`) creates in public. Only when postgres has none yet in public: a migration may
+-- have narrowed them on purpose.
+do $bootstrap$
+begin
+  if not exists (
+    select from pg_catalog.pg_default_acl
+     where defaclrole = (select oid from pg_catalog.pg_roles where rolname = 'postgres')
+       and defaclnamespace = 'public'::regnamespace
+  ) then
+    alter default privileges for role postgres in schema public
+      grant all on tables to anon, authenticated, service_role;
+    alter default privileges for role postgres in schema public
+      grant all on sequences to anon, authenticated, service_role;
+    alter default privileges for role postgres in schema public
+      grant all on functions to anon, authenticated, service_role;
+  end if;
+end
+$bootstrap$;
 
 -- Realtime's publication, as hosted projects have it (owned by postgres, no tables until a
 -- migration adds them).
@@ -188,6 +273,7 @@ do $bootstrap$
 begin
   if not exists (select from pg_catalog.pg_publication where pubname = 'supabase_realtime') then
     create publication supabase_realtime;
+    alter publication supabase_realtime owner to postgres;
   end if;
 end
 $bootstrap$;

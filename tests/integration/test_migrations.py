@@ -47,9 +47,10 @@ def _drop_database(admin_url: str, name: str) -> None:
 
 @pytest.fixture
 def empty_db_url(pg_admin_url: str) -> Iterator[str]:
-    """A brand-new, empty database (not a copy of the migrated template)."""
+    """A brand-new, empty database (not a copy of the migrated template, nor of the local
+    cluster's bootstrapped template1), as the server's admin login."""
     name = f"docflow_mig_{uuid.uuid4().hex[:12]}"
-    localdb.recreate_database(pg_admin_url, name)
+    localdb.recreate_database(pg_admin_url, name, template="template0")
     try:
         yield _url_for(pg_admin_url, name)
     finally:
