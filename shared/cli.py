@@ -97,6 +97,9 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0 if running else 3
     elif action == "reset":
+        legacy = localdb.stop_legacy(cluster)
+        if legacy is not None:
+            print(f"stopped the older docflow cluster in {legacy} (`make clean` deletes it)")
         try:
             localdb.check_layout(cluster)
         except ConfigError:

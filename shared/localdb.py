@@ -387,20 +387,23 @@ def start(cluster: Cluster) -> bool:
     return started
 
 
-def remove(cluster: Cluster) -> None:
-    """Stop and delete the cluster's data (`docflow db reset` of an old or broken cluster).
+def stop_legacy(cluster: Cluster) -> Path | None:
+    """Stop an older docflow's cluster of this checkout (`.local/pg`, from before the data
+    moved out of the checkout for root) that would hold the port. Returns its directory."""
+    legacy = Cluster(cluster.bindir, LOCAL_DIR / "pg", cluster.port, cluster.os_user)
+    if legacy.root == cluster.root or not (legacy.data_dir / "postmaster.pid").exists():
+        return None
+    _run(
+        legacy,
+        [str(legacy.bindir / "pg_ctl"), "stop", "-D", str(legacy.data_dir), "-m", "fast", "-w"],
+        check=False,
+    )
+    return legacy.root
 
-    Also stops an older docflow's cluster of this checkout (`.local/pg`, before the data moved
-    for root) that would still hold the port.
-    """
-    for root in {cluster.root, LOCAL_DIR / "pg"}:
-        old = Cluster(cluster.bindir, root, cluster.port, cluster.os_user)
-        if (old.data_dir / "postmaster.pid").exists():
-            _run(
-                old,
-                [str(old.bindir / "pg_ctl"), "stop", "-D", str(old.data_dir), "-m", "fast", "-w"],
-                check=False,
-            )
+
+def remove(cluster: Cluster) -> None:
+    """Stop the cluster and delete its data (`docflow db reset` of an older docflow's)."""
+    stop(cluster)
     if cluster.root.exists():
         shutil.rmtree(cluster.root)
 

@@ -123,7 +123,8 @@ UPLOAD_CASES: list[Case] = [
         "not_multipart",
     ),
     ("empty file", lambda c, t, u: _multipart(c, t, b""), 400, "empty_file"),
-    ("PNG bytes", lambda c, t, u: _multipart(c, t, PNG, "photo.png"), 415, "unsupported_content"),
+    ("PNG name", lambda c, t, u: _multipart(c, t, PNG, "photo.png"), 415, "extension_not_allowed"),
+    ("PNG bytes", lambda c, t, u: _multipart(c, t, PNG, "photo.txt"), 415, "unsupported_content"),
     (
         "PNG declared as PDF",
         lambda c, t, u: _multipart(c, t, PNG, "report.pdf", "application/pdf"),
@@ -661,17 +662,17 @@ def test_a_rejected_signed_upload_keeps_the_clients_object(
     an accepted one is registered without copying."""
     user = make_user()
     storage = get_storage()
-    storage.put(f"{user.user_id}/photo.png", PNG, "image/png")
+    storage.put(f"{user.user_id}/photo.txt", PNG, "image/png")
     storage.put(f"{user.user_id}/big-report.pdf", PDF, "application/pdf")
     uploads = client_for("uploads")
     rejected = _raw(
         uploads,
         user.token,
-        json.dumps({"storage_path": f"{user.user_id}/photo.png"}).encode(),
+        json.dumps({"storage_path": f"{user.user_id}/photo.txt"}).encode(),
         "application/json",
     )
-    assert_error(rejected, 415, "unsupported_content")
-    assert storage.exists(f"{user.user_id}/photo.png")
+    assert_error(rejected, 415, "unsupported_content")  # refused after reading its bytes
+    assert storage.exists(f"{user.user_id}/photo.txt")
     accepted = _raw(
         uploads,
         user.token,

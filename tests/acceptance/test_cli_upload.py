@@ -273,7 +273,7 @@ def test_an_unsupported_file_is_415_and_the_other_files_still_go(
         str(uuid.uuid4()),
     )
     assert code == 1
-    assert "docflow: 415 unsupported_content: " in err
+    assert "docflow: 415 extension_not_allowed: " in err
     assert re.search(r"image\.png +\[#+\] 100%  268 B / 268 B  failed", err), err
     assert set(_accepted(out)) == {"quarterly-report.txt"}
     assert "Traceback" not in out + err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import zipfile
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared import sniff
-from shared.extract import ExtractionError, Limits, extract, extract_html
+from shared.extract import ExtractionError, Limits, extract, extract_csv, extract_html
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 LIMITS = Limits()
@@ -155,3 +156,32 @@ def test_unknown_type_is_unsupported() -> None:
     with pytest.raises(ExtractionError) as caught:
         extract(b"\x89PNG\r\n", "image/png", LIMITS)
     assert caught.value.code == "unsupported_content"
+
+
+# --- the CSV header rule: Sniffer's rule without Sniffer's backtracking dialect regexes -------
+
+_CRAFTED_CSV = "a,b\n" + "1,2\n" * 25 + ",'a" * 21000  # csv.Sniffer took 11 s on this
+
+
+def test_csv_header_detection_does_not_use_csv_sniffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("csv.Sniffer's dialect regexes backtrack on crafted input")
+
+    monkeypatch.setattr(csv.Sniffer, "sniff", refuse)
+    monkeypatch.setattr(csv.Sniffer, "has_header", refuse)
+    result = extract_csv(_CRAFTED_CSV)
+    assert result.details["header"] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name,amount\nalice,10\nbob,20\ncarol,30\n",
+        "1,2\n3,4\n5,6\n",
+        "id,label\n1,x\n2,y\n3,z\n",
+        "code,city\nAB,Paris\nCD,Rome\nEF,Oslo\n",
+        "aa,bb\ncc,dd\nee,ff\n",
+    ],
+)
+def test_csv_header_rule_agrees_with_csv_sniffer_on_ordinary_files(text: str) -> None:
+    assert (extract_csv(text).details["header"] is not None) == csv.Sniffer().has_header(text)

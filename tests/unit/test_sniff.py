@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import io
-import time
 import zipfile
 from pathlib import Path
 
@@ -54,13 +53,18 @@ def test_samples_are_detected(name: str, expected: str | None) -> None:
     assert sniff((SAMPLES / name).read_bytes()) == expected
 
 
-def test_bomb_is_sniffed_from_the_central_directory_without_inflating() -> None:
+def test_bomb_is_sniffed_from_the_central_directory_without_inflating(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     data = (SAMPLES / "bad" / "bomb.docx").read_bytes()
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.getinfo("word/document.xml").file_size > 100 * 1024 * 1024
-    started = time.perf_counter()
+
+    def no_member_is_opened(*args: object, **kwargs: object) -> None:
+        raise AssertionError("sniff opened a ZIP member")
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", no_member_is_opened)
     assert sniff(data) == DOCX
-    assert time.perf_counter() - started < 1.0  # inflating 200 MiB would take longer
 
 
 def test_constants() -> None:
@@ -324,11 +328,11 @@ def test_classification_looks_at_the_head_only() -> None:
     assert sniff(head + b"free prose follows here. " * 20000) == CSV
 
 
-def test_large_text_is_fast() -> None:
+def test_large_text_is_plain_text() -> None:
+    # How long it takes is a benchmark (bench/redos_bench.py), not a test; that only the
+    # bounded prefix is classified is shown in test_sniff_linear.py.
     data = b"An ordinary line of text, nothing special about it at all.\n" * 400_000  # 24 MB
-    started = time.perf_counter()
     assert sniff(data) == TEXT_PLAIN
-    assert time.perf_counter() - started < 2.0
 
 
 def test_no_name_parameter() -> None:
