@@ -72,8 +72,8 @@ db-stop: setup ## Stop the embedded Postgres
 db-reset: sysdeps-demo setup ## Recreate the local database from the migrations and seed
 	$(BIN)/docflow db reset
 
-clean: ## Stop the local cluster and remove the venv and local data
-	-$(BIN)/docflow db stop
+clean: ## Stop and delete the local cluster, remove the venv and local data
+	-$(BIN)/docflow db destroy
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: help sysdeps-demo sysdeps-test setup demo test dev bench crash lint fmt db-start db-stop db-reset clean

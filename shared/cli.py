@@ -1,6 +1,7 @@
 """The `docflow` command line.
 
-  docflow db start|stop|status|reset|migrate|url   the embedded Postgres (or DATABASE_URL)
+  docflow db start|stop|status|reset|migrate|url|destroy
+                                                   the embedded Postgres (or DATABASE_URL)
   docflow serve [--port 8080] [--worker]           every function on one port
   docflow worker                                   the long-running worker
   docflow token --user UUID [--admin]              mint a local user access token
@@ -54,6 +55,17 @@ def _ensure_database(settings: Settings) -> str:
     return settings.effective_database_url()
 
 
+def _auth_admin_url(settings: Settings) -> str:
+    """Where `docflow token` creates users in `auth.users` (what Supabase Auth does on sign-up):
+    the embedded cluster's superuser, else DATABASE_URL (a `supabase start` postgres has
+    Supabase's grants on auth.users)."""
+    cluster = _local(settings)
+    if cluster is None:
+        return settings.effective_database_url()
+    localdb.start(cluster)
+    return cluster.url()
+
+
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     cluster = _local(settings)
     action = args.action
@@ -89,6 +101,9 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
         )
     elif action == "stop":
         print("stopped" if localdb.stop(cluster) else "not running")
+    elif action == "destroy":
+        localdb.remove(cluster)
+        print(f"deleted the local cluster in {cluster.root}")
     elif action == "status":
         running = localdb.is_running(cluster)
         print(
@@ -118,7 +133,7 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
     user_id = str(uuid.UUID(args.user)) if args.user else str(uuid.uuid4())
     if settings.db_transport == "postgres":
-        localdb.ensure_auth_user(settings.effective_database_url(), user_id, args.email, args.admin)
+        localdb.ensure_auth_user(_auth_admin_url(settings), user_id, args.email, args.admin)
     print(mint_token(settings, user_id, admin=args.admin, email=args.email, ttl_seconds=args.ttl))
     return 0
 
@@ -348,7 +363,7 @@ def _api_client(args: argparse.Namespace, settings: Settings) -> ApiClient:
         from shared.auth import mint_token
 
         if settings.db_transport == "postgres":
-            localdb.ensure_auth_user(settings.effective_database_url(), args.user, None, False)
+            localdb.ensure_auth_user(_auth_admin_url(settings), args.user, None, False)
         token = mint_token(settings, args.user)
     if token is None and settings.api_token is not None:
         token = settings.api_token.get_secret_value()
@@ -489,7 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     db = sub.add_parser("db", help="the embedded Postgres cluster and migrations")
-    db.add_argument("action", choices=["start", "stop", "status", "reset", "migrate", "url"])
+    db.add_argument(
+        "action", choices=["start", "stop", "status", "reset", "migrate", "url", "destroy"]
+    )
     db.set_defaults(func=cmd_db)
 
     serve = sub.add_parser("serve", help="serve every function on one port")

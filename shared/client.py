@@ -92,7 +92,8 @@ class PostgresTransport:
     Service calls are one autocommit statement (one round trip) as `service_role`, set once per
     connection (DB_SET_SERVICE_ROLE), or as the login role itself. User calls run in a
     transaction that first switches to `authenticated` with the caller's claims and that role's
-    own settings (its statement_timeout among them, read once per process), all sent in one
+    own settings (its statement_timeout among them, read once per client: a changed role
+    setting applies after a restart, as PostgREST needs a schema reload), all sent in one
     pipeline; the switch is transaction-local, so it never outlives the call.
     """
 

@@ -26,6 +26,7 @@ a `mktemp -d` directory is 0700), so as root the data goes to a per-checkout dir
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -34,6 +35,7 @@ import pwd
 import re
 import shutil
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -59,6 +61,7 @@ SHARED_ROOT = Path("/var/tmp/docflow")  # noqa: S108 - reachable by the cluster'
 MARKER = "docflow-cluster.json"
 LAYOUT = 2
 _SQL_DIR = Path(__file__).parent / "sql"
+_SETUP_LOCK = 0x646F63666C6F78  # one _set_up at a time (the migrator's key + 1)
 
 
 @dataclass(frozen=True)
@@ -217,18 +220,48 @@ def _chown_tree(cluster: Cluster) -> None:
     if cluster.os_user is None:
         return
     entry = pwd.getpwnam(cluster.os_user)
-    for dirpath, _dirs, files in os.walk(cluster.root):
-        os.chown(dirpath, entry.pw_uid, entry.pw_gid)
+    for dirpath, _dirs, files in os.walk(cluster.root):  # does not descend into symlinks
+        os.chown(dirpath, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
         for f in files:
-            os.chown(os.path.join(dirpath, f), entry.pw_uid, entry.pw_gid)
+            os.chown(os.path.join(dirpath, f), entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+
+
+def _private_dir(path: Path, owners: tuple[int, ...]) -> None:
+    """Create `path` (0755) when missing, and refuse it unless it is a real directory owned by
+    one of `owners` that nobody else may write. /var/tmp is world-writable: another local user
+    could have made the directory first, or put a symlink there, for root to follow."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o755)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid not in owners or info.st_mode & 0o022:
+        raise ConfigError(
+            f"{path} is not a directory that only root (or the cluster's OS user) owns and can "
+            "write: remove it, or set LOCAL_PG_DIR to another place"
+        )
 
 
 def _prepare_root(cluster: Cluster) -> None:
-    if cluster.root.is_relative_to(SHARED_ROOT):
-        # /var/tmp/docflow itself stays root's (0755); each checkout's directory is the
-        # cluster user's.
-        SHARED_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
-    cluster.root.mkdir(parents=True, exist_ok=True)
+    if not cluster.root.is_relative_to(SHARED_ROOT):
+        cluster.root.mkdir(parents=True, exist_ok=True)
+        return
+    # /var/tmp/docflow and /var/tmp/docflow/<checkout> are root's; <checkout>/pg becomes the
+    # cluster user's (_chown_tree).
+    cluster_uid = pwd.getpwnam(cluster.os_user).pw_uid if cluster.os_user else os.geteuid()
+    directory = SHARED_ROOT
+    _private_dir(directory, (0, os.geteuid()))
+    for part in cluster.root.relative_to(SHARED_ROOT).parts[:-1]:
+        directory = directory / part
+        _private_dir(directory, (0, os.geteuid()))
+    _private_dir(cluster.root, (0, os.geteuid(), cluster_uid))
+
+
+def _write_file(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write a small file without following a symlink planted in its place."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # removes a link itself, never its target
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
 
 
 def _read_marker(cluster: Cluster) -> dict[str, object] | None:
@@ -240,7 +273,7 @@ def _read_marker(cluster: Cluster) -> dict[str, object] | None:
 
 
 def _write_marker(cluster: Cluster, state: str) -> None:
-    cluster.marker.write_text(json.dumps({"layout": LAYOUT, "state": state}) + "\n")
+    _write_file(cluster.marker, json.dumps({"layout": LAYOUT, "state": state}) + "\n")
 
 
 def check_layout(cluster: Cluster) -> None:
@@ -266,7 +299,7 @@ def init(cluster: Cluster) -> bool:
     if cluster.data_dir.exists():
         shutil.rmtree(cluster.data_dir)  # a half-initialised directory from a failed run
     pwfile = cluster.root / "pwfile"
-    pwfile.write_text(SUPERUSER_PASSWORD + "\n")
+    _write_file(pwfile, SUPERUSER_PASSWORD + "\n", mode=0o600)
     _chown_tree(cluster)
     try:
         _run(
@@ -289,7 +322,6 @@ def init(cluster: Cluster) -> bool:
         )
     finally:
         pwfile.unlink(missing_ok=True)
-    _write_marker(cluster, "initialised")
     with (cluster.data_dir / "postgresql.conf").open("a") as conf:
         conf.write(
             "\n# docflow local cluster\n"
@@ -299,6 +331,7 @@ def init(cluster: Cluster) -> bool:
             "max_connections = 200\n"
             "shared_buffers = 256MB\n"
         )
+    _write_marker(cluster, "initialised")
     _chown_tree(cluster)
     log.info("initialised local cluster", extra={"data_dir": str(cluster.data_dir)})
     return True
@@ -317,22 +350,24 @@ def _set_up(cluster: Cluster) -> None:
         *split_statements((_SQL_DIR / "local_bootstrap.sql").read_text()),
         *split_statements((_SQL_DIR / "local_cluster.sql").read_text()),
     ]
-    for dbname in ("template1", "postgres"):
-        with psycopg.connect(cluster.url(dbname), autocommit=True) as conn, conn.transaction():
-            for statement in statements:
-                conn.execute(statement.encode())
-    with psycopg.connect(cluster.url(), autocommit=True) as conn:
-        conn.execute(
+    # Two first starts at once (serve and a worker) take turns; the bootstrap is idempotent.
+    with psycopg.connect(cluster.url(), autocommit=True) as lock:
+        lock.execute("select pg_advisory_lock(%s)", (_SETUP_LOCK,))
+        for dbname in ("template1", "postgres"):
+            with psycopg.connect(cluster.url(dbname), autocommit=True) as conn, conn.transaction():
+                for statement in statements:
+                    conn.execute(statement.encode())
+        lock.execute(
             sql.SQL("alter role {} with login password {}").format(
                 sql.Identifier(SERVICE_ROLE_LOGIN), sql.Literal(SERVICE_ROLE_PASSWORD)
             )
         )
-        conn.execute(
+        lock.execute(
             sql.SQL("alter database postgres owner to {}").format(
                 sql.Identifier(SERVICE_ROLE_LOGIN)
             )
         )
-    _write_marker(cluster, "ready")
+        _write_marker(cluster, "ready")
     log.info("local cluster set up like a hosted Supabase database")
 
 
@@ -489,19 +524,15 @@ def drop_database(admin_url: str, dbname: str) -> None:
 def recreate_database(admin_url: str, dbname: str, template: str | None = None) -> None:
     """Drop (forcibly) and create a database on the server behind admin_url.
 
-    On a server with a `postgres` role that is not the admin login itself (the embedded
-    cluster), the new database belongs to `postgres`, as a Supabase project's does.
+    On the embedded cluster the new database belongs to `postgres`, as a Supabase project's
+    does; elsewhere to the admin login, which `service_url` then also uses.
     """
     drop_database(admin_url, dbname)
     create = sql.SQL("create database {}").format(sql.Identifier(dbname))
     if template:
         create += sql.SQL(" template {}").format(sql.Identifier(template))
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        login = conn.info.user
-        has_owner = conn.execute(
-            "select exists (select from pg_roles where rolname = %s)", (SERVICE_ROLE_LOGIN,)
-        ).fetchone()
-        if login != SERVICE_ROLE_LOGIN and has_owner and has_owner[0]:
+        if conn.info.user == SUPERUSER:  # the embedded cluster (service_url logs in as postgres)
             create += sql.SQL(" owner {}").format(sql.Identifier(SERVICE_ROLE_LOGIN))
         conn.execute(create)
 

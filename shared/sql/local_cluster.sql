@@ -26,5 +26,10 @@ begin
 end
 $fn$;
 
+-- Owned by the storage tables' owner, not the superuser: that is all a policy needs, and all a
+-- mistake in the check above could reach. Policies name auth.uid() and auth.jwt(), so that
+-- owner needs to see `auth` (supautils runs them as the superuser instead).
+grant usage on schema auth to supabase_storage_admin;
+alter function supautils_standin.policy_statement(text) owner to supabase_storage_admin;
 revoke all on function supautils_standin.policy_statement(text) from public;
 grant execute on function supautils_standin.policy_statement(text) to postgres;

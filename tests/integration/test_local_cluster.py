@@ -8,6 +8,7 @@ migration or a call that would fail on a hosted project fails here too.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,11 @@ import pytest
 from shared import localdb, migrate
 from shared.config import REPO_ROOT
 from shared.errors import ConfigError, Unavailable
+
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("TEST_DATABASE_URL")),
+    reason="checks the embedded cluster's Supabase-like roles; TEST_DATABASE_URL is another server",
+)
 
 
 def _one(conn: psycopg.Connection, query: str, *params: object) -> object:
@@ -190,8 +196,9 @@ def test_a_user_call_past_the_roles_statement_timeout_is_cancelled(
     )
     user = make_user()
 
-    with pytest.raises(Unavailable):
+    with pytest.raises(Unavailable) as caught:
         db.as_user(user).call("docflow_test_sleep", seconds=3)
+    assert isinstance(caught.value.__cause__, psycopg.errors.QueryCanceled)  # 57014
 
     # The service login has no such limit, and a quick user call still works.
     assert db.call("docflow_test_sleep", seconds=0.3) == 1
@@ -219,3 +226,37 @@ def test_an_older_clusters_data_directory_is_refused_with_the_fix(tmp_path: Path
 
     localdb._write_marker(cluster, "ready")
     localdb.check_layout(cluster)  # the current layout passes
+
+
+def test_a_directory_someone_else_could_have_planted_is_refused(tmp_path: Path):
+    me = (os.geteuid(),)
+    good = tmp_path / "good"
+    localdb._private_dir(good, me)  # created 0755, ours: accepted
+    localdb._private_dir(good, me)  # and accepted again
+
+    target = tmp_path / "target"
+    target.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    writable = tmp_path / "writable"
+    writable.mkdir()
+    writable.chmod(0o777)
+    for planted in (link, writable):
+        with pytest.raises(ConfigError, match="LOCAL_PG_DIR"):
+            localdb._private_dir(planted, me)
+    with pytest.raises(ConfigError):
+        localdb._private_dir(good, (os.geteuid() + 1,))  # owned by someone else
+
+
+def test_files_written_as_root_never_follow_a_planted_symlink(tmp_path: Path):
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    planted = tmp_path / "pwfile"
+    planted.symlink_to(victim)
+
+    localdb._write_file(planted, "secret\n", mode=0o600)
+
+    assert victim.read_text() == "keep me"
+    assert not planted.is_symlink()
+    assert planted.read_text() == "secret\n"
+    assert planted.stat().st_mode & 0o777 == 0o600
