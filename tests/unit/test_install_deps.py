@@ -311,8 +311,16 @@ def test_make_demo_and_make_test_run_it_with_their_profile_first() -> None:
     make = shutil.which("make")
     assert make, "make is needed to run this test"
     for goal, last in (("demo", ".venv/bin/docflow demo"), ("test", ".venv/bin/pytest -q")):
+        # Under `make test` the outer make's MAKEFLAGS/MAKELEVEL would make this one print
+        # "Entering/Leaving directory" lines: run it as a top-level make.
+        env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
         lines = subprocess.run(
-            [make, "-n", goal], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+            [make, "--no-print-directory", "-n", goal],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
         ).stdout.splitlines()
         steps = [i for i, line in enumerate(lines) if "scripts/install-system-deps.sh" in line]
         assert len(steps) == 1, lines
