@@ -54,10 +54,11 @@ bench: sysdeps-demo setup ## Benchmarks: queue (vs raw SQL, Procrastinate), pipe
 crash: sysdeps-demo setup ## Crash harness: SIGKILLed workers and a PostgreSQL restart lose no job
 	$(BIN)/python bench/crash.py
 
-lint: setup ## ruff and mypy
+lint: setup ## ruff, mypy and the import layers (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 fmt: setup ## Format and autofix with ruff
 	$(BIN)/ruff format .

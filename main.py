@@ -5,9 +5,9 @@ Deploy one target with `gcloud functions deploy NAME --gen2 --runtime python311
 `functions-framework --target NAME`; run all on one port with `docflow serve`.
 """
 
-from shared import log as _log
-from shared.config import get_settings as _get_settings
-from shared.errors import ConfigError as _ConfigError
+from shared.platform import log as _log
+from shared.platform.config import get_settings as _get_settings
+from shared.platform.errors import ConfigError as _ConfigError
 
 try:
     _settings = _get_settings()

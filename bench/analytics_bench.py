@@ -30,8 +30,8 @@ import psycopg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from shared import localdb, migrate  # noqa: E402
-from shared.config import load_settings  # noqa: E402
+from shared.dev import localdb, migrate  # noqa: E402
+from shared.platform.config import load_settings  # noqa: E402
 
 DB = "docflow_bench_analytics"
 ADMIN = "00000000-0000-4000-8000-00000000ad01"
@@ -214,9 +214,9 @@ def measure(url: str, runs: int) -> dict[str, dict[str, float]]:
     os.environ["LOG_LEVEL"] = "ERROR"  # no request log line per call
     from functions_framework import create_app
 
-    from shared.auth import mint_token
-    from shared.client import reset_db
-    from shared.config import get_settings, reset_settings
+    from shared.platform.auth import mint_token
+    from shared.platform.client import reset_db
+    from shared.platform.config import get_settings, reset_settings
 
     reset_settings()
     reset_db()

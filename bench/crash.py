@@ -34,8 +34,8 @@ import psycopg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from shared import localdb, migrate  # noqa: E402
-from shared.config import load_settings  # noqa: E402
+from shared.dev import localdb, migrate  # noqa: E402
+from shared.platform.config import load_settings  # noqa: E402
 
 DB = "docflow_crash"
 FAST = {
@@ -54,8 +54,8 @@ FAST = {
 
 def child(url: str) -> None:
     """One worker process: a handler that takes 0.2-0.6 s and logs that it finished."""
-    from shared.client import Database, PostgresTransport
-    from shared.worker import Worker
+    from shared.jobs.worker import Worker
+    from shared.platform.client import Database, PostgresTransport
 
     settings = load_settings()
     db = Database(PostgresTransport(url, settings))

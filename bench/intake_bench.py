@@ -35,9 +35,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from pipeline_bench import report_pdf  # noqa: E402
 
-from shared import localdb, migrate  # noqa: E402
-from shared.auth import mint_token  # noqa: E402
-from shared.config import load_settings, reset_settings  # noqa: E402
+from shared.dev import localdb, migrate  # noqa: E402
+from shared.platform.auth import mint_token  # noqa: E402
+from shared.platform.config import load_settings, reset_settings  # noqa: E402
 
 DB = "docflow_bench_intake"
 

@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO / "bench"))
 from summarize_bench import generate as generate_text  # noqa: E402
 
 from samples.generate import build_pdf, pdf_string, stream  # noqa: E402
-from shared import extract, sandbox, sniff  # noqa: E402
-from shared.summarize import SummarizerConfig, make_summarizer  # noqa: E402
+from shared.documents import extract, sandbox, sniff  # noqa: E402
+from shared.documents.summarize import SummarizerConfig, make_summarizer  # noqa: E402
 
 LIMITS = extract.Limits()
 BOX = sandbox.SandboxLimits(timeout_seconds=60, memory_bytes=1024 * 1024 * 1024)

@@ -3,9 +3,9 @@
 On the local PostgreSQL (a fresh `docflow_bench` database, real migrations), through the queue
 module, not the HTTP limiter:
 
-1. bulk enqueue: `shared.queue.enqueue_jobs` in chunks, jobs/s (each job also writes its
+1. bulk enqueue: `shared.jobs.queue.enqueue_jobs` in chunks, jobs/s (each job also writes its
    `enqueued` event);
-2. no-op jobs end to end: W worker processes, each the real engine (`shared.worker.Worker`:
+2. no-op jobs end to end: W worker processes, each the real engine (`shared.jobs.worker.Worker`:
    batch claim with leases, thread pool, heartbeats, fenced batch completion, lifecycle events
    `processing_started` and `completed`), jobs/s from the start to the last completion;
 3. for comparison, on the same server: the raw-SQL ceiling (a minimal claim + complete table,
@@ -33,8 +33,8 @@ import psycopg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from shared import localdb, migrate  # noqa: E402
-from shared.config import load_settings  # noqa: E402
+from shared.dev import localdb, migrate  # noqa: E402
+from shared.platform.config import load_settings  # noqa: E402
 
 DB = "docflow_bench"
 PROC_DB = "docflow_bench_procrastinate"
@@ -55,8 +55,8 @@ def seed_documents(url: str, n: int) -> list[str]:
 
 
 def bench_enqueue(url: str, document_ids: list[str], chunk: int = 2000) -> float:
-    from shared.client import Database, PostgresTransport
-    from shared.queue import enqueue_jobs
+    from shared.jobs.queue import enqueue_jobs
+    from shared.platform.client import Database, PostgresTransport
 
     db = Database(PostgresTransport(url, load_settings()))
     started = time.perf_counter()
@@ -73,8 +73,8 @@ def _noop(job: dict[str, Any], ctx: Any) -> dict[str, Any]:
 
 def _docflow_worker(url: str, batch: int, concurrency: int, barrier: Any, out: Any) -> None:
     os.environ["DATABASE_URL"] = url
-    from shared.client import Database, PostgresTransport
-    from shared.worker import Worker
+    from shared.jobs.worker import Worker
+    from shared.platform.client import Database, PostgresTransport
 
     settings = load_settings()
     db = Database(PostgresTransport(url, settings))

@@ -46,9 +46,9 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from shared import localdb, migrate  # noqa: E402
-from shared.auth import mint_token  # noqa: E402
-from shared.config import load_settings, reset_settings  # noqa: E402
+from shared.dev import localdb, migrate  # noqa: E402
+from shared.platform.auth import mint_token  # noqa: E402
+from shared.platform.config import load_settings, reset_settings  # noqa: E402
 
 DB = "docflow_bench_redos"
 UNITS = ("[a](", "[", "<", "a|", "*a", "#")
@@ -132,7 +132,7 @@ def before_after(revision: str) -> dict[str, Any]:
             ).stdout
         )
         before = _sniff_seconds(old, data)
-    after = _sniff_seconds(REPO / "shared" / "sniff.py", data)
+    after = _sniff_seconds(REPO / "shared" / "documents" / "sniff.py", data)
     return {"input": "[a]( x 64 KiB", "revision": revision, "before_s": before, "after_s": after}
 
 

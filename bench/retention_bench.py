@@ -6,7 +6,7 @@ default) and 1,000,000 created over the last 29 days (live), through the real in
 (the analytics facts trigger included), then folds the facts and vacuums, as production
 would be before a daily run. Then, while a writer process inserts single events on its own
 autocommitted connection at a steady 500 a second (as the service does), it calls the real
-retention run (`shared.retention.run()` through `shared.client`, default batch and budget)
+retention run (`shared.ops.retention.run()` through the one client, default batch and budget)
 until it reports `finished`, and reports:
 
 * the wall time to remove every expired row, the number of runs, rows deleted and rows/s;
@@ -43,8 +43,8 @@ import psycopg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from shared import localdb, migrate  # noqa: E402
-from shared.config import load_settings  # noqa: E402
+from shared.dev import localdb, migrate  # noqa: E402
+from shared.platform.config import load_settings  # noqa: E402
 
 DB = "docflow_bench_retention"
 USER = "00000000-0000-4000-8000-00000000a5e1"
@@ -292,10 +292,10 @@ def trial(
 ) -> dict[str, Any]:
     """Retention runs until finished, with the writer going; checks the rows; the figures."""
     retention_env(url, batch)
-    from shared import retention
-    from shared.client import get_db, reset_db
-    from shared.config import get_settings, reset_settings
-    from shared.storage import get_storage, reset_storage
+    from shared.ops import retention
+    from shared.platform.client import get_db, reset_db
+    from shared.platform.config import get_settings, reset_settings
+    from shared.platform.storage import get_storage, reset_storage
 
     reset_settings()
     reset_db()

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from shared.summarize import SummarizerConfig, make_summarizer  # noqa: E402
+from shared.documents.summarize import SummarizerConfig, make_summarizer  # noqa: E402
 
 _FUNCTION_TEXT = (
     "the of and to in a is that for it as with was on be by this are from at or an have "

@@ -10,12 +10,13 @@ import re
 import flask
 import functions_framework
 
-from shared import analytics, dashboard, monitoring
-from shared.auth import authenticate, require_admin
-from shared.client import get_db
-from shared.config import get_settings
-from shared.errors import NotFound, Unprocessable
-from shared.http import Router, json_response
+from shared.ops import analytics, dashboard
+from shared.ops import probes as monitoring
+from shared.platform.auth import authenticate, require_admin
+from shared.platform.client import get_db
+from shared.platform.config import get_settings
+from shared.platform.errors import NotFound, Unprocessable
+from shared.platform.http import Router, json_response
 
 router = Router("admin")
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from shared import queue
-from shared.auth import authenticate
-from shared.client import get_db
-from shared.config import get_settings
-from shared.errors import NotFound, Unprocessable
-from shared.http import Router, json_response, path_uuid
-from shared.storage import get_storage
+from shared.jobs import queue
+from shared.platform.auth import authenticate
+from shared.platform.client import get_db
+from shared.platform.config import get_settings
+from shared.platform.errors import NotFound, Unprocessable
+from shared.platform.http import Router, json_response, path_uuid
+from shared.platform.storage import get_storage
 
 router = Router("jobs")
 

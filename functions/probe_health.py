@@ -5,13 +5,13 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from shared.auth import check_scheduler_secret
-from shared.client import get_db
-from shared.config import get_settings
-from shared.errors import Unavailable
-from shared.http import Router, json_response
-from shared.monitoring import probe_and_notify
-from shared.storage import get_storage
+from shared.ops.probes import probe_and_notify
+from shared.platform.auth import check_scheduler_secret
+from shared.platform.client import get_db
+from shared.platform.config import get_settings
+from shared.platform.errors import Unavailable
+from shared.platform.http import Router, json_response
+from shared.platform.storage import get_storage
 
 router = Router("probe_health")
 

@@ -7,12 +7,12 @@ import math
 import flask
 import functions_framework
 
-from shared.auth import check_scheduler_secret
-from shared.client import get_db
-from shared.config import get_settings
-from shared.errors import Unavailable, Unprocessable
-from shared.http import Router, json_body, json_response
-from shared.worker import document_worker
+from shared.documents.pipeline import document_worker
+from shared.platform.auth import check_scheduler_secret
+from shared.platform.client import get_db
+from shared.platform.config import get_settings
+from shared.platform.errors import Unavailable, Unprocessable
+from shared.platform.http import Router, json_body, json_response
 
 router = Router("process_jobs")
 

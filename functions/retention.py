@@ -5,13 +5,13 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from shared.auth import check_scheduler_secret
-from shared.client import get_db
-from shared.config import get_settings
-from shared.errors import Unprocessable
-from shared.http import Router, json_body, json_response
-from shared.retention import run as run_retention
-from shared.storage import get_storage
+from shared.ops.retention import run as run_retention
+from shared.platform.auth import check_scheduler_secret
+from shared.platform.client import get_db
+from shared.platform.config import get_settings
+from shared.platform.errors import Unprocessable
+from shared.platform.http import Router, json_body, json_response
+from shared.platform.storage import get_storage
 
 router = Router("retention")
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from shared import intake
-from shared.auth import authenticate
-from shared.client import UserContext, get_db
-from shared.config import Settings, get_settings
-from shared.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
-from shared.http import Router, json_body, json_response
-from shared.storage import get_storage
+from shared.documents import intake
+from shared.platform.auth import authenticate
+from shared.platform.client import UserContext, get_db
+from shared.platform.config import Settings, get_settings
+from shared.platform.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from shared.platform.http import Router, json_body, json_response
+from shared.platform.storage import get_storage
 
 router = Router("uploads")
 # Room for the multipart envelope and small form fields around the file itself.

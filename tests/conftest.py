@@ -19,11 +19,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from shared import client as client_module
-from shared import localdb, migrate
-from shared.auth import mint_token
-from shared.client import Database, UserContext
-from shared.config import get_settings, load_settings, reset_settings
+from shared.dev import localdb, migrate
+from shared.platform import client as client_module
+from shared.platform.auth import mint_token
+from shared.platform.client import Database, UserContext
+from shared.platform.config import get_settings, load_settings, reset_settings
 
 TEST_ENV = {
     "DOCFLOW_ENV_FILE": "",
@@ -119,7 +119,7 @@ def make_user(database_url: str) -> Callable[..., UserContext]:
     """Create a user in auth.users and return its verified context (token + claims)."""
 
     def factory(*, admin: bool = False) -> UserContext:
-        from shared.auth import verify_token
+        from shared.platform.auth import verify_token
 
         user_id = str(uuid.uuid4())
         localdb.ensure_auth_user(database_url, user_id, None, admin)

@@ -17,15 +17,15 @@ import functions_framework
 import pytest
 from flask.testing import FlaskClient
 
-from shared import storage as storage_module
-from shared.client import Database
+from shared.platform import storage as storage_module
+from shared.platform.client import Database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
 def fresh_storage() -> Iterator[None]:
-    """`shared.storage` caches its backend; make it follow this test's STORAGE_DIR."""
+    """`shared.platform.storage` caches its backend; make it follow this test's STORAGE_DIR."""
     storage_module.reset_storage()
     yield
     storage_module.reset_storage()
@@ -50,14 +50,14 @@ def client_for(db: Database) -> Callable[[str], FlaskClient]:
 @pytest.fixture
 def server_client(db: Database) -> FlaskClient:
     """A test client of the one-port app (`docflow serve`)."""
-    from shared.server import create_app
+    from shared.dev.server import create_app
 
     return create_app().test_client()
 
 
 @pytest.fixture
 def cli_logging() -> Iterator[None]:
-    """`shared.cli.main` configures the `docflow` logger; put it back afterwards."""
+    """`shared.dev.cli.main` configures the `docflow` logger; put it back afterwards."""
     docflow = logging.getLogger("docflow")
     saved = (docflow.handlers[:], docflow.level, docflow.propagate)
     yield

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from shared.auth import mint_token
-from shared.config import get_settings, reset_settings
-from shared.storage import get_storage
+from shared.platform.auth import mint_token
+from shared.platform.config import get_settings, reset_settings
+from shared.platform.storage import get_storage
 from tests.acceptance.test_skeleton import (
     ClientFor,
     MakeUser,
@@ -690,7 +690,7 @@ def test_a_rejected_signed_upload_keeps_the_clients_object(
 def test_an_upload_with_the_database_down_is_503_and_keeps_no_object(
     client_for: ClientFor, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.client import reset_db
+    from shared.platform.client import reset_db
 
     user = make_user()
     uploads = client_for("uploads")

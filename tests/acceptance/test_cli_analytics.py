@@ -1,6 +1,6 @@
 """`docflow analytics`: the analytics report on the terminal, read as the service.
 
-`shared.cli.main([...])` runs in-process against this test's fresh database (DATABASE_URL, set
+`shared.dev.cli.main([...])` runs in-process against this test's fresh database (DATABASE_URL, set
 by the `db` fixture). Events are seeded through the `sql` fixture a minute before now, inside
 every window; the rollup trigger records their facts. The JSON output is compared with
 `analytics.report()` at the same `now`; the tables are checked for the seeded figures. The
@@ -18,10 +18,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from shared import analytics, cli
-from shared.client import Database
-from shared.config import reset_settings
-from shared.report import WIDTH, render
+from shared.dev import cli
+from shared.dev.report import WIDTH, render
+from shared.ops import analytics
+from shared.platform.client import Database
+from shared.platform.config import reset_settings
 
 ERROR = "extractor crashed: unexpected end of stream"
 # 5 created (3 PDF high, 2 text normal), 3 completed (120 ms, 450 ms, 2.5 s), 2 failed.

@@ -1,7 +1,7 @@
 """`docflow upload` and `docflow status`: the CLI as a client of the HTTP API.
 
 The one-port app of `docflow serve` runs in a thread on a free port (this test's database and
-storage directory), API_URL points at it, and `shared.cli.main([...])` runs as a user would run
+storage directory), API_URL points at it, and `shared.dev.cli.main([...])` runs as a user would run
 the command. Output is not a terminal here, so the bars print plain lines.
 """
 
@@ -22,13 +22,13 @@ import httpx
 import pytest
 from werkzeug.serving import make_server
 
-from shared import cli
-from shared import storage as storage_module
-from shared.apiclient import ApiClient
-from shared.client import Database, UserContext
-from shared.config import get_settings, reset_settings
-from shared.server import create_app
-from shared.worker import document_worker
+from shared.dev import cli
+from shared.dev.apiclient import ApiClient
+from shared.dev.server import create_app
+from shared.documents.pipeline import document_worker
+from shared.platform import storage as storage_module
+from shared.platform.client import Database, UserContext
+from shared.platform.config import get_settings, reset_settings
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 MakeUser = Callable[..., UserContext]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from shared.safejson import MAX_DEPTH
+from shared.platform.safejson import MAX_DEPTH
 from tests.acceptance.test_skeleton import ClientFor, MakeUser, assert_error, bearer, scheduler
 
 DEPTHS = (MAX_DEPTH + 1, 900, 5_000, 100_000)

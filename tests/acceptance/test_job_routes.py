@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.client import reset_db
-from shared.config import reset_settings
+from shared.platform.client import reset_db
+from shared.platform.config import reset_settings
 from tests.acceptance.test_skeleton import (
     ClientFor,
     MakeUser,

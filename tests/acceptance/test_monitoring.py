@@ -30,11 +30,11 @@ from aiosmtpd.controller import Controller
 from flask.testing import FlaskClient
 from psycopg.rows import dict_row
 
-from shared import monitoring
-from shared.client import Database, UserContext
-from shared.config import Settings, get_settings, reset_settings
-from shared.monitoring import notifier_for, notify_due, probe_and_notify, run_probes
-from shared.storage import LocalStorage, get_storage
+from shared.ops import probes as monitoring
+from shared.ops.probes import notifier_for, notify_due, probe_and_notify, run_probes
+from shared.platform.client import Database, UserContext
+from shared.platform.config import Settings, get_settings, reset_settings
+from shared.platform.storage import LocalStorage, get_storage
 from tests.acceptance.test_skeleton import assert_error, bearer, scheduler
 
 ClientFor = Callable[[str], FlaskClient]
@@ -731,8 +731,8 @@ def test_admin_alert_routes_need_an_admin(
 def test_probe_health_is_503_when_nothing_could_be_recorded(
     client_for, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.client import reset_db
-    from shared.config import reset_settings
+    from shared.platform.client import reset_db
+    from shared.platform.config import reset_settings
     from tests.acceptance.test_skeleton import assert_error, scheduler
 
     client = client_for("probe_health")

@@ -13,12 +13,12 @@ import httpx
 import pytest
 import respx
 
-from shared import pipeline, sandbox
-from shared.client import Database
-from shared.config import Settings, get_settings, reset_settings
-from shared.extract import Extraction
-from shared.storage import get_storage
-from shared.worker import Worker
+from shared.documents import pipeline, sandbox
+from shared.documents.extract import Extraction
+from shared.jobs.worker import Worker
+from shared.platform.client import Database
+from shared.platform.config import Settings, get_settings, reset_settings
+from shared.platform.storage import get_storage
 from tests.acceptance.test_skeleton import (
     ClientFor,
     MakeUser,

@@ -24,13 +24,13 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from shared import intake, pipeline
-from shared import sniff as sniff_module
-from shared.client import Database
-from shared.config import Settings, get_settings, reset_settings
-from shared.extract import Extraction
-from shared.storage import get_storage
-from shared.worker import Worker
+from shared.documents import intake, pipeline
+from shared.documents import sniff as sniff_module
+from shared.documents.extract import Extraction
+from shared.jobs.worker import Worker
+from shared.platform.client import Database
+from shared.platform.config import Settings, get_settings, reset_settings
+from shared.platform.storage import get_storage
 from tests.acceptance.test_skeleton import (
     ClientFor,
     MakeUser,

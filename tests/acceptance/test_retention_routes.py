@@ -2,7 +2,7 @@
 
 The `retention` target is loaded from main.py by functions-framework (and, for `/`, called on
 its own URL as Cloud Scheduler does); `docflow retention` runs in-process through
-`shared.cli.main`. Expired rows are seeded through the `sql` fixture with real timestamps
+`shared.dev.cli.main`. Expired rows are seeded through the `sql` fixture with real timestamps
 (days old, so the real `now` of the call decides); the answers are checked against what is
 left in the database.
 """
@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from flask.testing import FlaskClient
 
-from shared import cli
-from shared.client import Database
+from shared.dev import cli
+from shared.platform.client import Database
 
 SECRET = {"X-Scheduler-Secret": "test-scheduler-secret-long-enough-0123456789"}
 SEED = """
@@ -151,7 +151,7 @@ def test_make_dev_schedules_probe_and_retention(
     """`docflow serve --worker` (make dev) starts the local schedules: both run at start."""
     import threading
 
-    from shared.config import get_settings
+    from shared.platform.config import get_settings
 
     stop = threading.Event()
     thread = cli._start_schedules(get_settings(), stop)

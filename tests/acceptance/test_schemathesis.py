@@ -34,8 +34,8 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.transport.serialization import Binary
 
-from shared.client import Database, UserContext
-from shared.config import get_settings
+from shared.platform.client import Database, UserContext
+from shared.platform.config import get_settings
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 MAX_EXAMPLES = 20
@@ -98,7 +98,7 @@ def _upload(client: Any, user: UserContext, name: str, text: str) -> dict[str, A
 
 @pytest.fixture
 def api(db: Database, make_user: Callable[..., UserContext]) -> Api:
-    from shared.server import create_app
+    from shared.dev.server import create_app
 
     app = create_app()
     client = app.test_client()

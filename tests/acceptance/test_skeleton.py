@@ -22,13 +22,13 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from shared import client as client_module
-from shared import events
-from shared.auth import mint_token
-from shared.client import Database, UserContext
-from shared.config import get_settings, reset_settings
-from shared.log import JsonFormatter
-from shared.storage import LocalStorage, get_storage
+from shared.platform import client as client_module
+from shared.platform import events
+from shared.platform.auth import mint_token
+from shared.platform.client import Database, UserContext
+from shared.platform.config import get_settings, reset_settings
+from shared.platform.log import JsonFormatter
+from shared.platform.storage import LocalStorage, get_storage
 
 TEXT = (
     b"Quarterly report for the harbour office. Revenue grew by nine percent. "

@@ -23,8 +23,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from shared.client import Database
-from shared.errors import Conflict, NotFound
+from shared.platform.client import Database
+from shared.platform.errors import Conflict, NotFound
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

@@ -34,9 +34,9 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from shared import analytics
-from shared.client import Database
-from shared.errors import Unprocessable
+from shared.ops import analytics
+from shared.platform.client import Database
+from shared.platform.errors import Unprocessable
 
 # Not aligned to any grain: the newest bucket of every window is partial.
 NOW = datetime(2026, 3, 15, 12, 37, 23, 456789, tzinfo=UTC)

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from shared.client import Database
+from shared.platform.client import Database
 
 JOBS = 5_000
 PROCESSES = 8
@@ -28,9 +28,9 @@ def noop(job: dict[str, Any], ctx: Any) -> dict[str, Any]:
 
 def drain_in_process(results: Any) -> None:
     """The body of one worker process (spawned: imports everything afresh)."""
-    from shared.client import make_database
-    from shared.config import get_settings
-    from shared.worker import Worker
+    from shared.jobs.worker import Worker
+    from shared.platform.client import make_database
+    from shared.platform.config import get_settings
 
     try:
         settings = get_settings()

@@ -15,9 +15,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from shared import localdb, migrate
-from shared.config import REPO_ROOT
-from shared.errors import ConfigError, Unavailable
+from shared.dev import localdb, migrate
+from shared.platform.config import REPO_ROOT
+from shared.platform.errors import ConfigError, Unavailable
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("TEST_DATABASE_URL")),

@@ -1,6 +1,6 @@
 """The migrator and the local bootstrap against the real local PostgreSQL.
 
-Covers what `shared.migrate` promises: Supabase CLI history, one transaction per file, refusal
+Covers what `shared.dev.migrate` promises: Supabase CLI history, one transaction per file, refusal
 on unknown versions, an idempotent bootstrap that never replaces what exists, and a schema
 (from zero) that matches the SQL functions the Python code calls.
 """
@@ -19,8 +19,8 @@ import psycopg
 import pytest
 from psycopg import sql as pgsql
 
-from shared import localdb, migrate
-from shared.errors import ConfigError
+from shared.dev import localdb, migrate
+from shared.platform.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_TABLES = {

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from shared.errors import Conflict, Forbidden, Unprocessable
+from shared.platform.errors import Conflict, Forbidden, Unprocessable
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -18,8 +18,15 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from shared import queue
-from shared.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, Unprocessable
+from shared.jobs import queue
+from shared.platform.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    Unprocessable,
+)
 from tests.integration.test_queue_sql import T0, at, job_row, upload  # shared helpers
 
 

@@ -28,7 +28,7 @@ import psycopg
 import pytest
 from psycopg import sql as pgsql
 
-from shared.config import REPO_ROOT
+from shared.platform.config import REPO_ROOT
 
 PUBLISHED = {"documents", "processing_jobs"}
 MIGRATION: Path = REPO_ROOT / "supabase" / "migrations" / "20261207150200_realtime_publication.sql"

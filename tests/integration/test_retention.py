@@ -20,11 +20,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from shared import retention
-from shared.client import Database, UserContext
-from shared.config import Settings, get_settings
-from shared.errors import DocflowError, Unavailable
-from shared.storage import LocalStorage, Storage, make_storage
+from shared.ops import retention
+from shared.platform.client import Database, UserContext
+from shared.platform.config import Settings, get_settings
+from shared.platform.errors import DocflowError, Unavailable
+from shared.platform.storage import LocalStorage, Storage, make_storage
 from tests.integration.test_queue_sql import upload  # shared helper
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql as pgsql
 
-from shared.errors import Forbidden
+from shared.platform.errors import Forbidden
 
 PUBLIC_TABLES = {
     "documents",

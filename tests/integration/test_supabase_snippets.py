@@ -22,8 +22,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from shared.client import Database, UserContext
-from shared.errors import NotFound
+from shared.platform.client import Database, UserContext
+from shared.platform.errors import NotFound
 from tests.integration.test_queue_sql import upload  # shared helper
 
 SNIPPETS = Path(__file__).resolve().parents[2] / "docs" / "supabase"

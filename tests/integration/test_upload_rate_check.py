@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import RateLimited
+from shared.platform.errors import RateLimited
 from tests.integration.test_queue_sql import at, upload
 
 

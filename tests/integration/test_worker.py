@@ -1,4 +1,4 @@
-"""The worker engine (`shared.worker`) against the real Postgres, with small custom handlers.
+"""The worker engine (`shared.jobs.worker`) against the real Postgres, with small custom handlers.
 
 Settings are made fast (short heartbeats and leases) through the environment. No test asserts
 on elapsed time: handlers and the test meet through `threading.Event` handshakes, and the test
@@ -23,13 +23,14 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from shared import storage as storage_module
-from shared.client import Database, UserContext
-from shared.config import Settings, get_settings, reset_settings
-from shared.errors import JobError, JobStopped, Unavailable
-from shared.intake import accept_upload
-from shared.storage import get_storage
-from shared.worker import DrainReport, JobContext, Worker
+from shared.documents.intake import accept_upload
+from shared.jobs.context import Handler, JobContext
+from shared.jobs.worker import DrainReport, Worker
+from shared.platform import storage as storage_module
+from shared.platform.client import Database, UserContext
+from shared.platform.config import Settings, get_settings, reset_settings
+from shared.platform.errors import JobError, JobStopped, Unavailable
+from shared.platform.storage import get_storage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEXT = (
@@ -53,15 +54,13 @@ FAST = {
     "RETRY_MAX_SECONDS": "600",
 }
 
-Handler = Callable[[dict[str, Any], JobContext], dict[str, Any]]
-
 
 # --- helpers ------------------------------------------------------------------------------
 
 
 @pytest.fixture(autouse=True)
 def fresh_storage() -> Iterator[None]:
-    """`shared.storage` caches its backend; make it follow this test's STORAGE_DIR."""
+    """`shared.platform.storage` caches its backend; make it follow this test's STORAGE_DIR."""
     storage_module.reset_storage()
     yield
     storage_module.reset_storage()

@@ -1,4 +1,4 @@
-"""shared.auth: Supabase access-token verification, bearer parsing, the scheduler secret."""
+"""shared.platform.auth: access-token verification, bearer parsing, the scheduler secret."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import jwt
 import pytest
 
-from shared.auth import (
+from shared.platform.auth import (
     authenticate,
     bearer_token,
     check_scheduler_secret,
@@ -21,9 +21,9 @@ from shared.auth import (
     require_admin,
     verify_token,
 )
-from shared.client import UserContext
-from shared.config import Settings, get_settings, reset_settings
-from shared.errors import Forbidden, Unauthorized
+from shared.platform.client import UserContext
+from shared.platform.config import Settings, get_settings, reset_settings
+from shared.platform.errors import Forbidden, Unauthorized
 
 OTHER_SECRET = "another-secret-that-is-also-long-enough-9876543210"
 

@@ -25,7 +25,7 @@ import functions_framework
 import pytest
 
 import functions
-from shared.config import Settings
+from shared.platform.config import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_MD = REPO_ROOT / "docs" / "deploy.md"

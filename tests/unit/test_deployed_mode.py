@@ -13,9 +13,9 @@ import sys
 import jwt
 import pytest
 
-from shared import config
-from shared.config import load_settings
-from shared.errors import ConfigError
+from shared.platform import config
+from shared.platform.config import load_settings
+from shared.platform.errors import ConfigError
 
 CLI_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 CLI_ANON_KEY = (

@@ -1,4 +1,4 @@
-"""shared.errors: the exception hierarchy and the SQLSTATE -> DocflowError translation."""
+"""shared.platform.errors: the exception hierarchy and the SQLSTATE -> DocflowError translation."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from shared import errors
-from shared.errors import (
+from shared.platform import errors
+from shared.platform.errors import (
     BadRequest,
     ConfigError,
     Conflict,

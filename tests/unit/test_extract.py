@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import sniff
-from shared.extract import ExtractionError, Limits, extract, extract_csv, extract_html
+from shared.documents import sniff
+from shared.documents.extract import ExtractionError, Limits, extract, extract_csv, extract_html
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 LIMITS = Limits()

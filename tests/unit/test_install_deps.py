@@ -180,7 +180,7 @@ def test_root_without_apt_get_says_so_and_falls_back_to_the_wheel(machine: Machi
     assert result.commands[-1].endswith("-m pip install --quiet pgserver>=0.1.4,<0.2")
 
 
-# --- PostgreSQL is looked for where shared/localdb.py find_bindir looks ----------------------
+# --- PostgreSQL is looked for where shared/dev/localdb.py find_bindir looks ----------------------
 
 
 def _pg_bindir(machine: Machine) -> dict[str, str]:

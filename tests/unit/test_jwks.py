@@ -1,4 +1,5 @@
-"""shared.auth with asymmetric keys: ES256/RS256 access tokens verified against the project's
+"""shared.platform.auth with asymmetric keys: ES256/RS256 access tokens verified against the
+project's
 JWKS (fetched with httpx, mocked here with respx), the key cache, and the settings behind it."""
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from shared import auth
-from shared.auth import (
+from shared.platform import auth
+from shared.platform.auth import (
     JwksCache,
     authenticate,
     jwks_cache,
@@ -31,8 +32,8 @@ from shared.auth import (
     reset_jwks_caches,
     verify_token,
 )
-from shared.config import Settings, get_settings, load_settings, reset_settings
-from shared.errors import ConfigError, Unauthorized, Unavailable
+from shared.platform.config import Settings, get_settings, load_settings, reset_settings
+from shared.platform.errors import ConfigError, Unauthorized, Unavailable
 
 JWKS_URL = "https://proj.supabase.test/auth/v1/.well-known/jwks.json"
 HS_SECRET = "test-jwt-secret-that-is-long-enough-0123456789"  # the conftest's

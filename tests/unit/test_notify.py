@@ -1,4 +1,4 @@
-"""shared.notify: alert notifications delivered for real on loopback.
+"""shared.ops.alerts: alert notifications delivered for real on loopback.
 
 A `http.server` in a thread receives the webhook, an aiosmtpd server receives the email (plain,
 with AUTH, and with STARTTLS against a throwaway CA that `SSL_CERT_FILE` makes trusted, so the
@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from shared.notify import Notification, Notifier, NotifyConfig, email_message, slack_payload
+from shared.ops.alerts import Notification, Notifier, NotifyConfig, email_message, slack_payload
 
 SMTP_USER = "alerts@example.test"
 SMTP_PASSWORD = "smtp-pa55word-THAT-MUST-NOT-LEAK"
@@ -310,7 +310,7 @@ def silent_port() -> Iterator[int]:
 def notify_logs(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[[], list[logging.LogRecord]]:
-    # shared.log.configure() stops "docflow" propagating to the root, where caplog listens.
+    # shared.platform.log.configure() stops "docflow" propagating to the root, where caplog listens.
     monkeypatch.setattr(logging.getLogger("docflow"), "propagate", True)
     caplog.set_level(logging.DEBUG, logger="docflow.notify")
 

@@ -22,7 +22,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import functions
-from shared.config import Settings
+from shared.platform.config import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TARGETS = sorted(functions.targets())

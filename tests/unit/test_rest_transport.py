@@ -16,10 +16,10 @@ import httpx
 import pytest
 import respx
 
-from shared.auth import mint_token, verify_token
-from shared.client import Database, RestTransport, UserContext, make_database
-from shared.config import Settings, get_settings, reset_settings
-from shared.errors import (
+from shared.platform.auth import mint_token, verify_token
+from shared.platform.client import Database, RestTransport, UserContext, make_database
+from shared.platform.config import Settings, get_settings, reset_settings
+from shared.platform.errors import (
     BadRequest,
     Conflict,
     DatabaseError,

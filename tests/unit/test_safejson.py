@@ -1,4 +1,4 @@
-"""shared.safejson: untrusted JSON decodes, or fails with a ValueError; never a RecursionError."""
+"""shared.platform.safejson: untrusted JSON decodes or raises ValueError, never RecursionError."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared import safejson
+from shared.platform import safejson
 
 
 def _depth(value: Any) -> int:

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from shared.extract import ExtractionError
-from shared.sandbox import SandboxLimits, run
+from shared.documents.extract import ExtractionError
+from shared.documents.sandbox import SandboxLimits, run
 from tests.unit import sandbox_targets as targets
 
 LIMITS = SandboxLimits(timeout_seconds=20, memory_bytes=512 * 1024 * 1024)

@@ -1,4 +1,4 @@
-"""shared.config: settings from the environment and a dotenv file, with ConfigErrors naming
+"""shared.platform.config: settings from the environment and a dotenv file, with ConfigErrors naming
 the setting at fault."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from shared import config
-from shared.config import Settings, get_settings, load_settings, reset_settings
-from shared.errors import ConfigError
+from shared.platform import config
+from shared.platform.config import Settings, get_settings, load_settings, reset_settings
+from shared.platform.errors import ConfigError
 
 FIELD_ENV_NAMES = [name.upper() for name in Settings.model_fields]
 JWT_SECRET = "test-jwt-secret-that-is-long-enough-0123456789"

@@ -1,4 +1,4 @@
-"""shared.sniff: content detection from the bytes alone."""
+"""shared.documents.sniff: content detection from the bytes alone."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import sniff as sniff_module
-from shared.sniff import (
+from shared.documents import sniff as sniff_module
+from shared.documents.sniff import (
     CSV,
     DOCX,
     HTML,

@@ -1,4 +1,5 @@
-"""shared.sniff in linear time: RE2 patterns that match what the earlier `re` patterns matched,
+"""shared.documents.sniff in linear time: RE2 patterns that match what the earlier `re` patterns
+matched,
 and classifiers that only ever see the bounded sample.
 
 The timing side (the adversarial inputs through the upload route and the worker) is in
@@ -19,8 +20,8 @@ import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared import sniff as sniff_module
-from shared.sniff import CSV, HTML, MARKDOWN, TEXT_PLAIN, classify_text, sniff
+from shared.documents import sniff as sniff_module
+from shared.documents.sniff import CSV, HTML, MARKDOWN, TEXT_PLAIN, classify_text, sniff
 
 SAMPLE = sniff_module._SAMPLE_CHARS
 # Shapes that made the backtracking patterns take seconds (issue 13), at 64 KiB and 5 MiB.
@@ -290,7 +291,7 @@ class _Recorder:
 
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Every RE2 pattern in shared.sniff, wrapped: the lengths of all the texts they search."""
+    """Every RE2 pattern in the sniffer, wrapped: the lengths of all the texts they search."""
     seen: list[int] = []
     compiled = type(re2.compile(""))
 
@@ -316,7 +317,9 @@ def test_every_pattern_sees_at_most_the_sample_of_a_5_mib_file(
 ) -> None:
     big = _run(unit, 5 * 1024 * 1024)
     result = sniff(big)
-    assert recorded, "no pattern ran: the recorder no longer wraps shared.sniff's patterns"
+    assert recorded, (
+        "no pattern ran: the recorder no longer wraps shared.documents.sniff's patterns"
+    )
     assert max(recorded) <= SAMPLE
     # ...and so the answer is the one the sample alone gives.
     recorded.clear()

@@ -1,4 +1,4 @@
-"""shared.storage: the local directory backend and Supabase Storage (respx as the API)."""
+"""shared.platform.storage: the local directory backend and Supabase Storage (respx as the API)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pytest
 import respx
 from supabase import create_client
 
-from shared import storage as storage_module
-from shared.config import get_settings, reset_settings
-from shared.errors import Conflict, NotFound, Unavailable
-from shared.storage import LocalStorage, SupabaseStorage, make_storage
+from shared.platform import storage as storage_module
+from shared.platform.config import get_settings, reset_settings
+from shared.platform.errors import Conflict, NotFound, Unavailable
+from shared.platform.storage import LocalStorage, SupabaseStorage, make_storage
 
 SUPABASE_URL = "https://proj.supabase.test"
 OBJECTS = f"{SUPABASE_URL}/storage/v1/object"

@@ -1,4 +1,4 @@
-"""shared.summarize: the extractive summarizer, text splitting, and the LLM summarizers.
+"""shared.documents.summarize: the extractive summarizer, text splitting, and the LLM summarizers.
 
 The LLM providers are HTTP that leaves the process, so respx answers for Anthropic and
 OpenAI: these tests pin what goes on the wire (URL, headers, JSON body), how replies are parsed,
@@ -16,9 +16,8 @@ import httpx
 import pytest
 import respx
 
-from shared import summarize as summarize_module
-from shared.errors import ConfigError, JobError
-from shared.summarize import (
+from shared.documents import summarize as summarize_module
+from shared.documents.summarize import (
     AnthropicSummarizer,
     ExtractiveSummarizer,
     OpenAISummarizer,
@@ -29,6 +28,7 @@ from shared.summarize import (
     parse_reply,
     split_text,
 )
+from shared.platform.errors import ConfigError, JobError
 
 ANTHROPIC_KEY = "sk-ant-test-0123456789abcdefSECRET"
 OPENAI_KEY = "sk-test-openai-0123456789SECRET"

@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 from werkzeug.serving import make_server
 
-from shared import localdb
-from shared.auth import mint_token
-from shared.config import REPO_ROOT, Settings
-from shared.server import create_app
+from shared.dev import localdb
+from shared.dev.server import create_app
+from shared.platform.auth import mint_token
+from shared.platform.config import REPO_ROOT, Settings
 
 SAMPLES = REPO_ROOT / "samples"
 

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import httpx
 
-from shared.errors import ConfigError, DocflowError
+from shared.platform.errors import ConfigError, DocflowError
 
 CHUNK_SIZE = 64 * 1024
 # What the wait loop treats as the end of a job.

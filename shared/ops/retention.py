@@ -21,11 +21,11 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from shared.client import Database
-from shared.config import Settings
-from shared.errors import DocflowError
-from shared.log import get_logger
-from shared.storage import Storage
+from shared.platform.client import Database
+from shared.platform.config import Settings
+from shared.platform.errors import DocflowError
+from shared.platform.log import get_logger
+from shared.platform.storage import Storage
 
 log = get_logger("retention")
 

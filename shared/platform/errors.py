@@ -1,7 +1,7 @@
 """docflow's exceptions: one base class, a flat hierarchy, each with its HTTP status.
 
-Database and HTTP errors are translated into these at the boundary (`shared.client`,
-`shared.storage`); the HTTP layer turns any of them into the contract's JSON error body.
+Database and HTTP errors are translated into these at the boundary (`shared.platform.client`,
+`shared.platform.storage`); the HTTP layer turns any of them into the contract's JSON error body.
 """
 
 from __future__ import annotations

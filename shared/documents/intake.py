@@ -23,13 +23,19 @@ import unicodedata
 import uuid
 from typing import IO, Any
 
-from shared import sniff as sniffing
-from shared.client import Database, UserContext
-from shared.config import Settings
-from shared.errors import BadRequest, NotFound, PayloadTooLarge, Unprocessable, UnsupportedMediaType
-from shared.log import get_logger
-from shared.queue import PRIORITIES
-from shared.storage import Storage
+from shared.documents import sniff as sniffing
+from shared.jobs.queue import PRIORITIES
+from shared.platform.client import Database, UserContext
+from shared.platform.config import Settings
+from shared.platform.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+from shared.platform.log import get_logger
+from shared.platform.storage import Storage
 
 log = get_logger("intake")
 

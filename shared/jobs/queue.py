@@ -9,10 +9,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from shared import safejson
-from shared.client import Database, UserScope
-from shared.config import Settings
-from shared.errors import NotFound, Unprocessable
+from shared.platform import safejson
+from shared.platform.client import Database, UserScope
+from shared.platform.config import Settings
+from shared.platform.errors import NotFound, Unprocessable
 
 PRIORITIES = ("low", "normal", "high")
 STATUSES = ("pending", "processing", "completed", "failed", "cancelled")

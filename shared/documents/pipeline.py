@@ -13,16 +13,15 @@ import re
 import time
 from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from shared import extract, sandbox, sniff, summarize
-from shared.client import Database
-from shared.config import Settings
-from shared.errors import JobError, NotFound
-from shared.storage import Storage
-
-if TYPE_CHECKING:
-    from shared.worker import Handler, JobContext
+from shared.documents import extract, sandbox, sniff, summarize
+from shared.jobs.context import Handler, JobContext
+from shared.jobs.worker import Worker
+from shared.platform.client import Database
+from shared.platform.config import Settings
+from shared.platform.errors import JobError, NotFound
+from shared.platform.storage import Storage, get_storage
 
 Extractor = Callable[[bytes, str, Settings], extract.Extraction]
 _WORD = re.compile(r"\w+")
@@ -171,3 +170,17 @@ def process(
         **summary_result,
         "timings_ms": timings,
     }
+
+
+def document_worker(db: Database, settings: Settings, *, concurrency: int | None = None) -> Worker:
+    """The worker for document jobs, with LISTEN when the transport is direct Postgres."""
+    listen_url = None
+    if settings.db_transport == "postgres" and settings.worker_listen:
+        listen_url = settings.effective_database_url()
+    return Worker(
+        db,
+        settings,
+        handler(db, get_storage(), settings),
+        concurrency=concurrency,
+        listen_url=listen_url,
+    )

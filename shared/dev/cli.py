@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from shared import localdb, migrate
-from shared.config import Settings, get_settings
-from shared.errors import ConfigError, DocflowError
-from shared.log import configure
+from shared.dev import localdb, migrate
+from shared.platform.config import Settings, get_settings
+from shared.platform.errors import ConfigError, DocflowError
+from shared.platform.log import configure
 
 if TYPE_CHECKING:
-    from shared.apiclient import ApiClient
+    from shared.dev.apiclient import ApiClient
 
 
 def _local(settings: Settings) -> localdb.Cluster | None:
@@ -129,7 +129,7 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.auth import mint_token
+    from shared.platform.auth import mint_token
 
     user_id = str(uuid.UUID(args.user)) if args.user else str(uuid.uuid4())
     if settings.db_transport == "postgres":
@@ -141,7 +141,7 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from werkzeug.serving import run_simple
 
-    from shared.server import create_app
+    from shared.dev.server import create_app
 
     if settings.db_transport == "postgres":
         _ensure_database(settings)
@@ -172,11 +172,11 @@ def _start_schedules(settings: Settings, stop: threading.Event) -> threading.Thr
     import time
     from collections.abc import Callable
 
-    from shared.client import get_db
-    from shared.log import get_logger
-    from shared.monitoring import probe_and_notify
-    from shared.retention import run as run_retention
-    from shared.storage import get_storage
+    from shared.ops.probes import probe_and_notify
+    from shared.ops.retention import run as run_retention
+    from shared.platform.client import get_db
+    from shared.platform.log import get_logger
+    from shared.platform.storage import get_storage
 
     log = get_logger("schedules")
     schedules: list[tuple[str, float, Callable[[], object]]] = [
@@ -206,8 +206,8 @@ def _start_schedules(settings: Settings, stop: threading.Event) -> threading.Thr
 def _start_worker(
     settings: Settings, stop: threading.Event, concurrency: int | None = None
 ) -> threading.Thread:
-    from shared.client import get_db
-    from shared.worker import document_worker
+    from shared.documents.pipeline import document_worker
+    from shared.platform.client import get_db
 
     worker = document_worker(get_db(), settings, concurrency=concurrency)
     thread = threading.Thread(
@@ -233,9 +233,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_probe(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
-    from shared.client import get_db
-    from shared.monitoring import probe_and_notify
-    from shared.storage import get_storage
+    from shared.ops.probes import probe_and_notify
+    from shared.platform.client import get_db
+    from shared.platform.storage import get_storage
 
     if settings.db_transport == "postgres":
         _ensure_database(settings)
@@ -271,9 +271,9 @@ def cmd_analytics(args: argparse.Namespace, settings: Settings) -> int:
     """The analytics report, read as the service (an operator on the database's machine)."""
     import json
 
-    from shared import analytics
-    from shared.client import get_db
-    from shared.report import render
+    from shared.dev.report import render
+    from shared.ops import analytics
+    from shared.platform.client import get_db
 
     if settings.db_transport == "postgres":
         _ensure_database(settings)
@@ -292,9 +292,9 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
     """What POST /retention does, once; `--dry-run` only counts."""
     import json
 
-    from shared.client import get_db
-    from shared.retention import run as run_retention
-    from shared.storage import get_storage
+    from shared.ops.retention import run as run_retention
+    from shared.platform.client import get_db
+    from shared.platform.storage import get_storage
 
     if settings.db_transport == "postgres":
         _ensure_database(settings)
@@ -323,7 +323,7 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     import logging
 
-    from shared.demo import run_demo
+    from shared.dev.demo import run_demo
 
     logging.getLogger("docflow").setLevel(logging.WARNING)  # the walkthrough prints its own
 
@@ -356,11 +356,11 @@ def _positive_seconds(value: str) -> float:
 
 def _api_client(args: argparse.Namespace, settings: Settings) -> ApiClient:
     """The API client as the user: --token, else --user (local: mint one), else API_TOKEN."""
-    from shared.apiclient import ApiClient
+    from shared.dev.apiclient import ApiClient
 
     token: str | None = args.token
     if token is None and args.user:
-        from shared.auth import mint_token
+        from shared.platform.auth import mint_token
 
         if settings.db_transport == "postgres":
             localdb.ensure_auth_user(_auth_admin_url(settings), args.user, None, False)
@@ -381,7 +381,7 @@ def _summary_line(text: str, limit: int = 200) -> str:
 
 def _print_outcome(label: str, job: dict[str, Any] | None, job_id: str, timeout: float) -> bool:
     """One job's ending; True when it completed."""
-    from shared.apiclient import TERMINAL_STATUSES
+    from shared.dev.apiclient import TERMINAL_STATUSES
 
     if job is None or job.get("status") not in TERMINAL_STATUSES:
         status = job.get("status") if job else "unknown"
@@ -406,8 +406,8 @@ def _print_outcome(label: str, job: dict[str, Any] | None, job_id: str, timeout:
 def cmd_upload(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from shared.apiclient import ApiError, FileUnreadable
-    from shared.progress import BytesBar, JobBars
+    from shared.dev.apiclient import ApiError, FileUnreadable
+    from shared.dev.progress import BytesBar, JobBars
 
     accepted: dict[str, str] = {}  # job id -> label
     ok = True
@@ -497,8 +497,8 @@ def _concurrency(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from shared.analytics import WINDOWS
-    from shared.queue import PRIORITIES
+    from shared.jobs.queue import PRIORITIES
+    from shared.ops.analytics import WINDOWS
 
     parser = argparse.ArgumentParser(prog="docflow", description="docflow backend tools")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -8,7 +8,7 @@ Two transports behind one interface:
 Calls run as `service_role` unless made through `Database.as_user(user)`, which runs them under
 the caller's JWT claims (`role authenticated`, `request.jwt.claims`, as PostgREST does) so that
 the database's RLS decides what the user sees. Database and HTTP errors are translated here
-into docflow's exceptions (`shared.errors`).
+into docflow's exceptions (`shared.platform.errors`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from shared.config import Settings, get_settings
-from shared.errors import DocflowError, Unauthorized, Unavailable, from_sqlstate
-from shared.log import get_logger
+from shared.platform.config import Settings, get_settings
+from shared.platform.errors import DocflowError, Unauthorized, Unavailable, from_sqlstate
+from shared.platform.log import get_logger
 
 log = get_logger("client")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from shared.log import get_logger
+from shared.platform.log import get_logger
 
 log = get_logger("notify")
 

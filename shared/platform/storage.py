@@ -13,9 +13,9 @@ from typing import Any, Protocol
 
 import httpx
 
-from shared.config import Settings
-from shared.errors import Conflict, DocflowError, NotFound, PayloadTooLarge, Unavailable
-from shared.log import get_logger
+from shared.platform.config import Settings
+from shared.platform.errors import Conflict, DocflowError, NotFound, PayloadTooLarge, Unavailable
+from shared.platform.log import get_logger
 
 log = get_logger("storage")
 
@@ -153,7 +153,7 @@ def get_storage() -> Storage:
     """The process-wide storage backend chosen by STORAGE_BACKEND."""
     global _storage
     if _storage is None:
-        from shared.config import get_settings
+        from shared.platform.config import get_settings
 
         _storage = make_storage(get_settings())
     return _storage

@@ -20,12 +20,12 @@ from typing import Any
 
 import httpx
 
-from shared import analytics
-from shared.client import Database, UserScope
-from shared.config import Settings
-from shared.log import get_logger
-from shared.notify import Notification, Notifier, NotifyConfig
-from shared.storage import Storage
+from shared.ops import analytics
+from shared.ops.alerts import Notification, Notifier, NotifyConfig
+from shared.platform.client import Database, UserScope
+from shared.platform.config import Settings
+from shared.platform.log import get_logger
+from shared.platform.storage import Storage
 
 log = get_logger("monitoring")
 

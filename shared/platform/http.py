@@ -18,9 +18,9 @@ from typing import Any
 import flask
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from shared import events, safejson
-from shared.config import get_settings
-from shared.errors import (
+from shared.platform import events, safejson
+from shared.platform.config import get_settings
+from shared.platform.errors import (
     BadRequest,
     DocflowError,
     Forbidden,
@@ -29,7 +29,7 @@ from shared.errors import (
     PayloadTooLarge,
     Unprocessable,
 )
-from shared.log import get_logger, log_context
+from shared.platform.log import get_logger, log_context
 
 log = get_logger("http")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import flask
 from werkzeug.exceptions import HTTPException
 
-from shared.errors import BadRequest, DocflowError, MethodNotAllowed, NotFound
-from shared.http import error_response
+from shared.platform.errors import BadRequest, DocflowError, MethodNotAllowed, NotFound
+from shared.platform.http import error_response
 
 # Every method reaches the functions, which answer 405 themselves (as they do deployed alone).
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "QUERY"]

@@ -1,8 +1,8 @@
-"""Text extraction per format. Runs inside the sandbox (`shared.sandbox`), never in the worker.
+"""Text extraction per format. Runs inside the sandbox (`sandbox.py`), never in the worker.
 
 Each extractor takes the file's bytes and returns an `Extraction`; a document it cannot read
 raises `ExtractionError` with a reason code (`malformed_document`, `resource_limit`,
-`unsupported_content`). The content type comes from `shared.sniff`, i.e. from the bytes.
+`unsupported_content`). The content type comes from `shared.documents.sniff`, i.e. from the bytes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
-from shared import sniff
+from shared.documents import sniff
 
 
 class ExtractionError(Exception):

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import psycopg
 
-from shared.config import REPO_ROOT
-from shared.errors import ConfigError
-from shared.log import get_logger
+from shared.platform.config import REPO_ROOT
+from shared.platform.errors import ConfigError
+from shared.platform.log import get_logger
 
 log = get_logger("migrate")
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shared.client import Database, UserScope
-from shared.errors import Unprocessable
-from shared.log import get_logger
+from shared.platform.client import Database, UserScope
+from shared.platform.errors import Unprocessable
+from shared.platform.log import get_logger
 
 log = get_logger("analytics")
 

@@ -9,7 +9,9 @@ One engine, two ways to run it:
 - `Worker.drain(max_jobs, max_seconds)`: what `POST /process_jobs` runs: a stalled sweep, then
   claim and run until nothing is due or the budget is spent; leftovers are released.
 
-A handler is `handler(job, ctx) -> result dict`. It reports progress with
+The work itself is a handler (`shared.jobs.context.Handler`), passed in by whoever starts the
+worker: the engine never imports the work it runs. A handler is `handler(job, ctx) -> result
+dict`. It reports progress with
 `ctx.report(stage, percent)` (written by the next heartbeat, throttled) and calls `ctx.check()`
 where it can stop: that raises `JobStopped` once the job was cancelled, timed out or lost its
 lease. It raises `JobError(code, message, recoverable)` to fail the attempt.
@@ -24,22 +26,21 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import psycopg
 
-from shared import events
-from shared.client import Database
-from shared.config import Settings
-from shared.errors import DocflowError, JobError, JobStopped
-from shared.log import get_logger, log_context
+from shared.jobs.context import Handler, JobContext
+from shared.platform import events
+from shared.platform.client import Database
+from shared.platform.config import Settings
+from shared.platform.errors import DocflowError, JobError, JobStopped
+from shared.platform.log import get_logger, log_context
 
 log = get_logger("worker")
 
-Handler = Callable[[dict[str, Any], "JobContext"], dict[str, Any]]
 CHANNEL = "docflow_jobs"
 # Finished jobs are sent in batches: at most this long after the first of a batch finished.
 FLUSH_DELAY = 0.05
@@ -64,48 +65,6 @@ class DrainReport:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-class JobContext:
-    """What a handler sees of its job: progress reporting and a stop signal."""
-
-    def __init__(self, job: dict[str, Any], worker: Worker) -> None:
-        self.job = job
-        self.id: str = job["id"]
-        self.attempt: int = job["attempts"]
-        self._worker = worker
-        self._stop = threading.Event()
-        self.stop_reason: str | None = None
-        self.stage: str | None = None
-        self.progress = 0
-        self.dirty = False
-        self.started: float | None = None  # monotonic, when the handler began
-        self.claimed_at = time.monotonic()
-        self.last_beat = self.claimed_at  # the claim set the lease
-        self.finished = False
-
-    @property
-    def db(self) -> Database:
-        return self._worker.db
-
-    def report(self, stage: str, progress: int) -> None:
-        """Record the stage and percent done; the heartbeat writes it (throttled)."""
-        self.stage, self.progress, self.dirty = stage, max(0, min(100, progress)), True
-        self._worker._heartbeat_nudge.set()
-        self.check()
-
-    def check(self) -> None:
-        if self._stop.is_set():
-            raise JobStopped(self.stop_reason or "stopped")
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
-
-    def stop(self, reason: str) -> None:
-        if not self._stop.is_set():
-            self.stop_reason = reason
-            self._stop.set()
 
 
 # An outcome: ("complete", result) | ("fail", code, message, recoverable) | ("drop", reason)
@@ -219,7 +178,7 @@ class Worker:
                         continue
                     report.claimed += len(claimed)
                     for job in claimed:
-                        ctx = JobContext(job, self)
+                        ctx = JobContext(job, self.db, self._heartbeat_nudge)
                         with self._lock:
                             self._held[ctx.id] = ctx
                             self._tasks += 1
@@ -577,20 +536,3 @@ class _Listener:
             with contextlib.suppress(psycopg.Error):
                 self.conn.close()
             self.conn = None
-
-
-def document_worker(db: Database, settings: Settings, *, concurrency: int | None = None) -> Worker:
-    """The worker for document jobs, with LISTEN when the transport is direct Postgres."""
-    from shared import pipeline
-    from shared.storage import get_storage
-
-    listen_url = None
-    if settings.db_transport == "postgres" and settings.worker_listen:
-        listen_url = settings.effective_database_url()
-    return Worker(
-        db,
-        settings,
-        pipeline.handler(db, get_storage(), settings),
-        concurrency=concurrency,
-        listen_url=listen_url,
-    )

@@ -23,7 +23,7 @@ from multiprocessing import spawn
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
-from shared.extract import ExtractionError
+from shared.documents.extract import ExtractionError
 
 T = TypeVar("T")
 
@@ -39,7 +39,7 @@ def _preparation_without_main(name: str) -> dict[str, Any]:
 
 
 _ctx = multiprocessing.get_context("forkserver")
-_ctx.set_forkserver_preload(["shared.extract", "pypdfium2", "docx"])
+_ctx.set_forkserver_preload(["shared.documents.extract", "pypdfium2", "docx"])
 
 
 @dataclass(frozen=True)

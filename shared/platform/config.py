@@ -50,9 +50,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.errors import ConfigError
+from shared.platform.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DIR = REPO_ROOT / ".local"
 
 # The JWT secret of every local `supabase start` stack, printed by `supabase status`

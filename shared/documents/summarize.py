@@ -29,9 +29,9 @@ from typing import Any, ClassVar, Protocol
 
 import httpx
 
-from shared import safejson
-from shared.errors import ConfigError, JobError
-from shared.log import get_logger
+from shared.platform import safejson
+from shared.platform.errors import ConfigError, JobError
+from shared.platform.log import get_logger
 
 log = get_logger("summarize")
 

@@ -45,9 +45,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from shared.config import LOCAL_DIR, REPO_ROOT, Settings
-from shared.errors import ConfigError
-from shared.log import get_logger
+from shared.platform.config import LOCAL_DIR, REPO_ROOT, Settings
+from shared.platform.errors import ConfigError
+from shared.platform.log import get_logger
 
 log = get_logger("localdb")
 
@@ -344,7 +344,7 @@ def _set_up(cluster: Cluster) -> None:
     Realtime publication) and the storage-policy stand-in; `postgres` gets its password and
     the `postgres` database. Idempotent: a run cut short is finished by the next start.
     """
-    from shared.migrate import split_statements
+    from shared.dev.migrate import split_statements
 
     statements = [
         *split_statements((_SQL_DIR / "local_bootstrap.sql").read_text()),

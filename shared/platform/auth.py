@@ -25,11 +25,11 @@ from typing import Any
 import httpx
 import jwt
 
-from shared import safejson
-from shared.client import UserContext
-from shared.config import Settings
-from shared.errors import ConfigError, Forbidden, Unauthorized, Unavailable
-from shared.log import get_logger
+from shared.platform import safejson
+from shared.platform.client import UserContext
+from shared.platform.config import Settings
+from shared.platform.errors import ConfigError, Forbidden, Unauthorized, Unavailable
+from shared.platform.log import get_logger
 
 log = get_logger("auth")
 

@@ -15,7 +15,7 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.log import get_logger
+from shared.platform.log import get_logger
 
 log = get_logger("events")
 
@@ -70,7 +70,7 @@ class EventRecorder:
                 self._inflight[number] = len(batch)
             ok = False
             try:
-                from shared.client import get_db
+                from shared.platform.client import get_db
 
                 get_db().call("record_events", events=batch)
                 ok = True
