@@ -5,6 +5,7 @@ from __future__ import annotations
 import flask
 import functions_framework
 
+from shared.documents import documents
 from shared.jobs import queue
 from shared.platform.auth import authenticate
 from shared.platform.client import get_db
@@ -60,7 +61,7 @@ def retry_job(request: flask.Request, job_id: str) -> flask.Response:
 @router.route("GET", "/documents/{document_id}/text")
 def get_document_text(request: flask.Request, document_id: str) -> flask.Response:
     user = authenticate(request.headers.get("Authorization"), get_settings())
-    path = queue.document_text_path(get_db().as_user(user), path_uuid(document_id, "document"))
+    path = documents.document_text_path(get_db().as_user(user), path_uuid(document_id, "document"))
     try:
         text = get_storage().get(path)
     except NotFound:
@@ -73,14 +74,14 @@ def reanalyze_document(request: flask.Request, document_id: str) -> flask.Respon
     settings = get_settings()
     user = authenticate(request.headers.get("Authorization"), settings)
     db = get_db()
-    document = queue.get_document(db.as_user(user), path_uuid(document_id, "document"))
-    return json_response(queue.reanalyze_document(db, settings, document["id"]), 202)
+    document = documents.get_document(db.as_user(user), path_uuid(document_id, "document"))
+    return json_response(documents.reanalyze_document(db, settings, document["id"]), 202)
 
 
 @router.route("GET", "/documents/{document_id}")
 def get_document(request: flask.Request, document_id: str) -> flask.Response:
     user = authenticate(request.headers.get("Authorization"), get_settings())
-    document = queue.get_document(get_db().as_user(user), path_uuid(document_id, "document"))
+    document = documents.get_document(get_db().as_user(user), path_uuid(document_id, "document"))
     return json_response(document)
 
 

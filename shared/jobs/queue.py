@@ -1,4 +1,7 @@
-"""The job queue facade: Python names for the queue's SQL functions, and the public job shape."""
+"""The job queue facade: Python names for the queue's job functions, and the public job shape.
+
+Documents (reads, stored text, reanalysis) are in `shared.documents.documents`.
+"""
 
 from __future__ import annotations
 
@@ -56,22 +59,6 @@ def get_job(scope: Database | UserScope, job_id: str) -> dict[str, Any]:
     return public_job(row)
 
 
-def get_document(scope: Database | UserScope, document_id: str) -> dict[str, Any]:
-    row = scope.call("get_document", document_id=document_id)
-    if row is None:
-        raise NotFound("document not found", code="document_not_found")
-    latest = row.pop("latest_job", None)
-    return {
-        "id": row["id"],
-        "original_filename": row["original_filename"],
-        "content_type": row["content_type"],
-        "size_bytes": row["size_bytes"],
-        "sha256": row["sha256"],
-        "created_at": row["created_at"],
-        "latest_job": public_job(latest) if latest else None,
-    }
-
-
 def list_jobs(
     scope: UserScope, *, status: str | None, limit: int, cursor: str | None
 ) -> dict[str, Any]:
@@ -121,16 +108,6 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
         raise Unprocessable("invalid cursor", code="invalid_cursor") from None
 
 
-def document_text_path(scope: UserScope, document_id: str) -> str:
-    """Where the document's extracted text is stored (404 until a job extracted it)."""
-    row = scope.call("get_document", document_id=document_id)
-    if row is None:
-        raise NotFound("document not found", code="document_not_found")
-    if not row.get("text_path"):
-        raise NotFound("no text extracted for this document yet", code="text_not_ready")
-    return str(row["text_path"])
-
-
 def cancel_job(db: Database, job_id: str) -> dict[str, Any]:
     answer: dict[str, Any] = db.call("cancel_job", job_id=job_id)
     return answer
@@ -141,17 +118,6 @@ def retry_job(db: Database, settings: Settings, job_id: str) -> dict[str, Any]:
         "retry_job",
         job_id=job_id,
         max_attempts=settings.job_max_attempts,
-        rate_limit_per_minute=settings.upload_rate_limit_per_minute,
-    )
-    return answer
-
-
-def reanalyze_document(db: Database, settings: Settings, document_id: str) -> dict[str, Any]:
-    answer: dict[str, Any] = db.call(
-        "reanalyze_document",
-        document_id=document_id,
-        max_attempts=settings.job_max_attempts,
-        min_interval_seconds=settings.reanalyze_interval_seconds,
         rate_limit_per_minute=settings.upload_rate_limit_per_minute,
     )
     return answer

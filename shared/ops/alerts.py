@@ -13,12 +13,15 @@ import smtplib
 import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
 import httpx
 
+from shared.platform.client import Database
+from shared.platform.config import Settings
 from shared.platform.log import get_logger
 
 log = get_logger("notify")
@@ -240,3 +243,50 @@ class Notifier:
                 extra={**extra, "refused_count": len(refused)},
             )
         return True
+
+
+def notifier_for(settings: Settings) -> Notifier:
+    return Notifier(
+        NotifyConfig(
+            webhook_url=settings.alert_webhook_url.get_secret_value()
+            if settings.alert_webhook_url
+            else None,
+            smtp_host=settings.smtp_host,
+            smtp_port=settings.smtp_port,
+            smtp_username=settings.smtp_username,
+            smtp_password=settings.smtp_password.get_secret_value()
+            if settings.smtp_password
+            else None,
+            smtp_starttls=settings.smtp_starttls,
+            email_from=settings.alert_email_from,
+            email_to=tuple(a.strip() for a in settings.alert_email_to.split(",") if a.strip()),
+        )
+    )
+
+
+def notify_due(
+    db: Database, settings: Settings, notifier: Notifier, *, now: datetime | None = None
+) -> dict[str, int]:
+    """Deliver what is due; only delivered notifications are marked (the rest retry later)."""
+    if not notifier.enabled:
+        return {"due": 0, "delivered": 0, "failed": 0}
+    due = db.call("due_notifications", repeat_seconds=settings.alert_repeat_seconds, now=now)
+    delivered = []
+    for alert in due:
+        ok = notifier.deliver(
+            Notification(
+                alert_id=alert["id"],
+                service_name=alert["service_name"],
+                alert_type=alert["alert_type"],
+                status=alert["status"],
+                message=alert["message"],
+                kind=alert["kind"],
+                created_at=str(alert["created_at"]),
+                details=alert.get("details") or {},
+            )
+        )
+        if ok:
+            delivered.append(alert["id"])
+    if delivered:
+        db.call("mark_notified", alert_ids=delivered, now=now)
+    return {"due": len(due), "delivered": len(delivered), "failed": len(due) - len(delivered)}

@@ -31,7 +31,8 @@ from flask.testing import FlaskClient
 from psycopg.rows import dict_row
 
 from shared.ops import probes as monitoring
-from shared.ops.probes import notifier_for, notify_due, probe_and_notify, run_probes
+from shared.ops.alerts import notifier_for, notify_due
+from shared.ops.probes import probe_and_notify, run_probes
 from shared.platform.client import Database, UserContext
 from shared.platform.config import Settings, get_settings, reset_settings
 from shared.platform.storage import LocalStorage, get_storage

@@ -16,7 +16,6 @@ import httpx
 import pytest
 import respx
 
-from shared.documents import summarize as summarize_module
 from shared.documents.summarize import (
     AnthropicSummarizer,
     ExtractiveSummarizer,
@@ -28,6 +27,7 @@ from shared.documents.summarize import (
     parse_reply,
     split_text,
 )
+from shared.documents.summarize import extractive as summarize_module
 from shared.platform.errors import ConfigError, JobError
 
 ANTHROPIC_KEY = "sk-ant-test-0123456789abcdefSECRET"
