@@ -6,7 +6,12 @@
   superuser, as under `supabase db push`); every test that asks for `database_url` gets a fresh
   copy of it (CREATE DATABASE ... TEMPLATE), dropped afterwards. `database_url` logs in as
   `postgres`, the application's service login; `sql` as the superuser, for setup and checks.
-- `settings_env` (autouse) isolates the environment: tests never read a developer's `.env`.
+- `settings_env` (autouse) isolates the environment: tests never read a developer's `.env`,
+  and every process-wide cache (settings, the database client, storage, the JWKS key sets)
+  starts empty and is dropped afterwards, so no test resets them itself. Inside a test,
+  `tests.support.env.configure()` changes a setting.
+
+Helpers (factories, tokens, HTTP) are in `tests/support`.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import pytest
 
 from shared.dev import localdb, migrate
 from shared.platform import client as client_module
-from shared.platform.auth import mint_token
+from shared.platform import storage as storage_module
+from shared.platform.auth import reset_jwks_caches
 from shared.platform.client import Database, UserContext
-from shared.platform.config import get_settings, load_settings, reset_settings
+from shared.platform.config import load_settings, reset_settings
+from tests.support.users import create_user
 
 TEST_ENV = {
     "DOCFLOW_ENV_FILE": "",
@@ -98,11 +105,17 @@ def settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[No
     for key, value in _base_env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("STORAGE_DIR", str(tmp_path / "storage"))
-    reset_settings()
-    client_module.reset_db()
+    _reset_caches()
     yield
-    client_module.reset_db()
+    _reset_caches()
+
+
+def _reset_caches() -> None:
+    """Forget every process-wide singleton the code under test caches."""
     reset_settings()
+    client_module.reset_db()
+    storage_module.reset_storage()
+    reset_jwks_caches()
 
 
 @pytest.fixture
@@ -119,12 +132,7 @@ def make_user(database_url: str) -> Callable[..., UserContext]:
     """Create a user in auth.users and return its verified context (token + claims)."""
 
     def factory(*, admin: bool = False) -> UserContext:
-        from shared.platform.auth import verify_token
-
-        user_id = str(uuid.uuid4())
-        localdb.ensure_auth_user(database_url, user_id, None, admin)
-        settings = get_settings()
-        return verify_token(mint_token(settings, user_id, admin=admin), settings)
+        return create_user(database_url, admin=admin)
 
     return factory
 

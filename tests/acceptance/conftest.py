@@ -3,32 +3,20 @@
 `client_for("uploads")` loads `main.py` through functions-framework's own `create_app` (the
 same loader as `functions-framework --target uploads`) and returns Flask's test client for it;
 `server_client` is the one-port app of `docflow serve`. Both depend on `db`, so DATABASE_URL
-already points at this test's fresh, migrated database when the functions start.
+already points at this test's fresh, migrated database when the functions start. (Storage
+follows this test's STORAGE_DIR: tests/conftest.py drops every cache around each test.)
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
-import functions_framework
 import pytest
 from flask.testing import FlaskClient
 
-from shared.platform import storage as storage_module
 from shared.platform.client import Database
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def fresh_storage() -> Iterator[None]:
-    """`shared.platform.storage` caches its backend; make it follow this test's STORAGE_DIR."""
-    storage_module.reset_storage()
-    yield
-    storage_module.reset_storage()
+from tests.support.http import load_target
 
 
 @pytest.fixture
@@ -38,10 +26,7 @@ def client_for(db: Database) -> Callable[[str], FlaskClient]:
 
     def build(target: str) -> FlaskClient:
         if target not in clients:
-            app: Any = functions_framework.create_app(
-                target=target, source=str(REPO_ROOT / "main.py")
-            )
-            clients[target] = app.test_client()
+            clients[target] = load_target(target)
         return clients[target]
 
     return build

@@ -11,27 +11,28 @@ import io
 import json
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
 from shared.platform.auth import mint_token
-from shared.platform.config import get_settings, reset_settings
+from shared.platform.config import get_settings
 from shared.platform.storage import get_storage
-from tests.acceptance.test_skeleton import (
+from tests.support.data import SAMPLES
+from tests.support.env import configure, database_down
+from tests.support.http import (
     ClientFor,
-    MakeUser,
     assert_error,
-    bearer,
-    count,
-    process,
-    scheduler,
+    post_raw,
+    post_upload,
+    process_jobs,
     stored_objects,
 )
+from tests.support.rows import row_count
+from tests.support.tokens import bearer, forged, hand_signed, scheduler_headers
+from tests.support.users import MakeUser
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 PDF = (SAMPLES / "annual-report.pdf").read_bytes()
 PNG = (SAMPLES / "bad" / "image.png").read_bytes()
 TEXT = b"A plain document. It has sentences."
@@ -41,45 +42,16 @@ ZIP_NOT_DOCX = base64.b64decode(
 )
 
 
-def _b64url(data: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-
-
-def _alg_none_token(user_id: str) -> str:
-    header = _b64url({"alg": "none", "typ": "JWT"})
-    body = _b64url(
-        {"sub": user_id, "aud": "authenticated", "role": "authenticated", "exp": 4102444800}
-    )
-    return f"{header}.{body}."
-
-
 def _multipart(
     client: FlaskClient,
     token: str,
     data: bytes,
     filename: str = "doc.txt",
     content_type: str = "application/octet-stream",
-    field: str = "file",
-    extra: dict[str, str] | None = None,
-    headers: dict[str, str] | None = None,
+    **options: Any,
 ) -> Any:
-    form: dict[str, Any] = {field: (io.BytesIO(data), filename, content_type), **(extra or {})}
-    return client.post(
-        "/uploads",
-        data=form,
-        content_type="multipart/form-data",
-        headers={"Authorization": f"Bearer {token}", **(headers or {})},
-    )
-
-
-def _raw(client: FlaskClient, token: str, body: bytes, content_type: str, **kw: Any) -> Any:
-    return client.post(
-        "/uploads",
-        data=body,
-        content_type=content_type,
-        headers={"Authorization": f"Bearer {token}"},
-        **kw,
-    )
+    """`post_upload` with this file's default part: `doc.txt`, declared as octet-stream."""
+    return post_upload(client, token, data, filename, content_type, **options)
 
 
 # Each case: (name, call(client, token, user_id) -> response, expected status, expected code)
@@ -88,13 +60,13 @@ Case = tuple[str, Callable[[FlaskClient, str, str], Any], int, str | None]
 UPLOAD_CASES: list[Case] = [
     (
         "multipart without boundary",
-        lambda c, t, u: _raw(c, t, b"--x\r\n\r\n", "multipart/form-data"),
+        lambda c, t, u: post_raw(c, t, b"--x\r\n\r\n", "multipart/form-data"),
         400,
         "missing_file",
     ),
     (
         "multipart never closed",
-        lambda c, t, u: _raw(
+        lambda c, t, u: post_raw(
             c,
             t,
             b'--B\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nhello',
@@ -105,7 +77,7 @@ UPLOAD_CASES: list[Case] = [
     ),
     (
         "multipart garbage",
-        lambda c, t, u: _raw(c, t, b"\x00\xff" * 500, "multipart/form-data; boundary=zz"),
+        lambda c, t, u: post_raw(c, t, b"\x00\xff" * 500, "multipart/form-data; boundary=zz"),
         400,
         None,
     ),
@@ -115,10 +87,10 @@ UPLOAD_CASES: list[Case] = [
         400,
         "missing_file",
     ),
-    ("not multipart", lambda c, t, u: _raw(c, t, TEXT, "text/plain"), 415, "not_multipart"),
+    ("not multipart", lambda c, t, u: post_raw(c, t, TEXT, "text/plain"), 415, "not_multipart"),
     (
         "form-urlencoded",
-        lambda c, t, u: _raw(c, t, b"file=hello", "application/x-www-form-urlencoded"),
+        lambda c, t, u: post_raw(c, t, b"file=hello", "application/x-www-form-urlencoded"),
         415,
         "not_multipart",
     ),
@@ -229,14 +201,14 @@ UPLOAD_CASES: list[Case] = [
     ),
     (
         "bad priority",
-        lambda c, t, u: _multipart(c, t, TEXT, extra={"priority": "urgent"}),
+        lambda c, t, u: _multipart(c, t, TEXT, form={"priority": "urgent"}),
         422,
         "invalid_priority",
     ),
     (
         "SQL in priority",
         lambda c, t, u: _multipart(
-            c, t, TEXT, extra={"priority": "high'); drop table documents;--"}
+            c, t, TEXT, form={"priority": "high'); drop table documents;--"}
         ),
         422,
         "invalid_priority",
@@ -255,7 +227,7 @@ UPLOAD_CASES: list[Case] = [
     ),
     (
         "multipart body over the limit",
-        lambda c, t, u: _raw(
+        lambda c, t, u: post_raw(
             c,
             t,
             b'--B\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\n'
@@ -269,26 +241,31 @@ UPLOAD_CASES: list[Case] = [
     ),
     (
         "JSON that is not JSON",
-        lambda c, t, u: _raw(c, t, b"{not json", "application/json"),
+        lambda c, t, u: post_raw(c, t, b"{not json", "application/json"),
         400,
         "invalid_json",
     ),
-    ("JSON array", lambda c, t, u: _raw(c, t, b"[1, 2]", "application/json"), 400, "invalid_json"),
+    (
+        "JSON array",
+        lambda c, t, u: post_raw(c, t, b"[1, 2]", "application/json"),
+        400,
+        "invalid_json",
+    ),
     (
         "storage_path missing",
-        lambda c, t, u: _raw(c, t, b"{}", "application/json"),
+        lambda c, t, u: post_raw(c, t, b"{}", "application/json"),
         422,
         "invalid_storage_path",
     ),
     (
         "storage_path a number",
-        lambda c, t, u: _raw(c, t, b'{"storage_path": 5}', "application/json"),
+        lambda c, t, u: post_raw(c, t, b'{"storage_path": 5}', "application/json"),
         422,
         "invalid_storage_path",
     ),
     (
         "storage_path of another user",
-        lambda c, t, u: _raw(
+        lambda c, t, u: post_raw(
             c, t, json.dumps({"storage_path": f"{uuid.uuid4()}/x.pdf"}).encode(), "application/json"
         ),
         404,
@@ -296,7 +273,7 @@ UPLOAD_CASES: list[Case] = [
     ),
     (
         "storage_path traversal",
-        lambda c, t, u: _raw(
+        lambda c, t, u: post_raw(
             c,
             t,
             json.dumps({"storage_path": f"{u}/../{uuid.uuid4()}/x.pdf"}).encode(),
@@ -307,7 +284,7 @@ UPLOAD_CASES: list[Case] = [
     ),
     (
         "storage_path that does not exist",
-        lambda c, t, u: _raw(
+        lambda c, t, u: post_raw(
             c, t, json.dumps({"storage_path": f"{u}/missing.pdf"}).encode(), "application/json"
         ),
         404,
@@ -371,20 +348,19 @@ UPLOAD_CASES: list[Case] = [
 ]
 
 
-def _forged(user_id: str) -> str:
-    import jwt
+def _alg_none_token(user_id: str) -> str:
+    body = {"sub": user_id, "aud": "authenticated", "role": "authenticated", "exp": 4102444800}
+    return hand_signed({"alg": "none", "typ": "JWT"}, body, None)
 
-    return jwt.encode(
-        {"sub": user_id, "aud": "authenticated", "role": "authenticated", "exp": 4102444800},
-        "another-secret-that-is-long-enough-0123456789",
-        algorithm="HS256",
-    )
+
+def _forged(user_id: str) -> str:
+    body = {"sub": user_id, "aud": "authenticated", "role": "authenticated", "exp": 4102444800}
+    return forged(body)
 
 
 @pytest.fixture
 def small_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MAX_UPLOAD_BYTES", "10000")  # the sample PDF (5 KB) fits
-    reset_settings()
+    configure(monkeypatch, MAX_UPLOAD_BYTES=10000)  # the sample PDF (5 KB) fits
 
 
 @pytest.mark.parametrize(
@@ -396,8 +372,8 @@ def test_bad_uploads_get_a_4xx_and_leave_nothing(
     user = make_user()
     response = call(client_for("uploads"), user.token, user.user_id)
     assert_error(response, status, code)
-    assert count(sql, "documents") == 0
-    assert count(sql, "processing_jobs") == 0
+    assert row_count(sql, "documents") == 0
+    assert row_count(sql, "processing_jobs") == 0
     assert stored_objects() == []
 
 
@@ -480,7 +456,7 @@ def test_bad_requests_to_the_other_routes_get_a_4xx(
     path = path.format(job=created["job_id"], doc=created["document_id"])
     headers = dict(kw.get("headers", {}))
     if kw.get("scheduler"):
-        headers.update(scheduler())
+        headers.update(scheduler_headers())
     elif kw.get("admin"):
         headers.update(bearer(admin))
     elif method != "OPTIONS":
@@ -500,7 +476,7 @@ def test_authorization_matrix(server_client: FlaskClient, make_user: MakeUser, s
 
     def headers(role: str) -> dict[str, str]:
         if role == "scheduler":
-            return scheduler()
+            return scheduler_headers()
         return {"Authorization": f"Bearer {tokens[role]}"} if role in tokens else {}
 
     def a_job(*, process_it: bool = False, fail_it: bool = False) -> dict[str, str]:
@@ -511,7 +487,7 @@ def test_authorization_matrix(server_client: FlaskClient, make_user: MakeUser, s
                 (created["document_id"],),
             )
         if process_it or fail_it:
-            assert process(server_client).status_code == 200
+            assert process_jobs(server_client).status_code == 200
         return created
 
     def an_alert() -> dict[str, str]:
@@ -665,7 +641,7 @@ def test_a_rejected_signed_upload_keeps_the_clients_object(
     storage.put(f"{user.user_id}/photo.txt", PNG, "image/png")
     storage.put(f"{user.user_id}/big-report.pdf", PDF, "application/pdf")
     uploads = client_for("uploads")
-    rejected = _raw(
+    rejected = post_raw(
         uploads,
         user.token,
         json.dumps({"storage_path": f"{user.user_id}/photo.txt"}).encode(),
@@ -673,7 +649,7 @@ def test_a_rejected_signed_upload_keeps_the_clients_object(
     )
     assert_error(rejected, 415, "unsupported_content")  # refused after reading its bytes
     assert storage.exists(f"{user.user_id}/photo.txt")
-    accepted = _raw(
+    accepted = post_raw(
         uploads,
         user.token,
         json.dumps({"storage_path": f"{user.user_id}/big-report.pdf", "priority": "high"}).encode(),
@@ -690,14 +666,9 @@ def test_a_rejected_signed_upload_keeps_the_clients_object(
 def test_an_upload_with_the_database_down_is_503_and_keeps_no_object(
     client_for: ClientFor, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.platform.client import reset_db
-
     user = make_user()
     uploads = client_for("uploads")
-    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:1/postgres")
-    monkeypatch.setenv("DB_CONNECT_TIMEOUT", "1")
-    reset_settings()
-    reset_db()
+    database_down(monkeypatch)
     response = _multipart(uploads, user.token, TEXT)
     error = assert_error(response, 503, "unavailable")
     assert int(response.headers["Retry-After"]) == error["retry_after"] > 0
@@ -711,7 +682,7 @@ def test_non_finite_budgets_are_422_and_odd_cursor_timestamps_are_understood(
     parser accepts timestamps Postgres does not."""
     for body in (b'{"max_jobs": NaN}', b'{"max_seconds": Infinity}'):
         response = server_client.post(
-            "/process_jobs", data=body, headers=scheduler(), content_type="application/json"
+            "/process_jobs", data=body, headers=scheduler_headers(), content_type="application/json"
         )
         assert_error(response, 422, "invalid_budget")
     user = make_user()

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
@@ -39,8 +38,10 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from shared.platform.client import Database, UserContext
+from tests.support.browser import browser_unavailable, running_under_ci
+from tests.support.data import REPO_ROOT
+from tests.support.net import free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 MakeUser = Callable[..., UserContext]
 
@@ -71,18 +72,12 @@ BROWSER_ARGS = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def server_url(db: Database, tmp_path: Path) -> Iterator[str]:
     """`docflow serve` in a subprocess, with this test's environment; stopped at the end."""
     docflow = Path(sys.executable).parent / "docflow"
     assert docflow.exists(), f"{docflow} not found: install the project (pip install -e .)"
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
@@ -116,38 +111,13 @@ def server_url(db: Database, tmp_path: Path) -> Iterator[str]:
             proc.wait(10)
 
 
-def browser_unavailable(
-    chromium: str | None, chromedriver: str | None, *, as_root: bool, ci: bool
-) -> tuple[bool, str] | None:
-    """None when both are found; else (may skip, reason). Only a run that is neither root
-    nor CI may skip: root could have installed them, and CI must run every test."""
-    if chromium and chromedriver:
-        return None
-    missing = " and ".join(
-        package
-        for package, found in (("chromium", chromium), ("chromium-driver", chromedriver))
-        if not found
-    )
-    reason = (
-        f"the dashboard's browser test needs Chromium and its driver on PATH ({missing} "
-        f"missing: chromium={chromium}, chromedriver={chromedriver}). Install them as root: "
-        "apt-get update && apt-get install -y chromium chromium-driver "
-        "(`make test` run as root does it)"
-    )
-    if as_root or ci:
-        return False, f"{reason}; a missing browser fails the test as root and under CI=true"
-    return True, f"{reason}; skipped: not running as root, so they could not be installed"
-
-
-def _ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
-
-
 @pytest.fixture
 def browser() -> Iterator[webdriver.Chrome]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     chromedriver = shutil.which("chromedriver")
-    unavailable = browser_unavailable(chromium, chromedriver, as_root=os.geteuid() == 0, ci=_ci())
+    unavailable = browser_unavailable(
+        chromium, chromedriver, as_root=os.geteuid() == 0, ci=running_under_ci()
+    )
     if unavailable:
         may_skip, reason = unavailable
         if may_skip:

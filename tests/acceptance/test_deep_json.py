@@ -7,7 +7,6 @@ RecursionError. Every JSON body now answers 400 `invalid_json` and the list curs
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from typing import Any
@@ -15,7 +14,9 @@ from typing import Any
 import pytest
 
 from shared.platform.safejson import MAX_DEPTH
-from tests.acceptance.test_skeleton import ClientFor, MakeUser, assert_error, bearer, scheduler
+from tests.support.http import ClientFor, assert_error
+from tests.support.tokens import b64url, bearer, scheduler_headers
+from tests.support.users import MakeUser
 
 DEPTHS = (MAX_DEPTH + 1, 900, 5_000, 100_000)
 
@@ -39,10 +40,6 @@ BODIES = [
 ]
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 @pytest.mark.parametrize("body", BODIES)
 def test_deep_json_bodies_are_400_invalid_json_on_every_json_route(
     client_for: ClientFor, make_user: MakeUser, body: bytes
@@ -50,8 +47,8 @@ def test_deep_json_bodies_are_400_invalid_json_on_every_json_route(
     user = make_user()
     calls: list[tuple[str, str, dict[str, str]]] = [
         ("uploads", "/uploads", bearer(user)),
-        ("process_jobs", "/process_jobs", scheduler()),
-        ("retention", "/retention", scheduler()),
+        ("process_jobs", "/process_jobs", scheduler_headers()),
+        ("retention", "/retention", scheduler_headers()),
     ]
     for target, path, headers in calls:
         response = client_for(target).post(
@@ -97,26 +94,26 @@ def test_json_nested_up_to_the_limit_is_still_accepted(client_for: ClientFor) ->
         inner = [inner]
     body = json.dumps({"dry_run": True, "extra": inner})
     response = client_for("retention").post(
-        "/retention", data=body, headers=scheduler(), content_type="application/json"
+        "/retention", data=body, headers=scheduler_headers(), content_type="application/json"
     )
     assert response.status_code == 200, response.get_data(as_text=True)
     response = client_for("retention").post(
         "/retention",
         data=json.dumps({"dry_run": True, "extra": [inner]}),
-        headers=scheduler(),
+        headers=scheduler_headers(),
         content_type="application/json",
     )
     assert_error(response, 400, "invalid_json")
 
 
 CURSORS = [
-    pytest.param(_b64(deep_array(100_000)), id="arrays-100000"),
-    pytest.param(_b64(unclosed_array(100_000)), id="unclosed-100000"),
-    pytest.param(_b64(deep_object(100_000)), id="objects-100000"),
+    pytest.param(b64url(deep_array(100_000)), id="arrays-100000"),
+    pytest.param(b64url(unclosed_array(100_000)), id="unclosed-100000"),
+    pytest.param(b64url(deep_object(100_000)), id="objects-100000"),
     # Short enough to pass the length bound and reach the decoder.
-    pytest.param(_b64(deep_array(150)), id="arrays-150"),
-    pytest.param(_b64(b"[" + deep_array(100) + b',"x"]'), id="nested-pair"),
-    pytest.param(_b64(json.dumps([[["2026-01-01T00:00:00+00:00"]], str(uuid.uuid4())]).encode())),
+    pytest.param(b64url(deep_array(150)), id="arrays-150"),
+    pytest.param(b64url(b"[" + deep_array(100) + b',"x"]'), id="nested-pair"),
+    pytest.param(b64url(json.dumps([[["2026-01-01T00:00:00+00:00"]], str(uuid.uuid4())]).encode())),
 ]
 
 
@@ -132,6 +129,6 @@ def test_deep_cursors_are_422_invalid_cursor(
 
 
 def test_a_token_with_a_deep_header_is_401(client_for: ClientFor) -> None:
-    token = f"{_b64(deep_array(5_000))}.{_b64(b'{}')}.c2ln"
+    token = f"{b64url(deep_array(5_000))}.{b64url(b'{}')}.c2ln"
     response = client_for("jobs").get("/jobs", headers=bearer(token))
     assert_error(response, 401, "invalid_token")

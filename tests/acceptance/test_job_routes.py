@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import pytest
 
-from shared.platform.client import reset_db
-from shared.platform.config import reset_settings
-from tests.acceptance.test_skeleton import (
+from tests.support.env import configure, database_down
+from tests.support.http import (
     ClientFor,
-    MakeUser,
     assert_error,
-    bearer,
-    process,
+    post_upload,
+    process_jobs,
     stored_objects,
-    upload,
+    uploaded,
 )
+from tests.support.tokens import bearer
+from tests.support.users import MakeUser
 
 
 def _job(client_for: ClientFor, user, **kw) -> str:
-    response = upload(client_for("uploads"), user, **kw)
-    assert response.status_code == 202, response.get_data(as_text=True)
-    return str(response.get_json()["job_id"])
+    return str(uploaded(client_for("uploads"), user, **kw)["job_id"])
 
 
 def test_list_jobs_pages_through_own_jobs_only(client_for: ClientFor, make_user: MakeUser):
@@ -74,7 +72,7 @@ def test_cancel_a_pending_job(client_for: ClientFor, make_user: MakeUser, sql):
     response = jobs.post(f"/jobs/{job_id}/cancel", headers=bearer(owner))
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["status"] == "cancelled"
-    assert process(client_for("process_jobs")).get_json()["claimed"] == 0
+    assert process_jobs(client_for("process_jobs")).get_json()["claimed"] == 0
     assert jobs.get(f"/jobs/{job_id}", headers=bearer(owner)).get_json()["status"] == "cancelled"
     # A finished job cannot be cancelled again.
     assert_error(jobs.post(f"/jobs/{job_id}/cancel", headers=bearer(owner)), 409, "not_cancellable")
@@ -123,7 +121,7 @@ def test_retry_a_failed_job(client_for: ClientFor, make_user: MakeUser, sql):
     assert_error(jobs.post(f"/jobs/{job_id}/retry", headers=bearer(owner)), 409, "not_retryable")
     # Make it fail for good: its stored file disappears (not recoverable).
     sql.execute("update documents set storage_path = storage_path || '-gone'")
-    assert process(client_for("process_jobs")).get_json()["failed"] == 1
+    assert process_jobs(client_for("process_jobs")).get_json()["failed"] == 1
 
     response = jobs.post(f"/jobs/{job_id}/retry", headers=bearer(owner))
     assert response.status_code == 202, response.get_data(as_text=True)
@@ -143,13 +141,13 @@ def test_reanalyze_once_per_hour(client_for: ClientFor, make_user: MakeUser):
     path = f"/documents/{document_id}/reanalyze"
 
     assert_error(jobs.post(path, headers=bearer(owner)), 409, "job_active")
-    assert process(client_for("process_jobs")).get_json()["completed"] == 1
+    assert process_jobs(client_for("process_jobs")).get_json()["completed"] == 1
 
     response = jobs.post(path, headers=bearer(owner))
     assert response.status_code == 202, response.get_data(as_text=True)
     new_job = jobs.get(f"/jobs/{response.get_json()['job_id']}", headers=bearer(owner)).get_json()
     assert (new_job["priority"], new_job["source"]) == ("high", "reanalyze")
-    assert process(client_for("process_jobs")).get_json()["completed"] == 1
+    assert process_jobs(client_for("process_jobs")).get_json()["completed"] == 1
 
     again = jobs.post(path, headers=bearer(owner))
     error = assert_error(again, 429, "reanalyze_too_soon")
@@ -160,29 +158,25 @@ def test_reanalyze_once_per_hour(client_for: ClientFor, make_user: MakeUser):
 def test_upload_rate_limit_answers_429_with_retry_after(
     client_for: ClientFor, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch, sql
 ):
-    monkeypatch.setenv("UPLOAD_RATE_LIMIT_PER_MINUTE", "2")
-    reset_settings()
+    configure(monkeypatch, UPLOAD_RATE_LIMIT_PER_MINUTE=2)
     owner, other = make_user(), make_user()
     _job(client_for, owner, data=b"First document.")
     _job(client_for, owner, data=b"Second document.")
-    response = upload(client_for("uploads"), owner, b"Third document.")
+    response = post_upload(client_for("uploads"), owner, b"Third document.")
     assert_error(response, 429, "rate_limited")
     assert 1 <= int(response.headers["Retry-After"]) <= 60
     # Nothing half-written: two documents, and the third file's object was deleted again.
     assert sql.execute("select count(*) from documents").fetchone() == (2,)
     assert len(stored_objects()) == 2
     # Another user is not affected.
-    assert upload(client_for("uploads"), other, b"Someone else.").status_code == 202
+    assert post_upload(client_for("uploads"), other, b"Someone else.").status_code == 202
 
 
 def test_process_jobs_answers_503_when_the_database_is_down(
     client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:1/postgres")
-    monkeypatch.setenv("DB_CONNECT_TIMEOUT", "1")
-    reset_settings()
-    reset_db()
-    response = process(client_for("process_jobs"))
+    database_down(monkeypatch)
+    response = process_jobs(client_for("process_jobs"))
     error = assert_error(response, 503, "unavailable")
     assert int(response.headers["Retry-After"]) == error["retry_after"]
 

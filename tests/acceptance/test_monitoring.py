@@ -12,12 +12,9 @@ from __future__ import annotations
 import email
 import email.message
 import email.policy
-import hashlib
 import json
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,12 +31,14 @@ from shared.ops import probes as monitoring
 from shared.ops.alerts import notifier_for, notify_due
 from shared.ops.probes import probe_and_notify, run_probes
 from shared.platform.client import Database, UserContext
-from shared.platform.config import Settings, get_settings, reset_settings
+from shared.platform.config import Settings
 from shared.platform.storage import LocalStorage, get_storage
-from tests.acceptance.test_skeleton import assert_error, bearer, scheduler
-
-ClientFor = Callable[[str], FlaskClient]
-MakeUser = Callable[..., UserContext]
+from tests.support.env import configure, database_down
+from tests.support.factories import new_job
+from tests.support.http import ClientFor, assert_error
+from tests.support.net import free_port
+from tests.support.tokens import bearer, scheduler_headers
+from tests.support.users import MakeUser
 
 SENDER = "docflow@example.test"
 RECIPIENTS = ["ops@example.test", "oncall@example.test"]
@@ -64,22 +63,7 @@ _NOTIFY_ENV = (
 @pytest.fixture(autouse=True)
 def no_notification_channels(monkeypatch: pytest.MonkeyPatch) -> None:
     """Start from the defaults: no channel configured, whatever the developer's environment."""
-    for key in _NOTIFY_ENV:
-        monkeypatch.delenv(key, raising=False)
-    reset_settings()
-
-
-def configure(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    reset_settings()
-    return get_settings()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    configure(monkeypatch, **dict.fromkeys(_NOTIFY_ENV))
 
 
 def check_rows(sql: psycopg.Connection, service: str | None = None) -> list[dict[str, Any]]:
@@ -95,21 +79,6 @@ def check_rows(sql: psycopg.Connection, service: str | None = None) -> list[dict
 def alert_rows(sql: psycopg.Connection) -> list[dict[str, Any]]:
     with sql.cursor(row_factory=dict_row) as cur:
         return cur.execute("select * from public.alert_events order by id").fetchall()
-
-
-def _upload(db: Database, user: UserContext, *, now: datetime | None = None) -> str:
-    data = uuid.uuid4().bytes
-    created = db.call(
-        "create_upload",
-        user_id=user.user_id,
-        original_filename="doc.txt",
-        content_type="text/plain",
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        storage_path=f"{user.user_id}/{uuid.uuid4()}",
-        now=now,
-    )
-    return str(created["job_id"])
 
 
 # --- local receivers -------------------------------------------------------------------------
@@ -177,7 +146,7 @@ class Receivers:
         return hook
 
     def smtp(self, port: int | None = None) -> Mailbox:
-        box = Mailbox(port=port or _free_port())
+        box = Mailbox(port=port or free_port())
 
         class Handler:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -271,7 +240,7 @@ def test_probe_health_records_one_healthy_check_per_service(
 ) -> None:
     # Generous latency limits: this test is about the probes' answers, not this machine's speed.
     configure(monkeypatch, PROBE_DEGRADED_MS="database=60000,storage=60000,job_queue=60000")
-    response = client_for("probe_health").post("/probe_health", headers=scheduler())
+    response = client_for("probe_health").post("/probe_health", headers=scheduler_headers())
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
     checks = {c["service"]: c for c in body["checks"]}
@@ -301,7 +270,7 @@ def test_probe_health_records_one_healthy_check_per_service(
 def test_probe_health_through_the_one_port_app(
     server_client: FlaskClient, sql: psycopg.Connection
 ) -> None:
-    response = server_client.post("/probe_health", headers=scheduler())
+    response = server_client.post("/probe_health", headers=scheduler_headers())
     assert response.status_code == 200, response.get_data(as_text=True)
     assert {r["service_name"] for r in check_rows(sql)} == {"database", "storage", "job_queue"}
 
@@ -338,12 +307,12 @@ def test_probe_health_maps_the_queue_verdict_onto_the_check(
     user = make_user()
     claimed_at = datetime.now(UTC) - timedelta(minutes=5)
     for _ in range(stalled):
-        _upload(db, user, now=claimed_at)
+        new_job(db, user, now=claimed_at)
     jobs = db.call(
         "claim_jobs", worker_id="gone", max_jobs=stalled, lease_seconds=30, now=claimed_at
     )
     assert len(jobs) == stalled  # leases expired 4.5 minutes ago: stalled
-    response = client_for("probe_health").post("/probe_health", headers=scheduler())
+    response = client_for("probe_health").post("/probe_health", headers=scheduler_headers())
     assert response.status_code == 200, response.get_data(as_text=True)
     (queue,) = check_rows(sql, "job_queue")
     assert queue["status"] == status  # healthy -> healthy, degraded -> degraded, unhealthy -> down
@@ -490,7 +459,7 @@ def test_unreachable_channels_never_stop_probing_and_are_retried_on_the_next_run
     receivers: Receivers,
 ) -> None:
     # Nothing listens on these ports yet: connections are refused.
-    webhook_port, smtp_port = _free_port(), _free_port()
+    webhook_port, smtp_port = free_port(), free_port()
     settings = alerting(monkeypatch, webhook_port, smtp_port)
     storage = get_storage()
     # probe_and_notify probes every service: make "every service" the failing one.
@@ -583,7 +552,7 @@ def test_admin_queue(
     client_for: ClientFor, db: Database, people: tuple[UserContext, UserContext]
 ) -> None:
     admin, user = people
-    _upload(db, user)
+    new_job(db, user)
     client = client_for("admin")
     response = client.get("/admin/queue", headers=bearer(admin))
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -732,14 +701,7 @@ def test_admin_alert_routes_need_an_admin(
 def test_probe_health_is_503_when_nothing_could_be_recorded(
     client_for, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.platform.client import reset_db
-    from shared.platform.config import reset_settings
-    from tests.acceptance.test_skeleton import assert_error, scheduler
-
     client = client_for("probe_health")
-    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:1/postgres")
-    monkeypatch.setenv("DB_CONNECT_TIMEOUT", "1")
-    reset_settings()
-    reset_db()
-    response = client.post("/probe_health", headers=scheduler())
+    database_down(monkeypatch)
+    response = client.post("/probe_health", headers=scheduler_headers())
     assert_error(response, 503, "unavailable")

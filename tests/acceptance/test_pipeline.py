@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,19 +16,14 @@ from shared.documents import pipeline, sandbox
 from shared.documents.extract import Extraction
 from shared.jobs.worker import Worker
 from shared.platform.client import Database
-from shared.platform.config import Settings, get_settings, reset_settings
+from shared.platform.config import Settings, get_settings
 from shared.platform.storage import get_storage
-from tests.acceptance.test_skeleton import (
-    ClientFor,
-    MakeUser,
-    assert_error,
-    bearer,
-    process,
-    upload,
-)
-from tests.unit import sandbox_targets
-
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+from tests.support import sandbox_targets
+from tests.support.data import SAMPLES
+from tests.support.env import configure
+from tests.support.http import ClientFor, assert_error, post_upload, process_jobs, uploaded
+from tests.support.tokens import bearer
+from tests.support.users import MakeUser
 
 READABLE = {
     # file: (detected type, extractor, a sentence that must be in the extracted text)
@@ -52,15 +46,13 @@ READABLE = {
 
 def _upload_sample(client_for: ClientFor, user, name: str) -> str:
     path = SAMPLES / name
-    response = upload(client_for("uploads"), user, path.read_bytes(), filename=path.name)
-    assert response.status_code == 202, response.get_data(as_text=True)
-    return str(response.get_json()["job_id"])
+    return str(uploaded(client_for("uploads"), user, path.read_bytes(), path.name)["job_id"])
 
 
 def test_every_readable_format_end_to_end(client_for: ClientFor, make_user: MakeUser) -> None:
     user = make_user()
     jobs = {name: _upload_sample(client_for, user, name) for name in READABLE}
-    report = process(client_for("process_jobs")).get_json()
+    report = process_jobs(client_for("process_jobs")).get_json()
     assert report["completed"] == len(READABLE), report
 
     http = client_for("jobs")
@@ -100,7 +92,7 @@ def test_every_readable_format_end_to_end(client_for: ClientFor, make_user: Make
 def test_a_scanned_pdf_completes_with_no_text(client_for: ClientFor, make_user: MakeUser):
     user = make_user()
     job_id = _upload_sample(client_for, user, "bad/scanned.pdf")
-    assert process(client_for("process_jobs")).get_json()["completed"] == 1
+    assert process_jobs(client_for("process_jobs")).get_json()["completed"] == 1
     result = client_for("jobs").get(f"/jobs/{job_id}", headers=bearer(user)).get_json()["result"]
     assert (result["outcome"], result["pages"], result["words"], result["summary"]) == (
         "no_text",
@@ -119,7 +111,7 @@ def test_unreadable_documents_fail_at_once_with_a_reason(
 ) -> None:
     user = make_user()
     job_id = _upload_sample(client_for, user, name)
-    report = process(client_for("process_jobs")).get_json()
+    report = process_jobs(client_for("process_jobs")).get_json()
     assert (report["failed"], report["retried"]) == (1, 0)
     job = client_for("jobs").get(f"/jobs/{job_id}", headers=bearer(user)).get_json()
     assert (job["status"], job["attempts"]) == ("failed", 1)
@@ -129,14 +121,16 @@ def test_unreadable_documents_fail_at_once_with_a_reason(
 
 
 def test_an_image_is_refused_at_upload(client_for: ClientFor, make_user: MakeUser) -> None:
-    response = upload(client_for("uploads"), make_user(), (SAMPLES / "bad/image.png").read_bytes())
+    response = post_upload(
+        client_for("uploads"), make_user(), (SAMPLES / "bad/image.png").read_bytes()
+    )
     assert_error(response, 415, "unsupported_content")
 
 
 def test_another_users_text_is_404(client_for: ClientFor, make_user: MakeUser) -> None:
     owner, stranger = make_user(), make_user()
     job_id = _upload_sample(client_for, owner, "quarterly-report.txt")
-    process(client_for("process_jobs"))
+    process_jobs(client_for("process_jobs"))
     http = client_for("jobs")
     document_id = http.get(f"/jobs/{job_id}", headers=bearer(owner)).get_json()["document_id"]
     assert_error(http.get(f"/documents/{document_id}/text", headers=bearer(stranger)), 404)
@@ -162,9 +156,7 @@ def _status(client_for: ClientFor, user, job_id: str) -> dict[str, Any]:
 def test_the_worker_survives_a_hang(
     client_for: ClientFor, make_user: MakeUser, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("EXTRACT_TIMEOUT_SECONDS", "1")
-    reset_settings()
-    settings = get_settings()
+    settings = configure(monkeypatch, EXTRACT_TIMEOUT_SECONDS=1)
     user = make_user()
     hung, fine = _jobs(client_for, user, ["annual-report.pdf", "quarterly-report.txt"])
 
@@ -188,12 +180,13 @@ def test_the_worker_survives_a_bomb_that_gets_past_the_zip_checks(
     client_for: ClientFor, make_user: MakeUser, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Loosen the zip limits so python-docx really inflates 200 MB: the memory limit stops it.
-    monkeypatch.setenv("DOCX_MAX_UNCOMPRESSED_MB", "10000")
-    monkeypatch.setenv("DOCX_MAX_COMPRESSION_RATIO", "100000")
-    monkeypatch.setenv("EXTRACT_MEMORY_MB", "160")
-    monkeypatch.setenv("EXTRACT_TIMEOUT_SECONDS", "30")
-    reset_settings()
-    settings = get_settings()
+    settings = configure(
+        monkeypatch,
+        DOCX_MAX_UNCOMPRESSED_MB=10000,
+        DOCX_MAX_COMPRESSION_RATIO=100000,
+        EXTRACT_MEMORY_MB=160,
+        EXTRACT_TIMEOUT_SECONDS=30,
+    )
     user = make_user()
     bomb, fine = _jobs(client_for, user, ["bad/bomb.docx", "meeting-notes.md"])
     handler = pipeline.handler(db, get_storage(), settings)
@@ -242,14 +235,16 @@ def test_the_stage_shows_on_the_job_while_it_runs(
 def test_an_llm_summarizer_through_the_queue(
     client_for: ClientFor, make_user: MakeUser, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SUMMARIZER", "openai")
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key-never-logged")
-    monkeypatch.setenv("OPENAI_BASE_URL", "https://llm.example.test/v1")
-    monkeypatch.setenv("SUMMARIZER_PRICE_INPUT_PER_MTOK", "1.0")
-    monkeypatch.setenv("SUMMARIZER_PRICE_OUTPUT_PER_MTOK", "2.0")
-    monkeypatch.setenv("RETRY_INITIAL_SECONDS", "0")
-    monkeypatch.setenv("RETRY_JITTER", "0")
-    reset_settings()
+    configure(
+        monkeypatch,
+        SUMMARIZER="openai",
+        OPENAI_API_KEY="sk-test-key-never-logged",
+        OPENAI_BASE_URL="https://llm.example.test/v1",
+        SUMMARIZER_PRICE_INPUT_PER_MTOK="1.0",
+        SUMMARIZER_PRICE_OUTPUT_PER_MTOK="2.0",
+        RETRY_INITIAL_SECONDS=0,
+        RETRY_JITTER=0,
+    )
     user = make_user()
     [job_id] = _jobs(client_for, user, ["quarterly-report.txt"])
     reply = {
@@ -275,7 +270,7 @@ def test_an_llm_summarizer_through_the_queue(
         ]
         # The 429 is recoverable: the attempt goes back to the queue with backoff (0 s here),
         # and the same drain runs it again.
-        report = process(client_for("process_jobs")).get_json()
+        report = process_jobs(client_for("process_jobs")).get_json()
         assert (report["retried"], report["completed"], report["claimed"]) == (1, 1, 2), report
     job = _status(client_for, user, job_id)
     assert (job["status"], job["attempts"]) == ("completed", 2)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -29,17 +28,20 @@ from shared.documents import sniff as sniff_module
 from shared.documents.extract import Extraction
 from shared.jobs.worker import Worker
 from shared.platform.client import Database
-from shared.platform.config import Settings, get_settings, reset_settings
+from shared.platform.config import Settings, get_settings
 from shared.platform.storage import get_storage
-from tests.acceptance.test_skeleton import (
+from tests.support.env import configure
+from tests.support.http import (
     ClientFor,
-    MakeUser,
     assert_error,
-    bearer,
-    count,
+    multipart_body,
+    post_raw,
+    post_upload,
     stored_objects,
-    upload,
 )
+from tests.support.rows import row_count
+from tests.support.tokens import bearer
+from tests.support.users import MakeUser
 
 UNITS = ("[a](", "[", "<", "a|", "*a", "#")
 SIZES = (64 * 1024, 5 * 1024 * 1024)
@@ -51,24 +53,10 @@ def adversarial(unit: str, size: int) -> bytes:
     return (unit * (size // len(unit) + 1)).encode()[:size]
 
 
-def multipart(data: bytes, filename: str, content_type: str = "text/plain") -> tuple[bytes, str]:
-    """A multipart body built ahead, so that the timed part is the server's work only."""
-    boundary = f"redos-{uuid.uuid4().hex}"
-    head = (
-        f"--{boundary}\r\n"
-        f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-        f"Content-Type: {content_type}\r\n\r\n"
-    ).encode()
-    return head + data + f"\r\n--{boundary}--\r\n".encode(), (
-        f"multipart/form-data; boundary={boundary}"
-    )
-
-
 def post(client: FlaskClient, user: Any, body: tuple[bytes, str], **headers: str) -> Any:
-    data, content_type = body
-    return client.post(
-        "/uploads", data=data, content_type=content_type, headers={**bearer(user), **headers}
-    )
+    """A multipart body built ahead (`multipart_body`), so that the timed part is the server's
+    work only."""
+    return post_raw(client, user, *body, headers=headers)
 
 
 def parsed_only(data: bytes, content_type: str, settings: Settings) -> Extraction:
@@ -83,7 +71,7 @@ def test_every_adversarial_input_is_answered_and_parsed_within_the_bound(
     settings = get_settings()
     users = {name: make_user() for name in NAMES}  # 12 uploads each: under the rate limit
     cases = [(name, unit, size) for name in NAMES for size in SIZES for unit in UNITS]
-    bodies = {case: multipart(adversarial(case[1], case[2]), case[0]) for case in cases}
+    bodies = {case: multipart_body(adversarial(case[1], case[2]), case[0]) for case in cases}
     uploads = client_for("uploads")
 
     route: dict[tuple[str, str, int], float] = {}
@@ -156,10 +144,10 @@ def test_a_refused_name_or_type_costs_no_reading_or_sniffing(
     code: str,
 ) -> None:
     user = make_user()
-    response = post(client_for("uploads"), user, multipart(BIG, filename, content_type))
+    response = post(client_for("uploads"), user, multipart_body(BIG, filename, content_type))
     assert_error(response, 400 if code == "invalid_filename" else 415, code)
     assert content_work == {"read": 0, "sniff": 0}
-    assert count(sql, "documents") == 0 and stored_objects() == []
+    assert row_count(sql, "documents") == 0 and stored_objects() == []
 
 
 def test_a_signed_upload_with_a_refused_name_is_not_read(
@@ -182,17 +170,16 @@ def test_a_user_at_the_rate_limit_gets_429_before_the_content_is_read(
     sql,
     content_work: dict[str, int],
 ) -> None:
-    monkeypatch.setenv("UPLOAD_RATE_LIMIT_PER_MINUTE", "2")
-    reset_settings()
+    configure(monkeypatch, UPLOAD_RATE_LIMIT_PER_MINUTE=2)
     user, other = make_user(), make_user()
     uploads = client_for("uploads")
-    first = upload(uploads, user, b"First document.", headers={"Idempotency-Key": "first"})
+    first = post_upload(uploads, user, b"First document.", headers={"Idempotency-Key": "first"})
     assert first.status_code == 202
-    assert upload(uploads, user, b"Second document.").status_code == 202
+    assert post_upload(uploads, user, b"Second document.").status_code == 202
     assert content_work == {"read": 2, "sniff": 2}
     content_work.update(read=0, sniff=0)
 
-    response = post(uploads, user, multipart(BIG, "adversarial.md"))
+    response = post(uploads, user, multipart_body(BIG, "adversarial.md"))
     error = assert_error(response, 429, "rate_limited")
     assert 1 <= error["retry_after"] == int(response.headers["Retry-After"]) <= 60
 
@@ -202,15 +189,15 @@ def test_a_user_at_the_rate_limit_gets_429_before_the_content_is_read(
     )
     assert_error(signed, 429, "rate_limited")
     assert content_work == {"read": 0, "sniff": 0}
-    assert count(sql, "documents") == 2
+    assert row_count(sql, "documents") == 2
     assert len(stored_objects()) == 3  # the two uploads, and the client's own object
 
     # A replay is never limited: the pre-check lets a key already used through.
-    replay = upload(uploads, user, b"First document.", headers={"Idempotency-Key": "first"})
+    replay = post_upload(uploads, user, b"First document.", headers={"Idempotency-Key": "first"})
     assert replay.status_code == 202
     assert replay.get_json()["job_id"] == first.get_json()["job_id"]
     # Another user is not affected.
-    assert post(uploads, other, multipart(BIG, "adversarial.md")).status_code == 202
+    assert post(uploads, other, multipart_body(BIG, "adversarial.md")).status_code == 202
 
 
 def test_a_rate_limited_upload_in_the_race_past_the_pre_check_is_still_refused(
@@ -221,20 +208,19 @@ def test_a_rate_limited_upload_in_the_race_past_the_pre_check_is_still_refused(
 ) -> None:
     """The pre-check only answers early: create_upload still enforces the limit, for an upload
     that passed the pre-check while another one took the last slot."""
-    monkeypatch.setenv("UPLOAD_RATE_LIMIT_PER_MINUTE", "1")
-    reset_settings()
+    configure(monkeypatch, UPLOAD_RATE_LIMIT_PER_MINUTE=1)
     user = make_user()
     uploads = client_for("uploads")
     original = intake.accept_upload
 
     def another_upload_wins_the_slot(*args: Any, **kwargs: Any) -> Any:
         monkeypatch.setattr(intake, "accept_upload", original)
-        assert upload(uploads, user, b"The other upload.").status_code == 202
+        assert post_upload(uploads, user, b"The other upload.").status_code == 202
         return original(*args, **kwargs)
 
     monkeypatch.setattr(intake, "accept_upload", another_upload_wins_the_slot)
-    response = upload(uploads, user, b"This upload.")
+    response = post_upload(uploads, user, b"This upload.")
     assert_error(response, 429, "rate_limited")
-    assert count(sql, "documents") == 1
+    assert row_count(sql, "documents") == 1
     assert len(stored_objects()) == 1  # this upload's object was deleted again
     assert json.loads(response.get_data())["error"]["retry_after"] >= 1

@@ -11,119 +11,33 @@ from __future__ import annotations
 import io
 import json
 import logging
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 from flask.testing import FlaskClient
-from werkzeug.test import TestResponse
 
-from shared.platform import client as client_module
 from shared.platform import events
 from shared.platform.auth import mint_token
 from shared.platform.client import Database, UserContext
-from shared.platform.config import get_settings, reset_settings
+from shared.platform.config import get_settings
 from shared.platform.log import JsonFormatter
-from shared.platform.storage import LocalStorage, get_storage
-
-TEXT = (
-    b"Quarterly report for the harbour office. Revenue grew by nine percent. "
-    b"The new crane arrives in March. Staff turnover stayed low.\n"
-    b"Second paragraph with more words about logistics and planning.\n"
+from shared.platform.storage import get_storage
+from tests.support.data import PNG, TEXT
+from tests.support.env import configure
+from tests.support.env import database_down as take_database_down
+from tests.support.http import (
+    ClientFor,
+    assert_error,
+    post_upload,
+    process_jobs,
+    stored_objects,
 )
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(100)
-
-ClientFor = Callable[[str], FlaskClient]
-MakeUser = Callable[..., UserContext]
-
-
-# --- helpers ------------------------------------------------------------------------------
-
-
-def bearer(user: UserContext | str) -> dict[str, str]:
-    token = user if isinstance(user, str) else user.token
-    return {"Authorization": f"Bearer {token}"}
-
-
-def scheduler() -> dict[str, str]:
-    return {"X-Scheduler-Secret": get_settings().scheduler_secret.get_secret_value()}
-
-
-def upload(
-    client: FlaskClient,
-    user: UserContext | str,
-    data: bytes = TEXT,
-    *,
-    filename: str = "report.txt",
-    priority: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> TestResponse:
-    form: dict[str, Any] = {"file": (io.BytesIO(data), filename)}
-    if priority is not None:
-        form["priority"] = priority
-    return client.post(
-        "/uploads",
-        data=form,
-        headers={**bearer(user), **(headers or {})},
-        content_type="multipart/form-data",
-    )
-
-
-def process(client: FlaskClient, body: dict[str, Any] | None = None) -> TestResponse:
-    return client.post("/process_jobs", json=body or {}, headers=scheduler())
-
-
-def assert_error(response: TestResponse, status: int, code: str | None = None) -> dict[str, Any]:
-    """The contract's error: JSON `{"error": {"code", "message"}}`, never HTML or a traceback."""
-    text = response.get_data(as_text=True)
-    assert response.status_code == status, text
-    assert response.mimetype == "application/json", text
-    assert "Traceback" not in text and "<html" not in text.lower()
-    body = response.get_json()
-    assert isinstance(body, dict) and set(body) == {"error"}, body
-    error = body["error"]
-    assert isinstance(error["code"], str) and error["code"]
-    assert isinstance(error["message"], str) and error["message"]
-    if code is not None:
-        assert error["code"] == code, error
-    return error
-
-
-def event_counts(sql: psycopg.Connection, job_id: str) -> dict[str, int]:
-    rows = sql.execute(
-        "select event_type, count(*) from public.document_processing_events"
-        " where job_id = %s group by event_type",
-        (job_id,),
-    ).fetchall()
-    return {event_type: n for event_type, n in rows}
-
-
-def count(sql: psycopg.Connection, table: str) -> int:
-    row = sql.execute(f"select count(*) from public.{table}").fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def storage_path(sql: psycopg.Connection, document_id: str) -> str:
-    row = sql.execute(
-        "select storage_path from public.documents where id = %s", (document_id,)
-    ).fetchone()
-    assert row is not None
-    return str(row[0])
-
-
-def stored_objects() -> list[Path]:
-    """Every file in the local storage bucket (temporary upload files included)."""
-    storage = get_storage()
-    assert isinstance(storage, LocalStorage)
-    assert str(storage.root).startswith(str(get_settings().storage_dir))
-    if not storage.root.exists():
-        return []
-    return sorted(p for p in storage.root.rglob("*") if p.is_file())
+from tests.support.rows import event_counts, row_count, storage_path
+from tests.support.tokens import bearer, forged, scheduler_headers
+from tests.support.users import MakeUser
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -141,7 +55,7 @@ def test_walking_skeleton_through_each_target(
     owner, other, admin = users
 
     # upload
-    response = upload(client_for("uploads"), owner, priority="high")
+    response = post_upload(client_for("uploads"), owner, priority="high")
     assert response.status_code == 202, response.get_data(as_text=True)
     body = response.get_json()
     assert set(body) == {"document_id", "job_id", "status"}
@@ -165,7 +79,7 @@ def test_walking_skeleton_through_each_target(
     assert event_counts(sql, job_id) == {"upload_started": 1}
 
     # process
-    response = process(client_for("process_jobs"))
+    response = process_jobs(client_for("process_jobs"))
     assert response.status_code == 200, response.get_data(as_text=True)
     report = response.get_json()
     assert report["claimed"] == 1
@@ -239,13 +153,13 @@ def test_walking_skeleton_through_the_one_port_app(
 ) -> None:
     owner, other, admin = users
 
-    response = upload(server_client, owner)
+    response = post_upload(server_client, owner)
     assert response.status_code == 202, response.get_data(as_text=True)
     job_id = response.get_json()["job_id"]
     document_id = response.get_json()["document_id"]
     assert get_storage().exists(storage_path(sql, document_id))
 
-    response = process(server_client, {"max_jobs": 5})
+    response = process_jobs(server_client, {"max_jobs": 5})
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["claimed"] == 1
     assert response.get_json()["completed"] == 1
@@ -296,19 +210,14 @@ def test_bad_or_missing_token_is_401(
 def test_expired_token_is_401(client_for: ClientFor, make_user: MakeUser, sql) -> None:
     user = make_user()
     expired = mint_token(get_settings(), user.user_id, ttl_seconds=-3600)
-    assert_error(upload(client_for("uploads"), expired), 401, "token_expired")
+    assert_error(post_upload(client_for("uploads"), expired), 401, "token_expired")
     assert_error(client_for("jobs").get(f"/jobs/{uuid.uuid4()}", headers=bearer(expired)), 401)
-    assert count(sql, "documents") == 0
+    assert row_count(sql, "documents") == 0
 
 
 def test_token_signed_with_another_secret_is_401(client_for: ClientFor, make_user: MakeUser):
     user = make_user()
-    import jwt
-
-    forged = jwt.encode(
-        dict(user.claims), "another-secret-that-is-long-enough-0123456789", algorithm="HS256"
-    )
-    assert_error(upload(client_for("uploads"), forged), 401)
+    assert_error(post_upload(client_for("uploads"), forged(dict(user.claims))), 401)
 
 
 def test_wrong_method_is_405_with_allow(client_for: ClientFor, make_user: MakeUser) -> None:
@@ -352,7 +261,7 @@ def test_upload_that_is_not_multipart_is_415(
         "/uploads", json={"file": TEXT.decode()}, headers=bearer(user)
     )
     assert_error(response, 422, "invalid_storage_path")
-    assert count(sql, "documents") == 0
+    assert row_count(sql, "documents") == 0
 
 
 def test_upload_without_file_field_is_400(client_for: ClientFor, make_user: MakeUser) -> None:
@@ -368,23 +277,23 @@ def test_upload_without_file_field_is_400(client_for: ClientFor, make_user: Make
 
 def test_empty_file_is_400(client_for: ClientFor, make_user: MakeUser, sql) -> None:
     user = make_user()
-    assert_error(upload(client_for("uploads"), user, b""), 400, "empty_file")
-    assert count(sql, "documents") == 0
+    assert_error(post_upload(client_for("uploads"), user, b""), 400, "empty_file")
+    assert row_count(sql, "documents") == 0
     assert stored_objects() == []
 
 
 def test_binary_content_is_415(client_for: ClientFor, make_user: MakeUser, sql) -> None:
     user = make_user()
-    response = upload(client_for("uploads"), user, PNG, filename="looks-like.txt")
+    response = post_upload(client_for("uploads"), user, PNG, filename="looks-like.txt")
     assert_error(response, 415, "unsupported_content")
-    assert count(sql, "documents") == 0
+    assert row_count(sql, "documents") == 0
     assert stored_objects() == []
 
 
 def test_unknown_priority_is_422(client_for: ClientFor, make_user: MakeUser, sql) -> None:
     user = make_user()
-    assert_error(upload(client_for("uploads"), user, priority="urgent"), 422)
-    assert count(sql, "documents") == 0
+    assert_error(post_upload(client_for("uploads"), user, priority="urgent"), 422)
+    assert row_count(sql, "documents") == 0
 
 
 @pytest.mark.parametrize(
@@ -406,12 +315,11 @@ def test_file_over_the_limit_is_413(
     size: int,
 ) -> None:
     user = make_user()
-    monkeypatch.setenv("MAX_UPLOAD_BYTES", "1000")
-    reset_settings()
+    configure(monkeypatch, MAX_UPLOAD_BYTES=1000)
     uploads = client_for("uploads") if app == "target" else server_client
-    assert upload(uploads, user, b"a" * 1000).status_code == 202  # exactly the limit is fine
-    assert_error(upload(uploads, user, b"a" * size), 413, "too_large")
-    assert count(sql, "documents") == 1
+    assert post_upload(uploads, user, b"a" * 1000).status_code == 202  # exactly the limit is fine
+    assert_error(post_upload(uploads, user, b"a" * size), 413, "too_large")
+    assert row_count(sql, "documents") == 1
     assert len(stored_objects()) == 1
 
 
@@ -430,7 +338,9 @@ def test_process_jobs_needs_the_scheduler_secret(client_for: ClientFor) -> None:
 def test_process_jobs_rejects_a_bad_budget_with_422(
     client_for: ClientFor, body: dict[str, Any]
 ) -> None:
-    response = client_for("process_jobs").post("/process_jobs", json=body, headers=scheduler())
+    response = client_for("process_jobs").post(
+        "/process_jobs", json=body, headers=scheduler_headers()
+    )
     assert_error(response, 422)
 
 
@@ -439,7 +349,7 @@ def test_process_jobs_rejects_a_body_that_is_not_a_json_object_with_400(
     client_for: ClientFor, raw: bytes
 ) -> None:
     response = client_for("process_jobs").post(
-        "/process_jobs", data=raw, content_type="application/json", headers=scheduler()
+        "/process_jobs", data=raw, content_type="application/json", headers=scheduler_headers()
     )
     assert_error(response, 400)
 
@@ -447,7 +357,7 @@ def test_process_jobs_rejects_a_body_that_is_not_a_json_object_with_400(
 def test_process_jobs_rejects_a_huge_body_with_413(client_for: ClientFor) -> None:
     raw = b'{"max_jobs": 1, "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
     response = client_for("process_jobs").post(
-        "/process_jobs", data=raw, content_type="application/json", headers=scheduler()
+        "/process_jobs", data=raw, content_type="application/json", headers=scheduler_headers()
     )
     assert_error(response, 413)
 
@@ -460,18 +370,18 @@ def test_a_failure_half_way_leaves_nothing(client_for: ClientFor, db: Database, 
     # document (foreign key) after the object was already stored.
     ghost = str(uuid.uuid4())
     token = mint_token(get_settings(), ghost)
-    response = upload(client_for("uploads"), token)
+    response = post_upload(client_for("uploads"), token)
     error = assert_error(response, response.status_code)
     assert response.status_code >= 400, error
     assert stored_objects() == []
-    assert count(sql, "documents") == 0
-    assert count(sql, "processing_jobs") == 0
-    assert count(sql, "document_processing_events") == 0
+    assert row_count(sql, "documents") == 0
+    assert row_count(sql, "processing_jobs") == 0
+    assert row_count(sql, "document_processing_events") == 0
 
 
 def test_database_errors_do_not_leak_sql_internals(client_for: ClientFor, db: Database) -> None:
     token = mint_token(get_settings(), str(uuid.uuid4()))  # no such user in auth.users
-    response = upload(client_for("uploads"), token)
+    response = post_upload(client_for("uploads"), token)
     error = assert_error(response, response.status_code)
     for internal in ("constraint", "documents_user_id_fkey", "insert or update", "violates"):
         assert internal not in error["message"], error
@@ -484,33 +394,26 @@ def test_idempotency_key_replays_the_first_answer(
     uploads = client_for("uploads")
     key = {"Idempotency-Key": "upload-7f3a"}
 
-    first = upload(uploads, user, headers=key)
-    second = upload(uploads, user, headers=key)
+    first = post_upload(uploads, user, headers=key)
+    second = post_upload(uploads, user, headers=key)
     assert first.status_code == 202 and second.status_code == 202
     assert second.get_json()["document_id"] == first.get_json()["document_id"]
     assert second.get_json()["job_id"] == first.get_json()["job_id"]
-    assert count(sql, "documents") == 1
-    assert count(sql, "processing_jobs") == 1
+    assert row_count(sql, "documents") == 1
+    assert row_count(sql, "processing_jobs") == 1
     objects = stored_objects()
     assert len(objects) == 1
     assert objects[0].read_bytes() == TEXT
 
-    conflict = upload(uploads, user, TEXT + b"changed", headers=key)
+    conflict = post_upload(uploads, user, TEXT + b"changed", headers=key)
     assert_error(conflict, 409)
-    assert count(sql, "documents") == 1
+    assert row_count(sql, "documents") == 1
     assert stored_objects() == objects
 
     # another user may use the same key for their own upload
-    other = upload(uploads, another_user_token(sql), headers=key)
+    other = post_upload(uploads, make_user(), headers=key)
     assert other.status_code == 202
     assert other.get_json()["document_id"] != first.get_json()["document_id"]
-
-
-def another_user_token(sql: psycopg.Connection) -> str:
-    """A token of a second, real user."""
-    other_id = str(uuid.uuid4())
-    sql.execute("insert into auth.users (id) values (%s)", (other_id,))
-    return mint_token(get_settings(), other_id)
 
 
 # --- processing failures --------------------------------------------------------------------
@@ -519,15 +422,14 @@ def another_user_token(sql: psycopg.Connection) -> str:
 def test_missing_object_fails_the_job_and_the_drain_goes_on(
     client_for: ClientFor, make_user: MakeUser, sql, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("WORKER_BATCH_SIZE", "1")  # one claim per job: the loop must go on
-    reset_settings()
+    configure(monkeypatch, WORKER_BATCH_SIZE=1)  # one claim per job: the loop must go on
     user = make_user()
     uploads = client_for("uploads")
-    broken = upload(uploads, user, priority="high").get_json()  # claimed first
-    healthy = upload(uploads, user, b"Another plain document. Fine.").get_json()
+    broken = post_upload(uploads, user, priority="high").get_json()  # claimed first
+    healthy = post_upload(uploads, user, b"Another plain document. Fine.").get_json()
     get_storage().delete(storage_path(sql, broken["document_id"]))
 
-    response = process(client_for("process_jobs"))
+    response = process_jobs(client_for("process_jobs"))
     assert response.status_code == 200, response.get_data(as_text=True)
     report = {k: v for k, v in response.get_json().items() if v}
     assert report == {"claimed": 2, "completed": 1, "failed": 1}
@@ -582,16 +484,16 @@ def test_logs_are_json_lines_without_tokens_or_document_text(
 ) -> None:
     secret_sentence = "The merger with Bluewater Holdings closes on the ninth of June."
     user = make_user()
-    response = upload(client_for("uploads"), user, secret_sentence.encode() + b"\n" + TEXT)
+    response = post_upload(client_for("uploads"), user, secret_sentence.encode() + b"\n" + TEXT)
     assert response.status_code == 202
     job_id = response.get_json()["job_id"]
-    assert process(client_for("process_jobs")).status_code == 200
+    assert process_jobs(client_for("process_jobs")).status_code == 200
     response = client_for("jobs").get(f"/jobs/{job_id}", headers=bearer(user))
     assert response.status_code == 200
     assert secret_sentence in response.get_json()["result"]["summary"]
     # and some failures, which log too
-    assert upload(client_for("uploads"), user, PNG).status_code == 415
-    assert upload(client_for("uploads"), user, b"").status_code == 400
+    assert post_upload(client_for("uploads"), user, PNG).status_code == 415
+    assert post_upload(client_for("uploads"), user, b"").status_code == 400
 
     lines = captured_logs.getvalue().splitlines()
     assert len(lines) >= 4, lines  # at least one line per request
@@ -627,23 +529,8 @@ def test_record_processing_event_returns_none_and_is_delivered(db: Database, sql
 
 
 @pytest.fixture
-def database_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:1/postgres")
-    monkeypatch.setenv("DB_CONNECT_TIMEOUT", "1")
-    reset_settings()
-    client_module.reset_db()
-    yield
-    client_module.reset_db()
-
-
-def wait_for(condition: Callable[[], bool], limit: float = 30.0) -> bool:
-    """Poll a condition (a liveness bound, not a timing assertion)."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+def database_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    take_database_down(monkeypatch)
 
 
 def test_record_processing_event_with_the_database_down(database_down: None) -> None:
@@ -654,16 +541,14 @@ def test_record_processing_event_with_the_database_down(database_down: None) -> 
     )
     assert result is None
     assert events.flush() is None  # returns (bounded), does not raise
-    assert wait_for(lambda: recorder.dropped > dropped)
+    wait_until(lambda: recorder.dropped > dropped, "the event to be dropped")
 
 
 def test_flush_counts_what_it_could_not_deliver_before_returning(
     database_down: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The send waits DB_CONNECT_TIMEOUT for a connection, far longer than flush's 0.5 s bound.
-    monkeypatch.setenv("DB_CONNECT_TIMEOUT", "3")
-    reset_settings()
-    client_module.reset_db()
+    take_database_down(monkeypatch, connect_timeout=3)
     recorder = events.recorder()
     dropped = recorder.dropped
     events.record_processing_event("failed", job_id=str(uuid.uuid4()), error_message="boom")
@@ -671,4 +556,5 @@ def test_flush_counts_what_it_could_not_deliver_before_returning(
         events.flush()
         assert recorder.dropped > dropped
     finally:
-        wait_for(lambda: recorder.dropped > dropped)  # leave no batch in flight
+        # leave no batch in flight
+        wait_until(lambda: recorder.dropped > dropped, "the batch to be dropped")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.test_dashboard_browser import browser_unavailable
+from tests.support.browser import browser_unavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "install-system-deps.sh"

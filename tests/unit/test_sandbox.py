@@ -9,7 +9,7 @@ import pytest
 
 from shared.documents.extract import ExtractionError
 from shared.documents.sandbox import SandboxLimits, run
-from tests.unit import sandbox_targets as targets
+from tests.support import sandbox_targets as targets
 
 LIMITS = SandboxLimits(timeout_seconds=20, memory_bytes=512 * 1024 * 1024)
 
