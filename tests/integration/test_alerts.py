@@ -10,9 +10,7 @@ nothing depends on the wall clock. Alert rows are read back through the `sql` fi
 
 from __future__ import annotations
 
-import hashlib
 import threading
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +23,9 @@ from psycopg.rows import dict_row
 
 from shared.platform.client import Database
 from shared.platform.errors import Conflict, NotFound
+from tests.support.factories import create_upload
+from tests.support.queue import claimed_jobs
+from tests.support.times import at
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -518,36 +519,9 @@ THRESHOLDS = {
 }
 
 
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def upload(db, user, *, now: datetime) -> str:
-    data = uuid.uuid4().bytes
-    created = db.call(
-        "create_upload",
-        user_id=user.user_id,
-        original_filename="doc.txt",
-        content_type="text/plain",
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        storage_path=f"{user.user_id}/{uuid.uuid4()}",
-        now=now,
-    )
-    return str(created["job_id"])
-
-
-def claimed(db, user, n: int, *, now: datetime, lease_seconds: int = 30) -> list[dict]:
-    for _ in range(n):
-        upload(db, user, now=now)
-    jobs = db.call("claim_jobs", worker_id="w1", max_jobs=n, lease_seconds=lease_seconds, now=now)
-    assert len(jobs) == n
-    return jobs
-
-
 def finish(db, user, completed: int, failed: int, *, now: datetime) -> None:
     """`completed` jobs completed and `failed` failed for good, claimed at T0, done at `now`."""
-    jobs = claimed(db, user, completed + failed, now=T0)
+    jobs = claimed_jobs(db, user, completed + failed, now=T0)
     for job in jobs[:completed]:
         db.call("complete_job", job_id=job["id"], worker_id="w1", attempt=1, now=now)
     for job in jobs[completed:]:
@@ -577,8 +551,8 @@ def test_an_empty_queue_is_healthy(db):
 
 
 def test_all_completed_is_healthy(db, make_user):
-    finish(db, make_user(), 5, 0, now=at(10))
-    result = health(db, now=at(60))
+    finish(db, make_user(), 5, 0, now=at(10, T0))
+    result = health(db, now=at(60, T0))
     assert (result["health"], result["reasons"]) == ("healthy", [])
     assert (result["completed"], result["failed"], result["success_rate"]) == (5, 0, 1.0)
     assert result["counts"] == {"completed": 5}
@@ -594,16 +568,16 @@ def test_all_completed_is_healthy(db, make_user):
     ],
 )
 def test_success_rate_verdicts(db, make_user, completed, failed, verdict, reason):
-    finish(db, make_user(), completed, failed, now=at(10))
-    result = health(db, now=at(60))
+    finish(db, make_user(), completed, failed, now=at(10, T0))
+    result = health(db, now=at(60, T0))
     assert result["health"] == verdict
     assert result["reasons"] == ([reason] if reason else [])
     assert result["success_rate"] == pytest.approx(completed / (completed + failed))
 
 
 def test_the_success_rate_only_counts_the_window(db, make_user):
-    finish(db, make_user(), 0, 3, now=at(10))  # failures long ago
-    result = health(db, now=at(10 + 3601))
+    finish(db, make_user(), 0, 3, now=at(10, T0))  # failures long ago
+    result = health(db, now=at(10 + 3601, T0))
     assert (result["health"], result["completed"], result["failed"]) == ("healthy", 0, 0)
     assert result["success_rate"] is None
 
@@ -613,11 +587,11 @@ def test_the_success_rate_only_counts_the_window(db, make_user):
     [pytest.param(1, "degraded", id="1-stalled"), pytest.param(6, "unhealthy", id="6-stalled")],
 )
 def test_stalled_jobs(db, make_user, stalled, verdict):
-    claimed(db, make_user(), stalled, now=T0, lease_seconds=30)
+    claimed_jobs(db, make_user(), stalled, now=T0, lease_seconds=30)
     # Before the lease expires nothing is stalled.
-    assert health(db, now=at(29))["stalled"] == 0
-    assert health(db, now=at(29))["health"] == "healthy"
-    result = health(db, now=at(31))
+    assert health(db, now=at(29, T0))["stalled"] == 0
+    assert health(db, now=at(29, T0))["health"] == "healthy"
+    result = health(db, now=at(31, T0))
     assert result["stalled"] == stalled
     assert result["health"] == verdict
     limit = 5 if verdict == "unhealthy" else 0
@@ -627,9 +601,9 @@ def test_stalled_jobs(db, make_user, stalled, verdict):
 def test_backlog_over_the_threshold(db, make_user):
     user = make_user()
     for i in range(4):
-        upload(db, user, now=at(i))
-    assert health(db, now=at(10), degraded_backlog=4)["health"] == "healthy"
-    result = health(db, now=at(10), degraded_backlog=3)
+        create_upload(db, user, now=at(i, T0))
+    assert health(db, now=at(10, T0), degraded_backlog=4)["health"] == "healthy"
+    result = health(db, now=at(10, T0), degraded_backlog=3)
     assert result["health"] == "degraded"
     assert result["reasons"] == ["4 pending jobs > 3"]
     assert result["counts"] == {"pending": 4}
@@ -637,9 +611,9 @@ def test_backlog_over_the_threshold(db, make_user):
 
 
 def test_oldest_pending_older_than_the_threshold(db, make_user):
-    upload(db, make_user(), now=T0)
-    assert health(db, now=at(600))["health"] == "healthy"
-    result = health(db, now=at(660))
+    create_upload(db, make_user(), now=T0)
+    assert health(db, now=at(600, T0))["health"] == "healthy"
+    result = health(db, now=at(660, T0))
     assert result["health"] == "degraded"
     assert result["oldest_pending_seconds"] == 660
     assert result["reasons"] == ["oldest pending job waited 660 s > 600 s"]
@@ -647,11 +621,11 @@ def test_oldest_pending_older_than_the_threshold(db, make_user):
 
 def test_reasons_list_every_cause(db, make_user):
     user = make_user()
-    finish(db, user, 4, 1, now=at(10))  # 80 %
-    claimed(db, user, 1, now=T0, lease_seconds=30)  # stalled after 30 s
+    finish(db, user, 4, 1, now=at(10, T0))  # 80 %
+    claimed_jobs(db, user, 1, now=T0, lease_seconds=30)  # stalled after 30 s
     for _ in range(3):
-        upload(db, user, now=T0)  # backlog of 3, waiting since T0
-    result = health(db, now=at(700), degraded_backlog=2)
+        create_upload(db, user, now=T0)  # backlog of 3, waiting since T0
+    result = health(db, now=at(700, T0), degraded_backlog=2)
     assert result["health"] == "degraded"
     assert result["reasons"] == [
         "success rate 80.0% < 90.0%",

@@ -15,7 +15,6 @@ that their order is the same under the C and the usual ICU/glibc collations.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import threading
@@ -37,6 +36,7 @@ from psycopg.types.json import Jsonb
 from shared.ops import analytics
 from shared.platform.client import Database
 from shared.platform.errors import Unprocessable
+from tests.support.factories import create_upload
 
 # Not aligned to any grain: the newest bucket of every window is partial.
 NOW = datetime(2026, 3, 15, 12, 37, 23, 456789, tzinfo=UTC)
@@ -400,21 +400,6 @@ def assert_report(actual: dict[str, Any], raw: Raw, window: str, now: datetime) 
 # --- seeding -------------------------------------------------------------------------------
 
 
-def upload(db: Database, user: Any, *, now: datetime, content_type: str, **extra: Any) -> dict:
-    data = uuid.uuid4().bytes
-    return db.call(
-        "create_upload",
-        user_id=user.user_id,
-        original_filename="doc.bin",
-        content_type=content_type,
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        storage_path=f"{user.user_id}/{uuid.uuid4()}",
-        now=now,
-        **extra,
-    )
-
-
 def claim_one(db: Database, job_id: str, at: datetime, worker: str = "w1") -> dict:
     (job,) = db.call("claim_jobs", worker_id=worker, max_jobs=5, lease_seconds=900, now=at)
     assert job["id"] == job_id
@@ -435,7 +420,7 @@ def seed_real_paths(db: Database, make_user: Callable[..., Any], rng: random.Ran
         back = rng.uniform(700, 3000) if i < 10 else rng.uniform(3600, 3 * 86400)
         t0 = NOW - timedelta(seconds=back)
         outcome = rng.choice(["complete"] * 5 + ["retry", "fail", "exhausted"])
-        up = upload(
+        up = create_upload(
             db,
             rng.choice(users),
             now=t0,
@@ -637,7 +622,7 @@ def test_real_queue_paths_attribute_events_to_their_job_and_document(
     result, queue wait from the first claim: the joins the trigger makes at insert time."""
     user = make_user()
     t0 = NOW - timedelta(minutes=30)
-    up = upload(db, user, now=t0, content_type="application/pdf", priority="low")
+    up = create_upload(db, user, now=t0, content_type="application/pdf", priority="low")
     claim_one(db, up["job_id"], t0 + timedelta(seconds=2.5))
     db.call(
         "complete_jobs",
@@ -908,7 +893,7 @@ def test_only_admins_see_the_figures_and_unknown_windows_are_refused(
 ) -> None:
     alice, admin = make_user(), make_user(admin=True)
     t0 = NOW - timedelta(minutes=20)
-    up = upload(db, alice, now=t0, content_type="text/plain")
+    up = create_upload(db, alice, now=t0, content_type="text/plain")
     claim_one(db, up["job_id"], t0 + timedelta(seconds=1))
     db.call(
         "fail_jobs",
@@ -984,7 +969,7 @@ def test_odd_stage_timings_and_jobless_events_are_recorded_and_left_out_of_stage
     user = make_user()
     t = NOW - timedelta(minutes=40)
     for result in ODD_RESULTS:
-        up = upload(db, user, now=t, content_type="text/plain")
+        up = create_upload(db, user, now=t, content_type="text/plain")
         claim_one(db, up["job_id"], t + timedelta(seconds=1))
         done = db.call(
             "complete_jobs",
@@ -1028,7 +1013,7 @@ def test_a_tiny_stage_timing_does_not_break_fold_or_report(db: Database, make_us
     before the cast, so it counts as 0."""
     user = make_user()
     t = NOW - timedelta(minutes=10)
-    up = upload(db, user, now=t, content_type="text/plain")
+    up = create_upload(db, user, now=t, content_type="text/plain")
     claim_one(db, up["job_id"], t + timedelta(seconds=1))
     # Python floats cannot say 1e-400; any other JSON producer can (jsonb keeps it as numeric).
     completions = (

@@ -21,6 +21,7 @@ from psycopg import sql as pgsql
 
 from shared.dev import localdb, migrate
 from shared.platform.errors import ConfigError
+from tests.support.rows import public_tables
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_TABLES = {
@@ -460,11 +461,7 @@ def test_schema_from_zero_has_every_function_the_code_calls(empty_db_url):
 def test_every_public_table_has_row_level_security(empty_db_url):
     migrate.migrate(empty_db_url)
     with psycopg.connect(empty_db_url) as conn:
-        rows = conn.execute(
-            "select relname, relrowsecurity from pg_class"
-            " where relnamespace = 'public'::regnamespace and relkind in ('r', 'p')"
-        ).fetchall()
-    tables = dict(rows)
+        tables = public_tables(conn)
     assert set(tables) >= EXPECTED_TABLES
     assert [name for name, rls in tables.items() if not rls] == []
 

@@ -6,75 +6,19 @@ asserts on wall-clock time.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from shared.platform.errors import Conflict, Forbidden, Unprocessable
-
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def upload(
-    db,
-    user,
-    *,
-    now: datetime = T0,
-    data: bytes | None = None,
-    storage_path: str | None = None,
-    **extra: Any,
-) -> dict:
-    data = data if data is not None else uuid.uuid4().bytes
-    return db.call(
-        "create_upload",
-        user_id=user.user_id,
-        original_filename="doc.txt",
-        content_type="text/plain",
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        storage_path=storage_path or f"{user.user_id}/{uuid.uuid4()}",
-        now=now,
-        **extra,
-    )
-
-
-def job_row(sql: psycopg.Connection, job_id: str) -> dict:
-    with sql.cursor(row_factory=dict_row) as cur:
-        row = cur.execute("select * from public.processing_jobs where id = %s", (job_id,))
-        return row.fetchone()
-
-
-def events(sql: psycopg.Connection, job_id: str | None = None) -> list[dict]:
-    with sql.cursor(row_factory=dict_row) as cur:
-        if job_id is None:
-            return cur.execute(
-                "select * from public.document_processing_events order by id"
-            ).fetchall()
-        return cur.execute(
-            "select * from public.document_processing_events where job_id = %s order by id",
-            (job_id,),
-        ).fetchall()
-
-
-def claim(db, worker: str = "w1", *, now: datetime = T0, max_jobs: int = 10, **extra) -> list:
-    return db.call("claim_jobs", worker_id=worker, max_jobs=max_jobs, now=now, **extra)
-
-
-def fail(db, job_id: str, worker: str, attempt: int, *, now: datetime, **extra) -> dict:
-    params = {"error_code": "io_error", "error_message": "disk on fire", **extra}
-    return db.call("fail_job", job_id=job_id, worker_id=worker, attempt=attempt, now=now, **params)
-
+from tests.support.factories import create_upload
+from tests.support.queue import claim_jobs, fail_job
+from tests.support.rows import job_events, job_row
+from tests.support.times import T0, at
 
 # --- claim ---------------------------------------------------------------------------------
 
@@ -82,37 +26,37 @@ def fail(db, job_id: str, worker: str, attempt: int, *, now: datetime, **extra) 
 def test_claim_order_is_priority_then_oldest_run_at(db, make_user):
     user = make_user()
     created = {
-        "low_oldest": upload(db, user, priority="low", now=at(0)),
-        "normal_late": upload(db, user, priority="normal", now=at(2)),
-        "high_late": upload(db, user, priority="high", now=at(5)),
-        "normal_early": upload(db, user, priority="normal", now=at(1)),
-        "high_early": upload(db, user, priority="high", now=at(4)),
+        "low_oldest": create_upload(db, user, priority="low", now=at(0)),
+        "normal_late": create_upload(db, user, priority="normal", now=at(2)),
+        "high_late": create_upload(db, user, priority="high", now=at(5)),
+        "normal_early": create_upload(db, user, priority="normal", now=at(1)),
+        "high_early": create_upload(db, user, priority="high", now=at(4)),
     }
     by_id = {v["job_id"]: k for k, v in created.items()}
 
     order = []
     for _ in created:
-        (job,) = claim(db, now=at(10), max_jobs=1)
+        (job,) = claim_jobs(db, now=at(10), max_jobs=1)
         order.append(by_id[job["id"]])
     assert order == ["high_early", "high_late", "normal_early", "normal_late", "low_oldest"]
-    assert claim(db, now=at(10)) == []
+    assert claim_jobs(db, now=at(10)) == []
 
 
 def test_a_batch_claim_takes_the_best_jobs(db, make_user):
     user = make_user()
-    low = upload(db, user, priority="low", now=at(0))
-    normal = upload(db, user, priority="normal", now=at(1))
-    high = upload(db, user, priority="high", now=at(2))
-    batch = claim(db, now=at(10), max_jobs=2)
+    low = create_upload(db, user, priority="low", now=at(0))
+    normal = create_upload(db, user, priority="normal", now=at(1))
+    high = create_upload(db, user, priority="high", now=at(2))
+    batch = claim_jobs(db, now=at(10), max_jobs=2)
     assert [j["id"] for j in batch] == [high["job_id"], normal["job_id"]]
-    assert [j["id"] for j in claim(db, now=at(10))] == [low["job_id"]]
+    assert [j["id"] for j in claim_jobs(db, now=at(10))] == [low["job_id"]]
 
 
 def test_claim_respects_max_jobs_and_sets_the_lease(db, make_user, sql):
     user = make_user()
-    jobs = [upload(db, user, now=at(i))["job_id"] for i in range(5)]
+    jobs = [create_upload(db, user, now=at(i))["job_id"] for i in range(5)]
 
-    batch = claim(db, "worker-a", now=at(100), max_jobs=2)
+    batch = claim_jobs(db, "worker-a", now=at(100), max_jobs=2)
     assert [j["id"] for j in batch] == jobs[:2]
     assert [j["attempts"] for j in batch] == [1, 1]
     for job_id in jobs[:2]:
@@ -126,12 +70,12 @@ def test_claim_respects_max_jobs_and_sets_the_lease(db, make_user, sql):
         row = job_row(sql, job_id)
         assert (row["status"], row["attempts"], row["lease_owner"]) == ("pending", 0, None)
 
-    batch = claim(db, "worker-b", now=at(100), max_jobs=2, lease_seconds=90)
+    batch = claim_jobs(db, "worker-b", now=at(100), max_jobs=2, lease_seconds=90)
     assert [j["id"] for j in batch] == jobs[2:4]
     assert job_row(sql, jobs[2])["lease_expires_at"] == at(190)
     assert job_row(sql, jobs[2])["lease_owner"] == "worker-b"
 
-    assert claim(db, now=at(100), max_jobs=0) == []
+    assert claim_jobs(db, now=at(100), max_jobs=0) == []
     assert job_row(sql, jobs[4])["status"] == "pending"
     with pytest.raises(Unprocessable) as caught:
         db.call("claim_jobs", worker_id="", max_jobs=1, now=at(100))
@@ -141,16 +85,16 @@ def test_claim_respects_max_jobs_and_sets_the_lease(db, make_user, sql):
 
 def test_jobs_not_yet_due_are_not_claimed(db, make_user):
     user = make_user()
-    later = upload(db, user, priority="high", now=at(60))
-    due = upload(db, user, priority="low", now=at(0))
-    assert [j["id"] for j in claim(db, now=at(30))] == [due["job_id"]]
-    assert claim(db, now=at(59)) == []
-    assert [j["id"] for j in claim(db, now=at(60))] == [later["job_id"]]
+    later = create_upload(db, user, priority="high", now=at(60))
+    due = create_upload(db, user, priority="low", now=at(0))
+    assert [j["id"] for j in claim_jobs(db, now=at(30))] == [due["job_id"]]
+    assert claim_jobs(db, now=at(59)) == []
+    assert [j["id"] for j in claim_jobs(db, now=at(60))] == [later["job_id"]]
 
 
 def test_concurrent_claimers_never_share_a_job(db, make_user, sql):
     user = make_user()
-    created = {upload(db, user, now=at(i % 7))["job_id"] for i in range(50)}
+    created = {create_upload(db, user, now=at(i % 7))["job_id"] for i in range(50)}
     workers = [f"worker-{n}" for n in range(4)]
     start = threading.Barrier(len(workers))
 
@@ -182,7 +126,7 @@ def test_concurrent_claimers_never_share_a_job(db, make_user, sql):
 
 def test_claim_skips_rows_locked_by_another_transaction(db, make_user, database_url):
     user = make_user()
-    jobs = [upload(db, user, now=at(i))["job_id"] for i in range(4)]
+    jobs = [create_upload(db, user, now=at(i))["job_id"] for i in range(4)]
     with psycopg.connect(database_url) as holder, psycopg.connect(database_url) as claimer:
         holder.execute(
             "select id from public.processing_jobs where id = any(%s::uuid[]) for update",
@@ -212,8 +156,8 @@ def _snapshot(sql: psycopg.Connection, job_id: str) -> tuple:
 
 def test_only_the_lease_holder_of_the_attempt_may_complete_or_fail(db, make_user, sql):
     user = make_user()
-    job_id = upload(db, user)["job_id"]
-    claim(db, "w1", now=at(10))
+    job_id = create_upload(db, user, now=T0)["job_id"]
+    claim_jobs(db, "w1", now=at(10))
     before = _snapshot(sql, job_id)
 
     wrong = [
@@ -248,10 +192,10 @@ def test_only_the_lease_holder_of_the_attempt_may_complete_or_fail(db, make_user
 
 def test_a_worker_that_lost_its_lease_cannot_overwrite_the_next_attempt(db, make_user, sql):
     user = make_user()
-    job_id = upload(db, user)["job_id"]
-    claim(db, "w1", now=at(10))
-    fail(db, job_id, "w1", 1, now=at(11))
-    (again,) = claim(db, "w2", now=at(20))
+    job_id = create_upload(db, user, now=T0)["job_id"]
+    claim_jobs(db, "w1", now=at(10))
+    fail_job(db, job_id, "w1", 1, now=at(11))
+    (again,) = claim_jobs(db, "w2", now=at(20))
     assert again["attempts"] == 2
     before = _snapshot(sql, job_id)
 
@@ -260,7 +204,7 @@ def test_a_worker_that_lost_its_lease_cannot_overwrite_the_next_attempt(db, make
             db.call("complete_job", job_id=job_id, worker_id=worker, attempt=attempt, now=at(21))
         assert caught.value.code == "lease_lost"
         with pytest.raises(Conflict) as caught:
-            fail(db, job_id, worker, attempt, now=at(21), recoverable=False)
+            fail_job(db, job_id, worker, attempt, now=at(21), recoverable=False)
         assert caught.value.code == "lease_lost"
     assert _snapshot(sql, job_id) == before
 
@@ -286,14 +230,14 @@ def _delay(sql, job_id: str, since: datetime) -> float:
 
 def test_recoverable_failures_back_off_exponentially_then_fail(db, make_user, sql):
     user = make_user()
-    job_id = upload(db, user, max_attempts=4)["job_id"]
+    job_id = create_upload(db, user, max_attempts=4, now=T0)["job_id"]
     expected = {1: 1.0, 2: 2.0, 3: 4.0}
     clock = 0.0
     for attempt, base in expected.items():
         clock += 100
-        (job,) = claim(db, "w1", now=at(clock))
+        (job,) = claim_jobs(db, "w1", now=at(clock))
         assert job["attempts"] == attempt
-        out = fail(
+        out = fail_job(
             db,
             job_id,
             "w1",
@@ -316,9 +260,9 @@ def test_recoverable_failures_back_off_exponentially_then_fail(db, make_user, sq
         assert row["completed_at"] is None
 
     # The last attempt fails for good even though the error is recoverable.
-    (job,) = claim(db, "w1", now=at(500))
+    (job,) = claim_jobs(db, "w1", now=at(500))
     assert job["attempts"] == 4
-    out = fail(
+    out = fail_job(
         db, job_id, "w1", 4, now=at(501.5), error_code="e4", error_message="still broke", **RETRY
     )
     assert out["status"] == "failed"
@@ -332,37 +276,37 @@ def test_recoverable_failures_back_off_exponentially_then_fail(db, make_user, sq
     assert row["completed_at"] == at(501.5)
     assert row["duration_ms"] == 1500
     assert (row["lease_owner"], row["lease_expires_at"]) == (None, None)
-    assert claim(db, now=at(10_000)) == []
+    assert claim_jobs(db, now=at(10_000)) == []
 
 
 def test_backoff_is_capped(db, make_user, sql):
     user = make_user()
-    job_id = upload(db, user, max_attempts=5)["job_id"]
+    job_id = create_upload(db, user, max_attempts=5, now=T0)["job_id"]
     params = {
         "retry_initial_seconds": 10.0,
         "retry_multiplier": 10.0,
         "retry_max_seconds": 15.0,
         "retry_jitter": 0.0,
     }
-    claim(db, now=at(0))
-    fail(db, job_id, "w1", 1, now=at(1), **params)
+    claim_jobs(db, now=at(0))
+    fail_job(db, job_id, "w1", 1, now=at(1), **params)
     assert _delay(sql, job_id, at(1)) == 10.0
-    claim(db, now=at(100))
-    fail(db, job_id, "w1", 2, now=at(101), **params)
+    claim_jobs(db, now=at(100))
+    fail_job(db, job_id, "w1", 2, now=at(101), **params)
     assert _delay(sql, job_id, at(101)) == 15.0  # not 100
-    claim(db, now=at(200))
-    fail(db, job_id, "w1", 3, now=at(201), **params)
+    claim_jobs(db, now=at(200))
+    fail_job(db, job_id, "w1", 3, now=at(201), **params)
     assert _delay(sql, job_id, at(201)) == 15.0
 
 
 def test_backoff_is_jittered_within_bounds(db, make_user, sql):
     user = make_user()
-    jobs = [upload(db, user)["job_id"] for _ in range(12)]
-    claim(db, now=at(10), max_jobs=20)
+    jobs = [create_upload(db, user, now=T0)["job_id"] for _ in range(12)]
+    claim_jobs(db, now=at(10), max_jobs=20)
     params = {**RETRY, "retry_initial_seconds": 8.0, "retry_jitter": 0.5}
     delays = []
     for job_id in jobs:
-        fail(db, job_id, "w1", 1, now=at(20), **params)
+        fail_job(db, job_id, "w1", 1, now=at(20), **params)
         delays.append(_delay(sql, job_id, at(20)))
     assert all(4.0 - 1e-6 <= d <= 12.0 + 1e-6 for d in delays), delays
     assert len(set(delays)) > 1, "no jitter applied"
@@ -370,9 +314,9 @@ def test_backoff_is_jittered_within_bounds(db, make_user, sql):
 
 def test_non_recoverable_failure_fails_at_once(db, make_user, sql):
     user = make_user()
-    job_id = upload(db, user, max_attempts=4)["job_id"]
-    claim(db, now=at(10))
-    out = fail(
+    job_id = create_upload(db, user, max_attempts=4, now=T0)["job_id"]
+    claim_jobs(db, now=at(10))
+    out = fail_job(
         db,
         job_id,
         "w1",
@@ -393,7 +337,7 @@ def test_non_recoverable_failure_fails_at_once(db, make_user, sql):
         False,
     )
     assert row["duration_ms"] == 2000
-    assert claim(db, now=at(10_000)) == []
+    assert claim_jobs(db, now=at(10_000)) == []
 
 
 # --- lifecycle events ---------------------------------------------------------------------
@@ -401,11 +345,11 @@ def test_non_recoverable_failure_fails_at_once(db, make_user, sql):
 
 def test_every_transition_records_its_event(db, make_user, sql):
     user = make_user()
-    ok = upload(db, user, now=at(0))
-    bad = upload(db, user, now=at(1))
-    claim(db, "w1", now=at(10))
-    fail(db, ok["job_id"], "w1", 1, now=at(11), error_message="flaky", **RETRY)
-    fail(
+    ok = create_upload(db, user, now=at(0))
+    bad = create_upload(db, user, now=at(1))
+    claim_jobs(db, "w1", now=at(10))
+    fail_job(db, ok["job_id"], "w1", 1, now=at(11), error_message="flaky", **RETRY)
+    fail_job(
         db,
         bad["job_id"],
         "w1",
@@ -415,7 +359,7 @@ def test_every_transition_records_its_event(db, make_user, sql):
         error_code="malformed_file",
         error_message="not a PDF",
     )
-    claim(db, "w2", now=at(20))
+    claim_jobs(db, "w2", now=at(20))
     db.call("complete_job", job_id=ok["job_id"], worker_id="w2", attempt=2, now=at(22.5))
 
     def shape(rows):
@@ -423,7 +367,7 @@ def test_every_transition_records_its_event(db, make_user, sql):
             (e["event_type"], e["duration_ms"], e["error_message"], e["created_at"]) for e in rows
         ]
 
-    ok_events = events(sql, ok["job_id"])
+    ok_events = job_events(sql, ok["job_id"])
     assert shape(ok_events) == [
         ("upload_started", None, None, at(0)),
         ("processing_started", None, None, at(10)),
@@ -431,7 +375,7 @@ def test_every_transition_records_its_event(db, make_user, sql):
         ("processing_started", None, None, at(20)),
         ("completed", 2500, None, at(22.5)),
     ]
-    assert shape(events(sql, bad["job_id"])) == [
+    assert shape(job_events(sql, bad["job_id"])) == [
         ("upload_started", None, None, at(1)),
         ("processing_started", None, None, at(10)),
         ("failed", 3000, "not a PDF", at(13)),
@@ -440,7 +384,7 @@ def test_every_transition_records_its_event(db, make_user, sql):
         assert str(event["document_id"]) == ok["document_id"]
         assert str(event["user_id"]) == user.user_id
     assert [e["details"].get("attempt") for e in ok_events[1:]] == [1, 1, 2, 2]
-    assert len(events(sql)) == 8
+    assert len(job_events(sql)) == 8
 
 
 @pytest.mark.parametrize("breakage", ["revoke_insert", "check_false"])
@@ -459,24 +403,27 @@ def test_a_failing_event_insert_never_fails_the_transition(db, make_user, sql, b
         db.call("record_events", events=[{"event_type": "completed"}])
 
     user = make_user()
-    first = upload(db, user, now=at(0))
-    second = upload(db, user, now=at(1))
-    assert [j["id"] for j in claim(db, "w1", now=at(10))] == [first["job_id"], second["job_id"]]
+    first = create_upload(db, user, now=at(0))
+    second = create_upload(db, user, now=at(1))
+    assert [j["id"] for j in claim_jobs(db, "w1", now=at(10))] == [
+        first["job_id"],
+        second["job_id"],
+    ]
     assert (
         db.call("complete_job", job_id=first["job_id"], worker_id="w1", attempt=1, now=at(12))[
             "status"
         ]
         == "completed"
     )
-    assert fail(db, second["job_id"], "w1", 1, now=at(12), **RETRY)["status"] == "pending"
-    claim(db, "w1", now=at(20))
-    assert fail(db, second["job_id"], "w1", 2, now=at(21), recoverable=False)["status"] == (
+    assert fail_job(db, second["job_id"], "w1", 1, now=at(12), **RETRY)["status"] == "pending"
+    claim_jobs(db, "w1", now=at(20))
+    assert fail_job(db, second["job_id"], "w1", 2, now=at(21), recoverable=False)["status"] == (
         "failed"
     )
 
     assert job_row(sql, first["job_id"])["status"] == "completed"
     assert job_row(sql, second["job_id"])["status"] == "failed"
-    assert events(sql) == []
+    assert job_events(sql) == []
 
 
 # --- intake ------------------------------------------------------------------------------
@@ -485,34 +432,34 @@ def test_a_failing_event_insert_never_fails_the_transition(db, make_user, sql, b
 def test_idempotency_key_replays_the_same_upload(db, make_user, sql):
     user, other = make_user(), make_user()
     data = b"the same bytes"
-    first = upload(db, user, data=data, idempotency_key="key-1")
+    first = create_upload(db, user, data=data, idempotency_key="key-1", now=T0)
     assert first["replayed"] is False
-    again = upload(db, user, data=data, idempotency_key="key-1")
+    again = create_upload(db, user, data=data, idempotency_key="key-1", now=T0)
     assert again["replayed"] is True
     assert (again["document_id"], again["job_id"]) == (first["document_id"], first["job_id"])
     assert sql.execute("select count(*) from public.documents").fetchone()[0] == 1
 
     with pytest.raises(Conflict) as caught:
-        upload(db, user, data=b"different bytes", idempotency_key="key-1")
+        create_upload(db, user, data=b"different bytes", idempotency_key="key-1", now=T0)
     assert caught.value.code == "idempotency_key_reused"
     assert sql.execute("select count(*) from public.documents").fetchone()[0] == 1
 
     # Keys are per user.
-    theirs = upload(db, other, data=data, idempotency_key="key-1")
+    theirs = create_upload(db, other, data=data, idempotency_key="key-1", now=T0)
     assert theirs["replayed"] is False
     assert theirs["job_id"] != first["job_id"]
 
 
 def test_one_active_job_per_document(db, make_user, sql):
     user = make_user()
-    up = upload(db, user)
+    up = create_upload(db, user, now=T0)
     insert = (
         "insert into public.processing_jobs (document_id, user_id, source)"
         " values (%s, %s, 'retry') returning id"
     )
     with pytest.raises(psycopg.errors.UniqueViolation):
         sql.execute(insert, (up["document_id"], user.user_id))
-    claim(db, now=at(10))  # processing is active too
+    claim_jobs(db, now=at(10))  # processing is active too
     with pytest.raises(psycopg.errors.UniqueViolation):
         sql.execute(insert, (up["document_id"], user.user_id))
 
@@ -545,7 +492,7 @@ def test_record_events_inserts_and_returns_the_count(db, make_user, sql):
         {"event_type": "stalled_recovered", "job_id": job},
     ]
     assert db.call("record_events", events=batch) == 3
-    rows = events(sql)
+    rows = job_events(sql)
     assert [(e["event_type"], e["duration_ms"], e["error_message"], e["stage"]) for e in rows] == [
         ("cancelled", None, None, None),
         ("failed", 42, "boom", "parsing"),
@@ -559,4 +506,4 @@ def test_record_events_inserts_and_returns_the_count(db, make_user, sql):
     assert db.call("record_events", events=[]) == 0
     with pytest.raises(Unprocessable):
         db.call("record_events", events=[{"event_type": "completed"}, {"event_type": "not_a_type"}])
-    assert len(events(sql)) == 3
+    assert len(job_events(sql)) == 3

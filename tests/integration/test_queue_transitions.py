@@ -16,7 +16,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from shared.jobs import queue
 from shared.platform.errors import (
@@ -27,7 +26,17 @@ from shared.platform.errors import (
     Unauthorized,
     Unprocessable,
 )
-from tests.integration.test_queue_sql import T0, at, job_row, upload  # shared helpers
+from tests.support.factories import create_upload
+from tests.support.queue import (
+    claim_jobs,
+    complete_jobs,
+    fail_jobs,
+    heartbeat_jobs,
+    item,
+    recover_stalled_jobs,
+)
+from tests.support.rows import job_events, job_row
+from tests.support.times import T0, at
 
 
 def snapshot(sql: psycopg.Connection, job_id: str) -> Any:
@@ -35,18 +44,6 @@ def snapshot(sql: psycopg.Connection, job_id: str) -> Any:
     return sql.execute(
         "select to_jsonb(j) from public.processing_jobs j where j.id = %s", (job_id,)
     ).fetchone()[0]
-
-
-def events(sql: psycopg.Connection, job_id: str | None = None) -> list[dict]:
-    with sql.cursor(row_factory=dict_row) as cur:
-        if job_id is None:
-            return cur.execute(
-                "select * from public.document_processing_events order by id"
-            ).fetchall()
-        return cur.execute(
-            "select * from public.document_processing_events where job_id = %s order by id",
-            (job_id,),
-        ).fetchall()
 
 
 def counts(sql: psycopg.Connection) -> tuple[int, int, int]:
@@ -58,32 +55,8 @@ def counts(sql: psycopg.Connection) -> tuple[int, int, int]:
     ).fetchone()
 
 
-def claim(db, worker: str = "w1", *, now: datetime = T0, max_jobs: int = 10, **extra) -> list:
-    return db.call("claim_jobs", worker_id=worker, max_jobs=max_jobs, now=now, **extra)
-
-
 def claim_ids(db, worker: str = "w1", **kwargs) -> list[str]:
-    return [j["id"] for j in claim(db, worker, **kwargs)]
-
-
-def heartbeat(db, worker: str, jobs: list[dict], *, now: datetime, **extra) -> dict:
-    return db.call("heartbeat_jobs", worker_id=worker, jobs=jobs, now=now, **extra)
-
-
-def complete(db, worker: str, items: list[dict], *, now: datetime) -> dict:
-    return db.call("complete_jobs", worker_id=worker, completions=items, now=now)
-
-
-def fail(db, worker: str, items: list[dict], *, now: datetime, **extra) -> dict:
-    return db.call("fail_jobs", worker_id=worker, failures=items, now=now, **extra)
-
-
-def item(job_id: str, attempt: int = 1, **extra: Any) -> dict:
-    return {"id": job_id, "attempt": attempt, **extra}
-
-
-def recover(db, *, now: datetime, **extra) -> dict:
-    return db.call("recover_stalled_jobs", now=now, **extra)
+    return [j["id"] for j in claim_jobs(db, worker, **kwargs)]
 
 
 def ts(value: str) -> datetime:
@@ -95,13 +68,13 @@ def ts(value: str) -> datetime:
 
 def test_heartbeat_extends_the_lease_and_records_stage_and_progress(db, make_user, sql):
     user = make_user()
-    a, b, c = (upload(db, user, now=at(i))["job_id"] for i in range(3))
+    a, b, c = (create_upload(db, user, now=at(i))["job_id"] for i in range(3))
     assert claim_ids(db, "w1", now=at(10), max_jobs=2) == [a, b]
     assert claim_ids(db, "w2", now=at(10)) == [c]
     theirs = snapshot(sql, c)
-    n_events = len(events(sql))
+    n_events = len(job_events(sql))
 
-    out = heartbeat(
+    out = heartbeat_jobs(
         db,
         "w1",
         [
@@ -126,7 +99,7 @@ def test_heartbeat_extends_the_lease_and_records_stage_and_progress(db, make_use
     assert snapshot(sql, c) == theirs
 
     # Without a stage the last one stays; progress is clamped below too; default 30 s lease.
-    out = heartbeat(db, "w1", [item(a, progress=-5)], now=at(30))
+    out = heartbeat_jobs(db, "w1", [item(a, progress=-5)], now=at(30))
     assert out == {"extended": [a], "cancelled": [], "lost": []}
     row = job_row(sql, a)
     assert (row["stage"], row["progress"], row["lease_expires_at"]) == ("parsing", 0, at(60))
@@ -134,33 +107,33 @@ def test_heartbeat_extends_the_lease_and_records_stage_and_progress(db, make_use
     # The right worker at a wrong attempt is not the holder.
     before = snapshot(sql, a)
     for attempt in (0, 2):
-        out = heartbeat(db, "w1", [item(a, attempt, progress=99)], now=at(31))
+        out = heartbeat_jobs(db, "w1", [item(a, attempt, progress=99)], now=at(31))
         assert out == {"extended": [], "cancelled": [], "lost": [a]}
     assert snapshot(sql, a) == before
     # Heartbeats are not transitions: no lifecycle events.
-    assert len(events(sql)) == n_events
+    assert len(job_events(sql)) == n_events
 
 
 def test_old_worker_is_lost_after_recovery_and_reclaim(db, make_user, sql):
     user = make_user()
-    x = upload(db, user, now=at(0))["job_id"]
-    done = upload(db, user, now=at(1))["job_id"]
+    x = create_upload(db, user, now=at(0))["job_id"]
+    done = create_upload(db, user, now=at(1))["job_id"]
     assert claim_ids(db, "w1", now=at(10)) == [x, done]  # leases until at(40)
-    assert complete(db, "w1", [item(done)], now=at(15))["completed"] == [done]
-    assert recover(db, now=at(41)) == {"recovered": 1, "failed": 0, "cancelled": 0}
-    (again,) = claim(db, "w2", now=at(42))
+    assert complete_jobs(db, "w1", [item(done)], now=at(15))["completed"] == [done]
+    assert recover_stalled_jobs(db, now=at(41)) == {"recovered": 1, "failed": 0, "cancelled": 0}
+    (again,) = claim_jobs(db, "w2", now=at(42))
     assert (again["id"], again["attempts"]) == (x, 2)
     before = snapshot(sql, x)
     finished = snapshot(sql, done)
 
-    out = heartbeat(db, "w1", [item(x, 1), item(done, 1)], now=at(43))
+    out = heartbeat_jobs(db, "w1", [item(x, 1), item(done, 1)], now=at(43))
     assert out["extended"] == [] and out["cancelled"] == []
     assert set(out["lost"]) == {x, done}
     # Even the current holder is lost at the stale attempt.
-    assert heartbeat(db, "w2", [item(x, 1)], now=at(43))["lost"] == [x]
-    out = complete(db, "w1", [item(x, 1, result={"stale": True})], now=at(44))
+    assert heartbeat_jobs(db, "w2", [item(x, 1)], now=at(43))["lost"] == [x]
+    out = complete_jobs(db, "w1", [item(x, 1, result={"stale": True})], now=at(44))
     assert out == {"completed": [], "cancelled": [], "lost": [x]}
-    out = fail(db, "w1", [item(x, 1, error_code="e", error_message="m")], now=at(44))
+    out = fail_jobs(db, "w1", [item(x, 1, error_code="e", error_message="m")], now=at(44))
     assert out == {"jobs": {}, "lost": [x]}
     with pytest.raises(Conflict) as caught:
         db.call("complete_job", job_id=x, worker_id="w1", attempt=1, now=at(44))
@@ -168,25 +141,25 @@ def test_old_worker_is_lost_after_recovery_and_reclaim(db, make_user, sql):
     assert snapshot(sql, x) == before
     assert snapshot(sql, done) == finished
 
-    assert heartbeat(db, "w2", [item(x, 2)], now=at(45))["extended"] == [x]
-    assert complete(db, "w2", [item(x, 2, result={"ok": 1})], now=at(46))["completed"] == [x]
+    assert heartbeat_jobs(db, "w2", [item(x, 2)], now=at(45))["extended"] == [x]
+    assert complete_jobs(db, "w2", [item(x, 2, result={"ok": 1})], now=at(46))["completed"] == [x]
     row = job_row(sql, x)
     assert (row["status"], row["result"]) == ("completed", {"ok": 1})
 
 
 def test_heartbeat_cancels_a_job_whose_cancellation_was_requested(db, make_user, sql):
     user = make_user()
-    a = upload(db, user, now=at(0))["job_id"]
-    b = upload(db, user, now=at(1))["job_id"]
-    claim(db, "w1", now=at(10))
-    heartbeat(db, "w1", [item(a, stage="parsing", progress=30)], now=at(12))
+    a = create_upload(db, user, now=at(0))["job_id"]
+    b = create_upload(db, user, now=at(1))["job_id"]
+    claim_jobs(db, "w1", now=at(10))
+    heartbeat_jobs(db, "w1", [item(a, stage="parsing", progress=30)], now=at(12))
     assert db.call("cancel_job", job_id=a, now=at(15)) == {
         "id": a,
         "status": "processing",
         "cancel_requested": True,
     }
 
-    out = heartbeat(db, "w1", [item(a, progress=50), item(b, progress=5)], now=at(20))
+    out = heartbeat_jobs(db, "w1", [item(a, progress=50), item(b, progress=5)], now=at(20))
     assert out == {"extended": [b], "cancelled": [a], "lost": []}
     row = job_row(sql, a)
     assert row["status"] == "cancelled"
@@ -194,7 +167,7 @@ def test_heartbeat_cancels_a_job_whose_cancellation_was_requested(db, make_user,
     assert row["completed_at"] == at(20)
     assert row["duration_ms"] == 10_000
     assert row["cancel_requested_at"] == at(15)
-    last = events(sql, a)[-1]
+    last = job_events(sql, a)[-1]
     assert (last["event_type"], last["created_at"], last["duration_ms"]) == (
         "cancelled",
         at(20),
@@ -204,10 +177,10 @@ def test_heartbeat_cancels_a_job_whose_cancellation_was_requested(db, make_user,
     assert job_row(sql, b)["lease_expires_at"] == at(50)
 
     # From now on the job is gone for its worker.
-    assert heartbeat(db, "w1", [item(a)], now=at(21))["lost"] == [a]
-    assert complete(db, "w1", [item(a, result={"x": 1})], now=at(22))["lost"] == [a]
+    assert heartbeat_jobs(db, "w1", [item(a)], now=at(21))["lost"] == [a]
+    assert complete_jobs(db, "w1", [item(a, result={"x": 1})], now=at(22))["lost"] == [a]
     assert job_row(sql, a)["result"] is None
-    assert [e["event_type"] for e in events(sql, a)].count("cancelled") == 1
+    assert [e["event_type"] for e in job_events(sql, a)].count("cancelled") == 1
 
 
 # --- complete -------------------------------------------------------------------------------
@@ -215,16 +188,16 @@ def test_heartbeat_cancels_a_job_whose_cancellation_was_requested(db, make_user,
 
 def test_complete_jobs_batch_is_fenced_per_job(db, make_user, sql):
     user = make_user()
-    j1, j2, j3, j4 = (upload(db, user, now=at(i))["job_id"] for i in range(4))
+    j1, j2, j3, j4 = (create_upload(db, user, now=at(i))["job_id"] for i in range(4))
     assert claim_ids(db, "w1", now=at(10), max_jobs=3) == [j1, j2, j3]
     assert claim_ids(db, "w2", now=at(10)) == [j4]
     # j3 moves on to attempt 2: attempt 1 is stale.
-    fail(db, "w1", [item(j3, error_code="e", error_message="m")], now=at(11), retry_jitter=0)
+    fail_jobs(db, "w1", [item(j3, error_code="e", error_message="m")], now=at(11), retry_jitter=0)
     assert claim_ids(db, "w1", now=at(20)) == [j3]
     stale, theirs = snapshot(sql, j3), snapshot(sql, j4)
     unknown = str(uuid.uuid4())
 
-    out = complete(
+    out = complete_jobs(
         db,
         "w1",
         [
@@ -248,7 +221,7 @@ def test_complete_jobs_batch_is_fenced_per_job(db, make_user, sql):
         assert (row["lease_owner"], row["lease_expires_at"]) == (None, None)
         assert row["completed_at"] == at(30)
         assert row["duration_ms"] == 20_000
-        last = events(sql, job_id)[-1]
+        last = job_events(sql, job_id)[-1]
         assert (last["event_type"], last["duration_ms"], last["created_at"]) == (
             "completed",
             20_000,
@@ -259,22 +232,22 @@ def test_complete_jobs_batch_is_fenced_per_job(db, make_user, sql):
     assert snapshot(sql, j4) == theirs
 
     # Completing a completed job again: lost, the stored result stays.
-    assert complete(db, "w1", [item(j1, result={"again": 1})], now=at(31))["lost"] == [j1]
+    assert complete_jobs(db, "w1", [item(j1, result={"again": 1})], now=at(31))["lost"] == [j1]
     with pytest.raises(Conflict) as caught:
         db.call("complete_job", job_id=j1, worker_id="w1", attempt=1, now=at(31))
     assert caught.value.code == "lease_lost"
     assert job_row(sql, j1)["result"] == {"pages": 1}
-    assert [e["event_type"] for e in events(sql, j1)].count("completed") == 1
+    assert [e["event_type"] for e in job_events(sql, j1)].count("completed") == 1
 
 
 def test_completing_a_cancel_requested_job_ends_it_cancelled(db, make_user, sql):
     user = make_user()
-    a, b, c = (upload(db, user, now=at(i))["job_id"] for i in range(3))
-    claim(db, "w1", now=at(10))
+    a, b, c = (create_upload(db, user, now=at(i))["job_id"] for i in range(3))
+    claim_jobs(db, "w1", now=at(10))
     db.call("cancel_job", job_id=a, now=at(12))
     db.call("cancel_job", job_id=c, now=at(12))
 
-    out = complete(
+    out = complete_jobs(
         db, "w1", [item(a, result={"discard": True}), item(b, result={"keep": True})], now=at(18)
     )
     assert out == {"completed": [b], "cancelled": [a], "lost": []}
@@ -283,7 +256,7 @@ def test_completing_a_cancel_requested_job_ends_it_cancelled(db, make_user, sql)
     assert row["result"] is None
     assert (row["lease_owner"], row["lease_expires_at"]) == (None, None)
     assert (row["completed_at"], row["duration_ms"]) == (at(18), 8000)
-    kinds = [e["event_type"] for e in events(sql, a)]
+    kinds = [e["event_type"] for e in job_events(sql, a)]
     assert kinds[-1] == "cancelled" and "completed" not in kinds
     assert job_row(sql, b)["result"] == {"keep": True}
 
@@ -293,7 +266,7 @@ def test_completing_a_cancel_requested_job_ends_it_cancelled(db, make_user, sql)
     assert job_row(sql, c)["result"] is None
 
     # A cancelled job cannot be completed afterwards: refused, result not stored.
-    assert complete(db, "w1", [item(a, result={"late": True})], now=at(20))["lost"] == [a]
+    assert complete_jobs(db, "w1", [item(a, result={"late": True})], now=at(20))["lost"] == [a]
     with pytest.raises(Conflict) as caught:
         db.call("complete_job", job_id=a, worker_id="w1", attempt=1, result={"late": 1})
     assert caught.value.code == "lease_lost"
@@ -306,15 +279,15 @@ def test_completing_a_cancel_requested_job_ends_it_cancelled(db, make_user, sql)
 
 def test_fail_jobs_batch_outcomes_and_events(db, make_user, sql):
     user = make_user()
-    retry = upload(db, user, now=at(0))["job_id"]
-    last = upload(db, user, now=at(1), max_attempts=1)["job_id"]
-    fatal = upload(db, user, now=at(2))["job_id"]
-    cancel = upload(db, user, now=at(3))["job_id"]
-    wrong_attempt = upload(db, user, now=at(4))["job_id"]
-    theirs = upload(db, user, now=at(5))["job_id"]
-    assert len(claim(db, "w1", now=at(10), max_jobs=5)) == 5
+    retry = create_upload(db, user, now=at(0))["job_id"]
+    last = create_upload(db, user, now=at(1), max_attempts=1)["job_id"]
+    fatal = create_upload(db, user, now=at(2))["job_id"]
+    cancel = create_upload(db, user, now=at(3))["job_id"]
+    wrong_attempt = create_upload(db, user, now=at(4))["job_id"]
+    theirs = create_upload(db, user, now=at(5))["job_id"]
+    assert len(claim_jobs(db, "w1", now=at(10), max_jobs=5)) == 5
     assert claim_ids(db, "w2", now=at(10)) == [theirs]
-    heartbeat(db, "w1", [item(fatal, stage="extracting")], now=at(11))
+    heartbeat_jobs(db, "w1", [item(fatal, stage="extracting")], now=at(11))
     db.call("cancel_job", job_id=cancel, now=at(12))
     untouched = {j: snapshot(sql, j) for j in (wrong_attempt, theirs)}
     unknown = str(uuid.uuid4())
@@ -334,7 +307,7 @@ def test_fail_jobs_batch_outcomes_and_events(db, make_user, sql):
         "retry_max_seconds": 60.0,
         "retry_jitter": 0.25,
     }
-    out = fail(
+    out = fail_jobs(
         db,
         "w1",
         [
@@ -370,7 +343,7 @@ def test_fail_jobs_batch_outcomes_and_events(db, make_user, sql):
         True,
     )
     assert row["attempts"] == 1
-    event = events(sql, retry)[-1]
+    event = job_events(sql, retry)[-1]
     assert (event["event_type"], event["duration_ms"], event["error_message"]) == (
         "retry_scheduled",
         None,
@@ -386,7 +359,7 @@ def test_fail_jobs_batch_outcomes_and_events(db, make_user, sql):
         assert row["error_recoverable"] is recoverable
         assert (row["completed_at"], row["duration_ms"]) == (at(20), 10_000)
         assert (row["lease_owner"], row["lease_expires_at"]) == (None, None)
-        event = events(sql, job_id)[-1]
+        event = job_events(sql, job_id)[-1]
         assert (event["event_type"], event["duration_ms"], event["error_message"]) == (
             "failed",
             10_000,
@@ -394,12 +367,12 @@ def test_fail_jobs_batch_outcomes_and_events(db, make_user, sql):
         )
         assert event["details"]["recoverable"] is recoverable
         assert event["details"]["error_code"] == f"code-{job_id[:4]}"
-    assert events(sql, fatal)[-1]["stage"] == "extracting"
+    assert job_events(sql, fatal)[-1]["stage"] == "extracting"
 
     row = job_row(sql, cancel)
     assert (row["status"], row["completed_at"]) == ("cancelled", at(20))
     assert (row["lease_owner"], row["lease_expires_at"]) == (None, None)
-    assert events(sql, cancel)[-1]["event_type"] == "cancelled"
+    assert job_events(sql, cancel)[-1]["event_type"] == "cancelled"
 
     for job_id, before in untouched.items():
         assert snapshot(sql, job_id) == before
@@ -409,11 +382,11 @@ def test_fail_jobs_batch_outcomes_and_events(db, make_user, sql):
 
 def test_backoff_cap_applies_after_jitter(db, make_user, sql):
     user = make_user()
-    first = [upload(db, user, max_attempts=20)["job_id"] for _ in range(30)]
-    high = [upload(db, user, max_attempts=20)["job_id"] for _ in range(30)]
+    first = [create_upload(db, user, max_attempts=20, now=T0)["job_id"] for _ in range(30)]
+    high = [create_upload(db, user, max_attempts=20, now=T0)["job_id"] for _ in range(30)]
     # Fast-forward the second group to its 12th attempt (11 already spent).
     sql.execute("update public.processing_jobs set attempts = 11 where id = any(%s)", (high,))
-    assert len(claim(db, "w1", now=at(10), max_jobs=100)) == 60
+    assert len(claim_jobs(db, "w1", now=at(10), max_jobs=100)) == 60
     assert {job_row(sql, j)["attempts"] for j in high} == {12}
 
     params = {
@@ -424,7 +397,7 @@ def test_backoff_cap_applies_after_jitter(db, make_user, sql):
     }
     failures = [item(j, 1, error_code="e", error_message="m") for j in first]
     failures += [item(j, 12, error_code="e", error_message="m") for j in high]
-    out = fail(db, "w1", failures, now=at(20), **params)
+    out = fail_jobs(db, "w1", failures, now=at(20), **params)
     assert out["lost"] == [] and len(out["jobs"]) == 60
 
     def delay(job_id: str) -> float:
@@ -432,7 +405,7 @@ def test_backoff_cap_applies_after_jitter(db, make_user, sql):
 
     # Attempt 12: 50 * 2^11 s, jittered by +-50 %, capped at 60: always exactly the cap.
     assert {delay(j) for j in high} == {60.0}
-    assert {e["details"]["delay_ms"] for j in high for e in events(sql, j)[-1:]} == {60_000}
+    assert {e["details"]["delay_ms"] for j in high for e in job_events(sql, j)[-1:]} == {60_000}
     # Attempt 1: 50 s +- 50 % = [25, 75], capped: [25, 60], the cap reached by some but not all.
     first_delays = [delay(j) for j in first]
     assert all(25.0 - 1e-6 <= d <= 60.0 for d in first_delays), first_delays
@@ -445,13 +418,13 @@ def test_backoff_cap_applies_after_jitter(db, make_user, sql):
 
 def test_cancel_a_pending_job_cancels_it_at_once(db, make_user, sql):
     user = make_user()
-    a = upload(db, user, now=at(0))["job_id"]
-    b = upload(db, user, now=at(1))["job_id"]
-    retrying = upload(db, user, now=at(2))["job_id"]
+    a = create_upload(db, user, now=at(0))["job_id"]
+    b = create_upload(db, user, now=at(1))["job_id"]
+    retrying = create_upload(db, user, now=at(2))["job_id"]
     assert claim_ids(db, "w1", now=at(3), max_jobs=1) == [a]
     db.call("complete_job", job_id=a, worker_id="w1", attempt=1, now=at(4))
     assert claim_ids(db, "w1", now=at(5), max_jobs=1) == [b]
-    fail(db, "w1", [item(b, error_code="e", error_message="m")], now=at(6), retry_jitter=0)
+    fail_jobs(db, "w1", [item(b, error_code="e", error_message="m")], now=at(6), retry_jitter=0)
     # b is pending again (a scheduled retry), retrying is pending from the upload.
 
     for job_id in (b, retrying):
@@ -461,17 +434,17 @@ def test_cancel_a_pending_job_cancels_it_at_once(db, make_user, sql):
         assert row["status"] == "cancelled"
         assert (row["cancel_requested_at"], row["completed_at"]) == (at(7), at(7))
         assert (row["lease_owner"], row["lease_expires_at"]) == (None, None)
-        last = events(sql, job_id)[-1]
+        last = job_events(sql, job_id)[-1]
         assert (last["event_type"], last["created_at"]) == ("cancelled", at(7))
     assert job_row(sql, b)["attempts"] == 1
-    assert claim(db, "w1", now=at(10_000)) == []
+    assert claim_jobs(db, "w1", now=at(10_000)) == []
 
 
 def test_cancel_a_processing_job_only_requests_it(db, make_user, sql):
     user = make_user()
-    a = upload(db, user, now=at(0))["job_id"]
-    claim(db, "w1", now=at(10))
-    n_events = len(events(sql))
+    a = create_upload(db, user, now=at(0))["job_id"]
+    claim_jobs(db, "w1", now=at(10))
+    n_events = len(job_events(sql))
     expected = {"id": a, "status": "processing", "cancel_requested": True}
     assert db.call("cancel_job", job_id=a, now=at(15)) == expected
     row = job_row(sql, a)
@@ -482,18 +455,20 @@ def test_cancel_a_processing_job_only_requests_it(db, make_user, sql):
     # Asking again keeps the first request's time; still no event until the worker stops.
     assert db.call("cancel_job", job_id=a, now=at(16)) == expected
     assert job_row(sql, a)["cancel_requested_at"] == at(15)
-    assert len(events(sql)) == n_events
+    assert len(job_events(sql)) == n_events
 
 
 def test_finished_or_unknown_jobs_cannot_be_cancelled(db, make_user, sql):
     user = make_user()
-    done, failed, cancelled = (upload(db, user, now=at(i))["job_id"] for i in range(3))
+    done, failed, cancelled = (create_upload(db, user, now=at(i))["job_id"] for i in range(3))
     db.call("cancel_job", job_id=cancelled, now=at(5))
-    claim(db, "w1", now=at(10))
-    complete(db, "w1", [item(done)], now=at(11))
-    fail(db, "w1", [item(failed, error_code="e", error_message="m", recoverable=False)], now=at(11))
+    claim_jobs(db, "w1", now=at(10))
+    complete_jobs(db, "w1", [item(done)], now=at(11))
+    fail_jobs(
+        db, "w1", [item(failed, error_code="e", error_message="m", recoverable=False)], now=at(11)
+    )
     before = {j: snapshot(sql, j) for j in (done, failed, cancelled)}
-    n_events = len(events(sql))
+    n_events = len(job_events(sql))
 
     for job_id in before:
         with pytest.raises(Conflict) as caught:
@@ -503,7 +478,7 @@ def test_finished_or_unknown_jobs_cannot_be_cancelled(db, make_user, sql):
         db.call("cancel_job", job_id=str(uuid.uuid4()), now=at(20))
     assert caught.value.code == "job_not_found"
     assert {j: snapshot(sql, j) for j in before} == before
-    assert len(events(sql)) == n_events
+    assert len(job_events(sql)) == n_events
 
 
 # --- retry ----------------------------------------------------------------------------------
@@ -511,11 +486,11 @@ def test_finished_or_unknown_jobs_cannot_be_cancelled(db, make_user, sql):
 
 def test_retry_of_failed_and_cancelled_jobs_makes_a_new_job(db, make_user, sql):
     user = make_user()
-    failed = upload(db, user, now=at(0), priority="high", options={"ocr": True})
-    cancelled = upload(db, user, now=at(1), priority="low")
+    failed = create_upload(db, user, now=at(0), priority="high", options={"ocr": True})
+    cancelled = create_upload(db, user, now=at(1), priority="low")
     db.call("cancel_job", job_id=cancelled["job_id"], now=at(2))
     assert claim_ids(db, "w1", now=at(10)) == [failed["job_id"]]
-    fail(
+    fail_jobs(
         db,
         "w1",
         [item(failed["job_id"], error_code="bad", error_message="m", recoverable=False)],
@@ -545,7 +520,7 @@ def test_retry_of_failed_and_cancelled_jobs_makes_a_new_job(db, make_user, sql):
         assert (row["attempts"], row["max_attempts"], row["options"]) == (0, 3, options)
         assert (row["run_at"], row["created_at"]) == (at(20), at(20))
         assert row["idempotency_key"] is None
-        (event,) = events(sql, new_id)
+        (event,) = job_events(sql, new_id)
         assert (event["event_type"], event["created_at"]) == ("enqueued", at(20))
         assert event["details"]["retry_of"] == up["job_id"]
         assert event["details"]["source"] == "retry"
@@ -568,9 +543,9 @@ def test_retry_of_failed_and_cancelled_jobs_makes_a_new_job(db, make_user, sql):
 
 def test_retry_refuses_unfinished_completed_and_unknown_jobs(db, make_user, sql):
     user = make_user()
-    done, processing, pending = (upload(db, user, now=at(i))["job_id"] for i in range(3))
+    done, processing, pending = (create_upload(db, user, now=at(i))["job_id"] for i in range(3))
     assert claim_ids(db, "w1", now=at(10), max_jobs=2) == [done, processing]
-    complete(db, "w1", [item(done)], now=at(11))
+    complete_jobs(db, "w1", [item(done)], now=at(11))
     n = counts(sql)
     for job_id, status in ((pending, "pending"), (processing, "processing"), (done, "completed")):
         assert job_row(sql, job_id)["status"] == status
@@ -588,7 +563,7 @@ def test_retry_refuses_unfinished_completed_and_unknown_jobs(db, make_user, sql)
 
 def test_reanalyze_document_lifecycle(db, make_user, sql):
     user = make_user()
-    up = upload(db, user, now=at(0), priority="low")
+    up = create_upload(db, user, now=at(0), priority="low")
     doc = up["document_id"]
 
     def last_reanalyzed() -> datetime | None:
@@ -598,7 +573,7 @@ def test_reanalyze_document_lifecycle(db, make_user, sql):
 
     def finish(job_id: str, now: datetime) -> None:
         assert claim_ids(db, "w1", now=now) == [job_id]
-        assert complete(db, "w1", [item(job_id)], now=now)["completed"] == [job_id]
+        assert complete_jobs(db, "w1", [item(job_id)], now=now)["completed"] == [job_id]
 
     # The upload's job is still pending: no second active job.
     with pytest.raises(Conflict) as caught:
@@ -614,7 +589,7 @@ def test_reanalyze_document_lifecycle(db, make_user, sql):
     assert (row["attempts"], row["run_at"], row["created_at"]) == (0, at(100), at(100))
     assert str(row["user_id"]) == user.user_id
     assert last_reanalyzed() == at(100)
-    (event,) = events(sql, first["job_id"])
+    (event,) = job_events(sql, first["job_id"])
     assert (event["event_type"], event["details"]["source"]) == ("enqueued", "reanalyze")
     finish(first["job_id"], at(101))
 
@@ -651,23 +626,23 @@ def test_reanalyze_document_lifecycle(db, make_user, sql):
 def test_upload_rate_limit_per_user(db, make_user, sql):
     user, other = make_user(), make_user()
     for t in (0, 10, 20):
-        upload(db, user, now=at(t), rate_limit_per_minute=3)
+        create_upload(db, user, now=at(t), rate_limit_per_minute=3)
     n = counts(sql)
     with pytest.raises(RateLimited) as caught:
-        upload(db, user, now=at(30), rate_limit_per_minute=3)
+        create_upload(db, user, now=at(30), rate_limit_per_minute=3)
     assert caught.value.code == "rate_limited"
     assert caught.value.retry_after == 30  # the upload at T leaves the window at T+60
     assert counts(sql) == n  # nothing written
 
-    assert upload(db, other, now=at(30), rate_limit_per_minute=3)["replayed"] is False
-    assert upload(db, user, now=at(61), rate_limit_per_minute=3)["replayed"] is False
+    assert create_upload(db, other, now=at(30), rate_limit_per_minute=3)["replayed"] is False
+    assert create_upload(db, user, now=at(61), rate_limit_per_minute=3)["replayed"] is False
     with pytest.raises(RateLimited) as caught:  # window now: T+10, T+20, T+61
-        upload(db, user, now=at(61), rate_limit_per_minute=3)
+        create_upload(db, user, now=at(61), rate_limit_per_minute=3)
     assert caught.value.retry_after == 9
 
     # 0 means no limit at all.
     for _ in range(5):
-        upload(db, user, now=at(62), rate_limit_per_minute=0)
+        create_upload(db, user, now=at(62), rate_limit_per_minute=0)
     assert sql.execute(
         "select count(*) from public.processing_jobs where user_id = %s", (user.user_id,)
     ).fetchone()[0] == (4 + 5)
@@ -676,18 +651,20 @@ def test_upload_rate_limit_per_user(db, make_user, sql):
 def test_an_idempotency_replay_is_not_counted_against_the_rate_limit(db, make_user, sql):
     user = make_user()
     data = b"replayed bytes"
-    first = upload(db, user, now=at(0), data=data, idempotency_key="k1", rate_limit_per_minute=2)
-    upload(db, user, now=at(1), rate_limit_per_minute=2)
+    first = create_upload(
+        db, user, now=at(0), data=data, idempotency_key="k1", rate_limit_per_minute=2
+    )
+    create_upload(db, user, now=at(1), rate_limit_per_minute=2)
     n = counts(sql)
     for t in (2, 3):
-        again = upload(
+        again = create_upload(
             db, user, now=at(t), data=data, idempotency_key="k1", rate_limit_per_minute=2
         )
         assert again["replayed"] is True
         assert (again["document_id"], again["job_id"]) == (first["document_id"], first["job_id"])
     assert counts(sql) == n
     with pytest.raises(RateLimited) as caught:
-        upload(db, user, now=at(4), rate_limit_per_minute=2)
+        create_upload(db, user, now=at(4), rate_limit_per_minute=2)
     assert caught.value.retry_after == 56
 
 
@@ -696,7 +673,7 @@ def test_create_upload_for_an_unknown_user_writes_nothing(db, sql):
         user_id = str(uuid.uuid4())
 
     with pytest.raises(Unauthorized) as caught:
-        upload(db, Ghost(), idempotency_key="k")
+        create_upload(db, Ghost(), idempotency_key="k", now=T0)
     assert caught.value.code == "unknown_user"
     assert counts(sql) == (0, 0, 0)
 
@@ -706,23 +683,23 @@ def test_create_upload_for_an_unknown_user_writes_nothing(db, sql):
 
 def test_recover_stalled_jobs(db, make_user, sql):
     user = make_user()
-    retry = upload(db, user, now=at(0))["job_id"]
-    out_of_attempts = upload(db, user, now=at(1), max_attempts=1)["job_id"]
-    cancel = upload(db, user, now=at(2))["job_id"]
-    alive = upload(db, user, now=at(3))["job_id"]
+    retry = create_upload(db, user, now=at(0))["job_id"]
+    out_of_attempts = create_upload(db, user, now=at(1), max_attempts=1)["job_id"]
+    cancel = create_upload(db, user, now=at(2))["job_id"]
+    alive = create_upload(db, user, now=at(3))["job_id"]
     assert claim_ids(db, "w1", now=at(10), max_jobs=3) == [retry, out_of_attempts, cancel]
-    heartbeat(db, "w1", [item(out_of_attempts, stage="analyzing")], now=at(11))  # lease at(41)
+    heartbeat_jobs(db, "w1", [item(out_of_attempts, stage="analyzing")], now=at(11))  # lease at(41)
     assert claim_ids(db, "w2", now=at(25)) == [alive]  # lease until at(55)
     db.call("cancel_job", job_id=cancel, now=at(30))
-    n_events = len(events(sql))
+    n_events = len(job_events(sql))
 
     # Not yet: a lease expiring exactly now has not expired.
-    assert recover(db, now=at(40)) == {"recovered": 0, "failed": 0, "cancelled": 0}
+    assert recover_stalled_jobs(db, now=at(40)) == {"recovered": 0, "failed": 0, "cancelled": 0}
     assert job_row(sql, retry)["status"] == "processing"
-    assert len(events(sql)) == n_events
+    assert len(job_events(sql)) == n_events
 
     alive_before = snapshot(sql, alive)
-    assert recover(db, now=at(42)) == {"recovered": 1, "failed": 1, "cancelled": 1}
+    assert recover_stalled_jobs(db, now=at(42)) == {"recovered": 1, "failed": 1, "cancelled": 1}
     assert snapshot(sql, alive) == alive_before
 
     # Back to pending, due at once and keeping its place in the queue (run_at unchanged).
@@ -730,7 +707,7 @@ def test_recover_stalled_jobs(db, make_user, sql):
     assert (row["status"], row["run_at"], row["attempts"]) == ("pending", at(0), 1)
     assert (row["lease_owner"], row["lease_expires_at"], row["completed_at"]) == (None,) * 3
     assert (row["error_code"], row["error_recoverable"]) == ("stalled", True)
-    event = events(sql, retry)[-1]
+    event = job_events(sql, retry)[-1]
     assert (event["event_type"], event["created_at"]) == ("stalled_recovered", at(42))
     assert event["details"] == {"attempt": 1}
 
@@ -738,7 +715,7 @@ def test_recover_stalled_jobs(db, make_user, sql):
     assert (row["status"], row["error_code"]) == ("failed", "stalled")
     assert (row["completed_at"], row["duration_ms"]) == (at(42), 32_000)
     assert (row["lease_owner"], row["lease_expires_at"]) == (None, None)
-    event = events(sql, out_of_attempts)[-1]
+    event = job_events(sql, out_of_attempts)[-1]
     assert (event["event_type"], event["duration_ms"]) == ("failed", 32_000)
     assert event["error_message"]
     assert event["stage"] == "analyzing"
@@ -746,24 +723,28 @@ def test_recover_stalled_jobs(db, make_user, sql):
     row = job_row(sql, cancel)
     assert (row["status"], row["completed_at"]) == ("cancelled", at(42))
     assert row["error_code"] is None
-    assert events(sql, cancel)[-1]["event_type"] == "cancelled"
-    assert len(events(sql)) == n_events + 3
+    assert job_events(sql, cancel)[-1]["event_type"] == "cancelled"
+    assert len(job_events(sql)) == n_events + 3
 
     # Idempotent; the recovered job is claimable at once, ahead of newer jobs, as its next
     # attempt.
-    assert recover(db, now=at(42)) == {"recovered": 0, "failed": 0, "cancelled": 0}
-    newer = upload(db, user, now=at(41))["job_id"]
-    (job,) = claim(db, "w3", now=at(42), max_jobs=1)
+    assert recover_stalled_jobs(db, now=at(42)) == {"recovered": 0, "failed": 0, "cancelled": 0}
+    newer = create_upload(db, user, now=at(41))["job_id"]
+    (job,) = claim_jobs(db, "w3", now=at(42), max_jobs=1)
     assert (job["id"], job["attempts"]) == (retry, 2)
     assert job_row(sql, newer)["status"] == "pending"
 
 
 def test_recover_stalled_jobs_respects_max_jobs(db, make_user, sql):
     user = make_user()
-    jobs = [upload(db, user, now=at(i))["job_id"] for i in range(3)]
+    jobs = [create_upload(db, user, now=at(i))["job_id"] for i in range(3)]
     for i, job_id in enumerate(jobs):  # leases expiring at 40, 41, 42
         assert claim_ids(db, "w1", now=at(10 + i), max_jobs=1) == [job_id]
-    assert recover(db, now=at(100), max_jobs=2) == {"recovered": 2, "failed": 0, "cancelled": 0}
+    assert recover_stalled_jobs(db, now=at(100), max_jobs=2) == {
+        "recovered": 2,
+        "failed": 0,
+        "cancelled": 0,
+    }
     assert [job_row(sql, j)["status"] for j in jobs] == ["pending", "pending", "processing"]
 
 
@@ -772,15 +753,15 @@ def test_recover_stalled_jobs_respects_max_jobs(db, make_user, sql):
 
 def test_release_jobs_gives_attempts_back(db, make_user, sql):
     user = make_user()
-    a, b, c, d = (upload(db, user, now=at(i))["job_id"] for i in range(4))
+    a, b, c, d = (create_upload(db, user, now=at(i))["job_id"] for i in range(4))
     assert claim_ids(db, "w1", now=at(10), max_jobs=2) == [a, b]
     assert claim_ids(db, "w2", now=at(10), max_jobs=1) == [c]
-    fail(db, "w1", [item(a, error_code="e", error_message="m")], now=at(11), retry_jitter=0)
+    fail_jobs(db, "w1", [item(a, error_code="e", error_message="m")], now=at(11), retry_jitter=0)
     assert set(claim_ids(db, "w1", now=at(20), max_jobs=2)) == {a, d}  # a at attempt 2
     assert job_row(sql, a)["run_at"] == at(12)  # its backoff: 1 s, no jitter
     db.call("cancel_job", job_id=d, now=at(21))
     keep = {j: snapshot(sql, j) for j in (b, c)}
-    n_events = len(events(sql))
+    n_events = len(job_events(sql))
 
     released = db.call(
         "release_jobs",
@@ -793,10 +774,10 @@ def test_release_jobs_gives_attempts_back(db, make_user, sql):
     # Pending again, due at once, keeping its place in the queue (run_at unchanged).
     assert (row["status"], row["attempts"], row["run_at"]) == ("pending", 1, at(12))
     assert (row["lease_owner"], row["lease_expires_at"], row["completed_at"]) == (None,) * 3
-    event = events(sql, a)[-1]
+    event = job_events(sql, a)[-1]
     assert (event["event_type"], event["created_at"]) == ("released", at(30))
     assert {j: snapshot(sql, j) for j in keep} == keep  # stale attempt, other worker's job
-    assert len(events(sql)) == n_events + 1
+    assert len(job_events(sql)) == n_events + 1
 
     assert db.call("release_jobs", worker_id="w1", jobs=[item(b, 1)], now=at(31)) == 1
     assert db.call("release_jobs", worker_id="w1", jobs=[item(b, 1)], now=at(32)) == 0
@@ -805,10 +786,10 @@ def test_release_jobs_gives_attempts_back(db, make_user, sql):
     # A job whose cancellation was requested is not handed back: it ends cancelled.
     assert db.call("release_jobs", worker_id="w1", jobs=[item(d, 1)], now=at(33)) == 1
     assert job_row(sql, d)["status"] == "cancelled"
-    assert events(sql, d)[-1]["event_type"] == "cancelled"
+    assert job_events(sql, d)[-1]["event_type"] == "cancelled"
 
     # The released attempts did not count.
-    got = {j["id"]: j["attempts"] for j in claim(db, "w3", now=at(40))}
+    got = {j["id"]: j["attempts"] for j in claim_jobs(db, "w3", now=at(40))}
     assert got == {a: 2, b: 1}
 
 
@@ -817,15 +798,15 @@ def test_release_jobs_gives_attempts_back(db, make_user, sql):
 
 def _finished_documents(db, user, n: int, *, start: float = 0) -> list[str]:
     """n documents whose jobs have finished (completed, or failed for odd ones)."""
-    ups = [upload(db, user, now=at(start + i)) for i in range(n)]
+    ups = [create_upload(db, user, now=at(start + i)) for i in range(n)]
     claimed = claim_ids(db, "setup", now=at(start + n), max_jobs=n)
     assert set(claimed) == {u["job_id"] for u in ups}
     for i, up in enumerate(ups):
         if i % 2:
             fatal = item(up["job_id"], error_code="e", error_message="m", recoverable=False)
-            fail(db, "setup", [fatal], now=at(start + n))
+            fail_jobs(db, "setup", [fatal], now=at(start + n))
         else:
-            complete(db, "setup", [item(up["job_id"])], now=at(start + n))
+            complete_jobs(db, "setup", [item(up["job_id"])], now=at(start + n))
     return [u["document_id"] for u in ups]
 
 
@@ -833,7 +814,7 @@ def test_enqueue_jobs_in_bulk(db, make_user, sql):
     user, other = make_user(), make_user()
     a, b = _finished_documents(db, user, 2)
     (c,) = _finished_documents(db, other, 1, start=5)
-    n_events = len(events(sql))
+    n_events = len(job_events(sql))
 
     ids = db.call(
         "enqueue_jobs",
@@ -853,15 +834,15 @@ def test_enqueue_jobs_in_bulk(db, make_user, sql):
         assert (row["status"], row["source"], row["priority"]) == ("pending", "retry", priority)
         assert (row["attempts"], row["run_at"], row["created_at"]) == (0, at(50), at(50))
         assert str(row["user_id"]) == owner.user_id
-        (event,) = events(sql, str(row["id"]))
+        (event,) = job_events(sql, str(row["id"]))
         assert (event["event_type"], event["created_at"]) == ("enqueued", at(50))
         assert event["details"] == {"source": "retry"}
         assert str(event["user_id"]) == owner.user_id
-    assert len(events(sql)) == n_events + 3
+    assert len(job_events(sql)) == n_events + 3
     assert set(claim_ids(db, "w1", now=at(50))) == set(ids)
 
     # The default source is `reanalyze`.
-    complete(db, "w1", [item(str(rows[a]["id"]))], now=at(51))
+    complete_jobs(db, "w1", [item(str(rows[a]["id"]))], now=at(51))
     (again,) = db.call("enqueue_jobs", jobs=[{"document_id": a}], now=at(52))
     assert job_row(sql, again)["source"] == "reanalyze"
 
@@ -869,7 +850,7 @@ def test_enqueue_jobs_in_bulk(db, make_user, sql):
 def test_enqueue_jobs_with_an_active_document_inserts_nothing(db, make_user, sql):
     user = make_user()
     (finished,) = _finished_documents(db, user, 1)
-    active = upload(db, user, now=at(10))["document_id"]  # its job is pending
+    active = create_upload(db, user, now=at(10))["document_id"]  # its job is pending
     n = counts(sql)
 
     for batch in (
@@ -890,12 +871,12 @@ def test_enqueue_jobs_with_an_active_document_inserts_nothing(db, make_user, sql
 
 def _listing_fixture(db, make_user, sql):
     user, other = make_user(), make_user()
-    created = [upload(db, user, now=at(t))["job_id"] for t in (0, 1, 2, 2, 2)]
+    created = [create_upload(db, user, now=at(t))["job_id"] for t in (0, 1, 2, 2, 2)]
     for _ in range(2):
-        upload(db, other, now=at(3))  # newer, and never visible to `user`
-    claim(db, "w1", now=at(10), max_jobs=20)
+        create_upload(db, other, now=at(3))  # newer, and never visible to `user`
+    claim_jobs(db, "w1", now=at(10), max_jobs=20)
     for job_id in (created[0], created[3]):
-        complete(db, "w1", [item(job_id)], now=at(11))
+        complete_jobs(db, "w1", [item(job_id)], now=at(11))
     rows = {j: job_row(sql, j) for j in created}
     newest_first = sorted(
         created, key=lambda j: (rows[j]["created_at"], uuid.UUID(j)), reverse=True
@@ -964,7 +945,7 @@ def test_list_jobs_cursor_round_trip_and_invalid_cursor(db, make_user, sql):
 
 def test_a_cursor_with_a_malformed_job_id_is_an_invalid_cursor(db, make_user):
     user = make_user()
-    upload(db, user)
+    create_upload(db, user, now=T0)
     raw = json.dumps(["2026-01-01T12:00:00+00:00", "not-a-uuid"]).encode()
     cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
     with pytest.raises(Unprocessable) as caught:
@@ -996,13 +977,13 @@ SERVICE_ONLY = {
 def test_the_engine_functions_are_service_only(db, make_user, sql):
     user = make_user()
     (finished_doc,) = _finished_documents(db, user, 1)  # its job completed
-    failed = upload(db, user, now=at(5))
-    claim(db, "w1", now=at(6))
+    failed = create_upload(db, user, now=at(5))
+    claim_jobs(db, "w1", now=at(6))
     fatal = item(failed["job_id"], error_code="e", error_message="m", recoverable=False)
-    fail(db, "w1", [fatal], now=at(7))
-    working = upload(db, user, now=at(8))
+    fail_jobs(db, "w1", [fatal], now=at(7))
+    working = create_upload(db, user, now=at(8))
     assert claim_ids(db, "w1", now=at(9)) == [working["job_id"]]
-    pending = upload(db, user, now=at(10))
+    pending = create_upload(db, user, now=at(10))
     before = sql.execute(
         "select (select jsonb_agg(to_jsonb(j) order by j.id) from public.processing_jobs j),"
         "       (select count(*) from public.document_processing_events)"
@@ -1064,7 +1045,7 @@ def test_create_upload_notifies_listening_workers(db, make_user, database_url):
     with psycopg.connect(database_url, autocommit=True) as listener:
         listener.execute("listen docflow_jobs")
         assert list(listener.notifies(timeout=0, stop_after=1)) == []
-        upload(db, user)
+        create_upload(db, user, now=T0)
         got = list(listener.notifies(timeout=5, stop_after=1))
     assert len(got) == 1
     assert got[0].channel == "docflow_jobs"

@@ -16,19 +16,15 @@ so these tests check the two things docflow's side of it consists of:
 
 from __future__ import annotations
 
-import hashlib
-import json
-import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql as pgsql
 
 from shared.platform.config import REPO_ROOT
+from tests.support.factories import create_upload
+from tests.support.rows import as_role
 
 PUBLISHED = {"documents", "processing_jobs"}
 MIGRATION: Path = REPO_ROOT / "supabase" / "migrations" / "20261207150200_realtime_publication.sql"
@@ -40,33 +36,6 @@ def published_tables(conn: psycopg.Connection) -> set[str]:
         " where pubname = 'supabase_realtime' and schemaname = 'public'"
     ).fetchall()
     return {r[0] for r in rows}
-
-
-def upload(db, user) -> dict:
-    data = f"realtime-{uuid.uuid4()}".encode()
-    return db.call(
-        "create_upload",
-        user_id=user.user_id,
-        original_filename="a.txt",
-        content_type="text/plain",
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        storage_path=f"{user.user_id}/{uuid.uuid4()}",
-    )
-
-
-@contextmanager
-def as_subscriber(
-    conn: psycopg.Connection, role: str, claims: Mapping[str, Any] | None
-) -> Iterator[psycopg.Connection]:
-    """What Realtime does per change: the subscriber's role and claims, in a transaction."""
-    with conn.transaction(force_rollback=True):
-        conn.execute(pgsql.SQL("set local role {}").format(pgsql.Identifier(role)))
-        if claims is not None:
-            conn.execute(
-                "select set_config('request.jwt.claims', %s, true)", (json.dumps(dict(claims)),)
-            )
-        yield conn
 
 
 def visible(conn: psycopg.Connection, table: str, row_id: str) -> bool:
@@ -128,7 +97,7 @@ def test_the_migration_leaves_a_publication_for_all_tables_alone(sql):
 
 def test_subscribers_see_only_the_rows_their_select_policy_allows(db, make_user, sql):
     alice, bob, admin = make_user(), make_user(), make_user(admin=True)
-    a, b = upload(db, alice), upload(db, bob)
+    a, b = create_upload(db, alice), create_upload(db, bob)
     db.call("claim_jobs", worker_id="w", max_jobs=2)  # an UPDATE of both jobs, as published
     rows = {
         ("processing_jobs", "alice"): a["job_id"],
@@ -143,11 +112,11 @@ def test_subscribers_see_only_the_rows_their_select_policy_allows(db, make_user,
     }
     for name, (role, claims, owners) in subscribers.items():
         for (table, owner), row_id in rows.items():
-            with as_subscriber(sql, role, claims):
+            with as_role(sql, role, claims):
                 assert visible(sql, table, row_id) == (owner in owners), (name, table, owner)
     # anon cannot read either table at all: Realtime sends it nothing.
     for table in PUBLISHED:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege), as_subscriber(sql, "anon", None):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), as_role(sql, "anon", None):
             visible(sql, table, a["job_id"])
 
 

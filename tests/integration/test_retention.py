@@ -25,7 +25,7 @@ from shared.platform.client import Database, UserContext
 from shared.platform.config import Settings, get_settings
 from shared.platform.errors import DocflowError, Unavailable
 from shared.platform.storage import LocalStorage, Storage, make_storage
-from tests.integration.test_queue_sql import upload  # shared helper
+from tests.support.factories import create_upload
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 # The tables whose rows are seeded by id here (the rollups have a test of their own).
@@ -367,7 +367,7 @@ def test_deleting_a_user_removes_their_rows_and_the_next_run_their_files(
         for _ in range(2):
             path = f"{user.user_id}/{uuid.uuid4()}.txt"
             storage.put(path, b"uploaded", "text/plain")
-            created = upload(db, user, now=NOW, storage_path=path)
+            created = create_upload(db, user, now=NOW, storage_path=path)
             text = f"{user.user_id}/text/{created['document_id']}.txt"
             storage.put(text, b"extracted", "text/plain")
             sql.execute(

@@ -7,11 +7,8 @@ directly as PostgREST would let a client do.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -19,6 +16,8 @@ import pytest
 from psycopg import sql as pgsql
 
 from shared.platform.errors import Forbidden
+from tests.support.factories import create_upload
+from tests.support.rows import as_role, as_user, public_tables, row_count
 
 PUBLIC_TABLES = {
     "documents",
@@ -35,47 +34,8 @@ PUBLIC_TABLES = {
 MONITORING_TABLES = ("document_processing_events", "service_health_checks", "alert_events")
 
 
-@contextmanager
-def as_role(
-    conn: psycopg.Connection, role: str, claims: Mapping[str, Any] | None = None
-) -> Iterator[psycopg.Connection]:
-    """`begin; set local role ...; set_config('request.jwt.claims', ...)`, rolled back after."""
-    with conn.transaction(force_rollback=True):
-        conn.execute(pgsql.SQL("set local role {}").format(pgsql.Identifier(role)))
-        if claims is not None:
-            conn.execute(
-                "select set_config('request.jwt.claims', %s, true)", (json.dumps(dict(claims)),)
-            )
-        yield conn
-
-
-def as_user(conn: psycopg.Connection, user) -> Any:
-    return as_role(conn, "authenticated", user.claims)
-
-
-def upload(db, user, name: str = "a.txt") -> dict:
-    data = f"{name}-{uuid.uuid4()}".encode()
-    return db.call(
-        "create_upload",
-        user_id=user.user_id,
-        original_filename=name,
-        content_type="text/plain",
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        storage_path=f"{user.user_id}/{uuid.uuid4()}",
-    )
-
-
 def ids(conn: psycopg.Connection, query: str, *params: Any) -> set[str]:
     return {str(r[0]) for r in conn.execute(query, params).fetchall()}
-
-
-def public_tables(conn: psycopg.Connection) -> list[str]:
-    rows = conn.execute(
-        "select relname from pg_class"
-        " where relnamespace = 'public'::regnamespace and relkind in ('r', 'p') order by 1"
-    ).fetchall()
-    return [r[0] for r in rows]
 
 
 # --- users see their own rows -------------------------------------------------------------
@@ -83,7 +43,7 @@ def public_tables(conn: psycopg.Connection) -> list[str]:
 
 def test_user_reads_only_own_documents_and_jobs(db, make_user, sql):
     alice, bob, admin = make_user(), make_user(), make_user(admin=True)
-    a, b = upload(db, alice), upload(db, bob)
+    a, b = create_upload(db, alice), create_upload(db, bob)
     assert sql.execute("select count(*) from public.documents").fetchone()[0] == 2
 
     with as_user(sql, alice):
@@ -104,7 +64,7 @@ def test_user_reads_only_own_documents_and_jobs(db, make_user, sql):
 
 def test_read_functions_return_null_for_another_users_rows(db, make_user):
     alice, bob, admin = make_user(), make_user(), make_user(admin=True)
-    a, b = upload(db, alice), upload(db, bob)
+    a, b = create_upload(db, alice), create_upload(db, bob)
 
     as_alice = db.as_user(alice)
     assert as_alice.call("get_job", job_id=a["job_id"])["id"] == a["job_id"]
@@ -122,7 +82,7 @@ def test_read_functions_return_null_for_another_users_rows(db, make_user):
 
 def test_read_functions_hide_the_lease_owner_and_idempotency_key(db, make_user):
     alice = make_user()
-    a = upload(db, alice)
+    a = create_upload(db, alice)
     db.call("claim_jobs", worker_id="secret-worker", max_jobs=1)
     job = db.as_user(alice).call("get_job", job_id=a["job_id"])
     assert job["status"] == "processing"
@@ -146,7 +106,7 @@ def test_anon_reads_nothing(db, make_user, sql):
         "insert into public.document_processing_events (event_type, duration_ms)"
         " values ('completed', 5)"
     )
-    a = upload(db, make_user())
+    a = create_upload(db, make_user())
     db.call("claim_jobs", worker_id="w", max_jobs=1)
     db.call(
         "complete_jobs",
@@ -161,12 +121,9 @@ def test_anon_reads_nothing(db, make_user, sql):
     tables = public_tables(sql)
     assert set(tables) >= PUBLIC_TABLES
     for table in tables:
-        assert (
-            sql.execute(
-                pgsql.SQL("select count(*) from public.{}").format(pgsql.Identifier(table))
-            ).fetchone()[0]
-            > 0
-        ), f"seed a row in {table} so that 'nothing visible' means something"
+        assert row_count(sql, table) > 0, (
+            f"seed a row in {table} so that 'nothing visible' means something"
+        )
         with pytest.raises(psycopg.errors.InsufficientPrivilege), as_role(sql, "anon"):
             sql.execute(pgsql.SQL("select * from public.{}").format(pgsql.Identifier(table)))
     # Nor through the read functions.
@@ -292,7 +249,7 @@ SERVICE_FUNCTIONS = ["create_upload", "claim_jobs", "complete_job", "fail_job", 
 
 def test_authenticated_cannot_execute_service_functions(db, make_user, sql):
     user, admin = make_user(), make_user(admin=True)
-    upload(db, user)  # a pending job a claim could take
+    create_upload(db, user)  # a pending job a claim could take
     allowed = []
     for caller in (user, admin):
         for fn, params in _service_calls(caller.user_id):
@@ -364,7 +321,7 @@ def test_api_roles_cannot_reach_the_private_event_logger(sql, make_user):
 
 def test_authenticated_cannot_write_documents_or_jobs_directly(db, make_user, sql):
     alice = make_user()
-    a = upload(db, alice)
+    a = create_upload(db, alice)
     snapshot = (
         "select (select jsonb_agg(to_jsonb(d) order by id) from public.documents d),"
         "       (select jsonb_agg(to_jsonb(j) order by id) from public.processing_jobs j)"
@@ -401,11 +358,7 @@ def test_authenticated_cannot_write_documents_or_jobs_directly(db, make_user, sq
 
 
 def test_every_public_table_has_rls_enabled(sql):
-    rows = sql.execute(
-        "select relname, relrowsecurity from pg_class"
-        " where relnamespace = 'public'::regnamespace and relkind in ('r', 'p')"
-    ).fetchall()
-    tables = dict(rows)
+    tables = public_tables(sql)
     assert set(tables) >= PUBLIC_TABLES
     assert sorted(name for name, enabled in tables.items() if not enabled) == []
 

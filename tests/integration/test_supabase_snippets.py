@@ -24,7 +24,8 @@ from psycopg.rows import dict_row
 
 from shared.platform.client import Database, UserContext
 from shared.platform.errors import NotFound
-from tests.integration.test_queue_sql import upload  # shared helper
+from tests.support.factories import create_upload
+from tests.support.times import T0
 
 SNIPPETS = Path(__file__).resolve().parents[2] / "docs" / "supabase"
 BASE_URL = "https://europe-west1-docflow-test.cloudfunctions.net"
@@ -194,11 +195,11 @@ def test_each_inserting_statement_wakes_process_jobs_once(
     apply(supabase, "wake_on_insert.sql")  # running it again replaces, never doubles
     user = make_user()
 
-    first = upload(db, user)
+    first = create_upload(db, user, now=T0)
     (request,) = requests(supabase)
     assert_wake_request(request)
 
-    upload(db, user)
+    create_upload(db, user, now=T0)
     assert len(requests(supabase)) == 2
 
     # One bulk statement inserting three jobs: one request.
@@ -233,7 +234,7 @@ def test_a_broken_http_post_never_fails_the_insert(
     supabase.execute(BROKEN_HTTP_POST)
     user = make_user()
 
-    created = upload(db, user)  # the real path, as the service role
+    created = create_upload(db, user, now=T0)  # the real path, as the service role
     row = supabase.execute(
         "select status from public.processing_jobs where id = %s", (created["job_id"],)
     ).fetchone()
@@ -264,7 +265,7 @@ def test_a_missing_vault_secret_never_fails_the_insert(
     supabase.execute("delete from vault.secrets where name = 'docflow_base_url'")
     user = make_user()
 
-    created = upload(db, user)
+    created = create_upload(db, user, now=T0)
     assert created["status"] == "pending"
     assert count(supabase, "select count(*) from public.processing_jobs") == 1
     assert requests(supabase) == []

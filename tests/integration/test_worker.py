@@ -7,13 +7,11 @@ polls the database until a condition holds, with a generous deadline that only b
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,25 +19,21 @@ from typing import Any
 import functions_framework
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from shared.documents.intake import accept_upload
 from shared.jobs.context import Handler, JobContext
 from shared.jobs.worker import DrainReport, Worker
-from shared.platform import storage as storage_module
 from shared.platform.client import Database, UserContext
-from shared.platform.config import Settings, get_settings, reset_settings
+from shared.platform.config import Settings
 from shared.platform.errors import JobError, JobStopped, Unavailable
 from shared.platform.storage import get_storage
+from tests.support.data import TEXT
+from tests.support.env import configure as configure_env
+from tests.support.factories import new_job
+from tests.support.rows import event_counts, job_row
+from tests.support.waiting import PATIENCE, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TEXT = (
-    b"Quarterly report for the harbour office. Revenue grew by nine percent. "
-    b"The new crane arrives in March. Staff turnover stayed low.\n"
-)
-# How long a test waits for something that should happen at once: a bound on a hang, never a
-# timing assertion.
-PATIENCE = 30.0
 
 FAST = {
     "HEARTBEAT_SECONDS": "0.2",
@@ -58,23 +52,12 @@ FAST = {
 # --- helpers ------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def fresh_storage() -> Iterator[None]:
-    """`shared.platform.storage` caches its backend; make it follow this test's STORAGE_DIR."""
-    storage_module.reset_storage()
-    yield
-    storage_module.reset_storage()
-
-
 @pytest.fixture
 def configure(db: Database, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
     """Fast worker settings (FAST, then overrides), through the environment."""
 
     def apply(**overrides: Any) -> Settings:
-        for key, value in {**FAST, **overrides}.items():
-            monkeypatch.setenv(key, str(value))
-        reset_settings()
-        return get_settings()
+        return configure_env(monkeypatch, **{**FAST, **overrides})
 
     return apply
 
@@ -124,52 +107,8 @@ def background() -> Iterator[Callable[..., Background]]:
         runner.thread.join(PATIENCE)
 
 
-def wait_until(condition: Callable[[], Any], what: str, limit: float = PATIENCE) -> Any:
-    """Poll until `condition()` is truthy; fail naming `what` if it never is."""
-    deadline = time.monotonic() + limit
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {limit} s waiting for {what}")
-        time.sleep(0.02)
-
-
-def new_job(db: Database, user: UserContext, **extra: Any) -> str:
-    data = uuid.uuid4().bytes
-    answer = db.call(
-        "create_upload",
-        user_id=user.user_id,
-        original_filename="doc.txt",
-        content_type="text/plain",
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        storage_path=f"{user.user_id}/{uuid.uuid4()}",
-        **extra,
-    )
-    return str(answer["job_id"])
-
-
-def job_row(sql: psycopg.Connection, job_id: str) -> dict[str, Any]:
-    with sql.cursor(row_factory=dict_row) as cur:
-        row = cur.execute("select * from public.processing_jobs where id = %s", (job_id,))
-        found = row.fetchone()
-    assert found is not None, job_id
-    return found
-
-
 def status_of(sql: psycopg.Connection, job_id: str) -> str:
     return str(job_row(sql, job_id)["status"])
-
-
-def event_counts(sql: psycopg.Connection, job_id: str) -> dict[str, int]:
-    rows = sql.execute(
-        "select event_type, count(*) from public.document_processing_events"
-        " where job_id = %s group by event_type",
-        (job_id,),
-    ).fetchall()
-    return {event_type: n for event_type, n in rows}
 
 
 def counts(report: DrainReport) -> dict[str, int]:
