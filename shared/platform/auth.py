@@ -17,19 +17,21 @@ from __future__ import annotations
 import hmac
 import math
 import threading
-import time
 import uuid
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import jwt
 
+from shared.platform import clock as clock_module
 from shared.platform import safejson
 from shared.platform.client import UserContext
 from shared.platform.config import Settings
 from shared.platform.errors import ConfigError, Forbidden, Unauthorized, Unavailable
 from shared.platform.log import get_logger
+
+if TYPE_CHECKING:  # httpx is imported only where a JWKS is configured (`load_jwks_client`)
+    import httpx
 
 log = get_logger("auth")
 
@@ -38,16 +40,13 @@ JWKS_ALGORITHMS = frozenset({"ES256", "RS256"})
 # Every algorithm a token may name; which of them are accepted depends on the configuration.
 ALGORITHMS = sorted(HMAC_ALGORITHMS | JWKS_ALGORITHMS)
 
-JWKS_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
+JWKS_TIMEOUT_SECONDS = 5.0
+JWKS_CONNECT_TIMEOUT_SECONDS = 3.0
 # An unknown `kid` refetches the JWKS at most this often.
 JWKS_MIN_REFETCH_SECONDS = 30.0
 # After a failed fetch, wait this long before the next attempt (requests meanwhile use the keys
 # held, or get 503 when there are none).
 JWKS_FAILURE_BACKOFF_SECONDS = 5.0
-
-
-def _monotonic() -> float:
-    return time.monotonic()
 
 
 class JwksCache:
@@ -56,7 +55,8 @@ class JwksCache:
     Fetched lazily, refetched when older than `max_age` seconds, and refetched when asked for an
     unknown key, but no sooner than `min_refetch_seconds` after the previous fetch. A failed
     fetch keeps the keys already held (stale beats none) and is not retried for
-    `failure_backoff_seconds`; with no keys held it raises `Unavailable`.
+    `failure_backoff_seconds`; with no keys held it raises `Unavailable`. Ages are measured on
+    `clock` (the process's clock from `shared.platform.clock` unless one is given).
     """
 
     def __init__(
@@ -65,7 +65,7 @@ class JwksCache:
         max_age: float = 600.0,
         http_client: httpx.Client | None = None,
         *,
-        clock: Callable[[], float] | None = None,
+        clock: clock_module.Clock | None = None,
         min_refetch_seconds: float = JWKS_MIN_REFETCH_SECONDS,
         failure_backoff_seconds: float = JWKS_FAILURE_BACKOFF_SECONDS,
     ) -> None:
@@ -83,7 +83,7 @@ class JwksCache:
         self._retry_at = 0.0  # no attempt before this (after a failure)
 
     def _now(self) -> float:
-        return self._clock() if self._clock is not None else _monotonic()
+        return (self._clock or clock_module.get_clock()).monotonic()
 
     def get_key(self, kid: str, alg: str) -> jwt.PyJWK | None:
         """The key with this id for this algorithm, or None when the JWKS has none."""
@@ -107,6 +107,8 @@ class JwksCache:
             if self._keys is None:
                 raise self._unavailable(now)
             return
+        import httpx
+
         self._attempted_at = now
         try:
             keys = self._fetch()
@@ -130,9 +132,15 @@ class JwksCache:
             retry_after=max(1, math.ceil(self._retry_at - now)),
         )
 
+    def open(self) -> None:
+        """Make the HTTP client now (the wiring does it at start-up); no request is sent."""
+        with self._lock:
+            if self._http is None:
+                self._http = load_jwks_client()
+
     def _fetch(self) -> dict[tuple[str, str], jwt.PyJWK]:
         if self._http is None:
-            self._http = httpx.Client(timeout=JWKS_TIMEOUT, follow_redirects=False)
+            self._http = load_jwks_client()
         response = self._http.get(self.url, headers={"Accept": "application/json"})
         response.raise_for_status()
         document = safejson.loads(response.content)
@@ -161,6 +169,16 @@ class JwksCache:
             if self._owns_http and self._http is not None:
                 self._http.close()
                 self._http = None
+
+
+def load_jwks_client() -> httpx.Client:
+    """The HTTP client that fetches a JWKS. httpx is imported here: the wiring calls this at
+    start-up when JWKS_URL is set, and a process that verifies only HS256 tokens never loads it.
+    """
+    import httpx
+
+    timeout = httpx.Timeout(JWKS_TIMEOUT_SECONDS, connect=JWKS_CONNECT_TIMEOUT_SECONDS)
+    return httpx.Client(timeout=timeout, follow_redirects=False)
 
 
 _jwks_caches: dict[str, JwksCache] = {}
@@ -273,7 +291,7 @@ def mint_token(
     extra: Mapping[str, Any] | None = None,
 ) -> str:
     """A Supabase-style access token signed with the local JWT secret (`docflow token`)."""
-    now = int(time.time())
+    now = int(clock_module.now().timestamp())
     claims: dict[str, Any] = {
         "sub": user_id,
         "aud": settings.jwt_audience,

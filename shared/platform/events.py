@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from datetime import UTC, datetime
 from typing import Any
 
+from shared.platform import clock
 from shared.platform.log import get_logger
 
 log = get_logger("events")
@@ -137,7 +137,7 @@ def record_processing_event(
                 "error_message": error_message[:2000] if error_message else None,
                 "stage": stage,
                 "details": details,
-                "created_at": datetime.now(UTC).isoformat(),
+                "created_at": clock.now().isoformat(),
             }
         )
     except Exception:  # an event must never hurt the caller

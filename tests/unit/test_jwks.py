@@ -13,6 +13,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from shared.platform import auth
+from shared.platform import clock as clock_module
 from shared.platform.auth import (
     JwksCache,
     authenticate,
@@ -114,13 +116,16 @@ def _rejected(token: str, settings: Settings) -> Unauthorized:
 
 class FakeClock:
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.seconds = 1000.0
 
-    def __call__(self) -> float:
-        return self.now
+    def monotonic(self) -> float:
+        return self.seconds
+
+    def now(self) -> datetime:  # only the monotonic clock is fake here
+        return datetime.now(UTC)
 
     def advance(self, seconds: float) -> None:
-        self.now += seconds
+        self.seconds += seconds
 
 
 @pytest.fixture(autouse=True)
@@ -131,10 +136,9 @@ def _fresh_caches() -> Iterator[None]:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(auth, "_monotonic", fake)
-    return fake
+def clock() -> Iterator[FakeClock]:
+    with clock_module.use(FakeClock()) as fake:
+        yield fake
 
 
 @pytest.fixture
@@ -799,16 +803,17 @@ def test_cache_with_an_injected_client_and_clock(
         calls.append(request)
         return _jwks(_ec_jwk(ec_key, EC_KID), _rsa_jwk(rsa_key, RSA_KID))
 
-    now = [0.0]
+    now = FakeClock()
+    now.seconds = 0.0
     with httpx.Client(transport=httpx.MockTransport(handler)) as client:
-        cache = JwksCache(JWKS_URL, 60, client, clock=lambda: now[0])
+        cache = JwksCache(JWKS_URL, 60, client, clock=now)
         ec_jwk = cache.get_key(EC_KID, "ES256")
         assert ec_jwk is not None and ec_jwk.algorithm_name == "ES256"
         assert cache.get_key(EC_KID, "RS256") is None  # the id with another algorithm
         rsa_jwk = cache.get_key(RSA_KID, "RS256")
         assert rsa_jwk is not None and rsa_jwk.algorithm_name == "RS256"
         assert len(calls) == 1
-        now[0] = 60
+        now.seconds = 60
         assert cache.get_key(EC_KID, "ES256") is not None
         assert len(calls) == 2
         cache.close()  # an injected client belongs to the caller
