@@ -12,55 +12,45 @@ import functions_framework
 
 from shared.ops import analytics, dashboard
 from shared.ops import probes as monitoring
-from shared.platform.auth import authenticate, require_admin
-from shared.platform.client import get_db
-from shared.platform.config import get_settings
+from shared.platform.app import App
+from shared.platform.client import UserContext
 from shared.platform.errors import NotFound, Unprocessable
 from shared.platform.http import Router, json_response
 
 router = Router("admin")
 
 
-@router.route("GET", "/admin/analytics")
-def get_analytics(request: flask.Request) -> flask.Response:
-    user = authenticate(request.headers.get("Authorization"), get_settings())
-    require_admin(user)
-    return json_response(analytics.report(get_db().as_user(user), request.args.get("window")))
+@router.route("GET", "/admin/analytics", auth="admin")
+def get_analytics(request: flask.Request, app: App, user: UserContext) -> flask.Response:
+    return json_response(analytics.report(app.db.as_user(user), request.args.get("window")))
 
 
-@router.route("GET", "/admin/dashboard")
-def get_dashboard(request: flask.Request) -> flask.Response:
+@router.route("GET", "/admin/dashboard", auth="public")
+def get_dashboard(request: flask.Request, app: App) -> flask.Response:
     return dashboard.page()
 
 
-@router.route("GET", "/admin/queue")
-def get_queue(request: flask.Request) -> flask.Response:
-    settings = get_settings()
-    user = authenticate(request.headers.get("Authorization"), settings)
-    require_admin(user)
-    return json_response(monitoring.queue_health(get_db().as_user(user), settings))
+@router.route("GET", "/admin/queue", auth="admin")
+def get_queue(request: flask.Request, app: App, user: UserContext) -> flask.Response:
+    return json_response(monitoring.queue_health(app.db.as_user(user), app.settings))
 
 
-@router.route("GET", "/admin/services")
-def get_services(request: flask.Request) -> flask.Response:
-    user = authenticate(request.headers.get("Authorization"), get_settings())
-    require_admin(user)
-    return json_response({"services": get_db().as_user(user).call("services_overview")})
+@router.route("GET", "/admin/services", auth="admin")
+def get_services(request: flask.Request, app: App, user: UserContext) -> flask.Response:
+    return json_response({"services": app.db.as_user(user).call("services_overview")})
 
 
 ALERT_STATUSES = ("active", "acknowledged", "resolved")
 
 
-@router.route("GET", "/admin/alerts")
-def list_alerts(request: flask.Request) -> flask.Response:
-    user = authenticate(request.headers.get("Authorization"), get_settings())
-    require_admin(user)
+@router.route("GET", "/admin/alerts", auth="admin")
+def list_alerts(request: flask.Request, app: App, user: UserContext) -> flask.Response:
     status = request.args.get("status") or None
     if status is not None and status not in ALERT_STATUSES:
         raise Unprocessable(
             f"status must be one of {', '.join(ALERT_STATUSES)}", code="invalid_status"
         )
-    alerts = get_db().as_user(user).call("list_alerts", status=status)
+    alerts = app.db.as_user(user).call("list_alerts", status=status)
     return json_response({"alerts": alerts})
 
 
@@ -70,18 +60,18 @@ def _alert_id(value: str) -> int:
     return int(value)
 
 
-@router.route("POST", "/admin/alerts/{alert_id}/acknowledge")
-def acknowledge_alert(request: flask.Request, alert_id: str) -> flask.Response:
-    user = authenticate(request.headers.get("Authorization"), get_settings())
-    require_admin(user)
-    return json_response(get_db().call("acknowledge_alert", alert_id=_alert_id(alert_id)))
+@router.route("POST", "/admin/alerts/{alert_id}/acknowledge", auth="admin")
+def acknowledge_alert(
+    request: flask.Request, app: App, user: UserContext, alert_id: str
+) -> flask.Response:
+    return json_response(app.db.call("acknowledge_alert", alert_id=_alert_id(alert_id)))
 
 
-@router.route("POST", "/admin/alerts/{alert_id}/resolve")
-def resolve_alert(request: flask.Request, alert_id: str) -> flask.Response:
-    user = authenticate(request.headers.get("Authorization"), get_settings())
-    require_admin(user)
-    return json_response(get_db().call("resolve_alert", alert_id=_alert_id(alert_id)))
+@router.route("POST", "/admin/alerts/{alert_id}/resolve", auth="admin")
+def resolve_alert(
+    request: flask.Request, app: App, user: UserContext, alert_id: str
+) -> flask.Response:
+    return json_response(app.db.call("resolve_alert", alert_id=_alert_id(alert_id)))
 
 
 @functions_framework.http

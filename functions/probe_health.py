@@ -6,22 +6,17 @@ import flask
 import functions_framework
 
 from shared.ops.probes import probe_and_notify
-from shared.platform.auth import check_scheduler_secret
-from shared.platform.client import get_db
-from shared.platform.config import get_settings
+from shared.platform.app import App
 from shared.platform.errors import Unavailable
 from shared.platform.http import Router, json_response
-from shared.platform.storage import get_storage
 
 router = Router("probe_health")
 
 
-@router.route("POST", "/probe_health")
-@router.route("POST", "/")
-def run(request: flask.Request) -> flask.Response:
-    settings = get_settings()
-    check_scheduler_secret(request.headers.get("X-Scheduler-Secret"), settings)
-    report = probe_and_notify(get_db(), get_storage(), settings)
+@router.route("POST", "/probe_health", auth="scheduler")
+@router.route("POST", "/", auth="scheduler")
+def run(request: flask.Request, app: App) -> flask.Response:
+    report = probe_and_notify(app.db, app.storage, app.settings)
     if not any(check["recorded"] for check in report["checks"]):
         # The database is down: nothing could be recorded or alerted. Fail loudly, so that the
         # scheduler's own failure alerting (Cloud Scheduler, pg_cron logs) sees it.

@@ -8,9 +8,7 @@ import flask
 import functions_framework
 
 from shared.documents.pipeline import document_worker
-from shared.platform.auth import check_scheduler_secret
-from shared.platform.client import get_db
-from shared.platform.config import get_settings
+from shared.platform.app import App
 from shared.platform.errors import Unavailable, Unprocessable
 from shared.platform.http import Router, json_body, json_response
 
@@ -29,16 +27,15 @@ def _positive(body: dict[str, object], key: str, default: float, cap: float) -> 
     return min(float(value), cap)
 
 
-@router.route("POST", "/process_jobs")
-@router.route("POST", "/")
-def run(request: flask.Request) -> flask.Response:
-    settings = get_settings()
-    check_scheduler_secret(request.headers.get("X-Scheduler-Secret"), settings)
+@router.route("POST", "/process_jobs", auth="scheduler")
+@router.route("POST", "/", auth="scheduler")
+def run(request: flask.Request, app: App) -> flask.Response:
+    settings = app.settings
     body = json_body(request)
     max_jobs = int(_positive(body, "max_jobs", settings.process_max_jobs, 10_000))
     max_seconds = _positive(body, "max_seconds", settings.process_max_seconds, 3600)
     # Recover stalled jobs first, then drain due jobs within the budget (no LISTEN here).
-    worker = document_worker(get_db(), settings)
+    worker = document_worker(app.db, settings)
     worker.listen_url = None
     report = worker.drain(max_jobs, max_seconds)
     if report.errors and not report.claimed:

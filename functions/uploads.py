@@ -6,25 +6,22 @@ import flask
 import functions_framework
 
 from shared.documents import intake
-from shared.platform.auth import authenticate
-from shared.platform.client import UserContext, get_db
-from shared.platform.config import Settings, get_settings
+from shared.platform.app import App
+from shared.platform.client import UserContext
 from shared.platform.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from shared.platform.http import Router, json_body, json_response
-from shared.platform.storage import get_storage
 
 router = Router("uploads")
 # Room for the multipart envelope and small form fields around the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
 
 
-@router.route("POST", "/uploads")
-@router.route("POST", "/")
-def create_upload(request: flask.Request) -> flask.Response:
-    settings = get_settings()
-    user = authenticate(request.headers.get("Authorization"), settings)
+@router.route("POST", "/uploads", auth="user")
+@router.route("POST", "/", auth="user")
+def create_upload(request: flask.Request, app: App, user: UserContext) -> flask.Response:
+    settings = app.settings
     if request.mimetype == "application/json":
-        return _register_stored(request, settings, user)
+        return _register_stored(request, app, user)
     if request.mimetype != "multipart/form-data":
         raise UnsupportedMediaType(
             'send the file as multipart/form-data, or JSON {"storage_path": ...}',
@@ -41,7 +38,7 @@ def create_upload(request: flask.Request) -> flask.Response:
     file = request.files.get("file")
     if file is None:
         raise BadRequest("multipart field 'file' is required", code="missing_file")
-    db = get_db()
+    db = app.db
     priority = request.form.get("priority")
     idempotency_key = request.headers.get("Idempotency-Key")
     # Name, type and rate limit before a byte of the content is read or sniffed.
@@ -57,7 +54,7 @@ def create_upload(request: flask.Request) -> flask.Response:
     data = intake.read_limited(file.stream, settings.max_upload_bytes)
     answer = intake.accept_upload(
         db,
-        get_storage(),
+        app.storage,
         settings,
         user,
         data=data,
@@ -69,10 +66,9 @@ def create_upload(request: flask.Request) -> flask.Response:
     return _accepted(answer)
 
 
-def _register_stored(
-    request: flask.Request, settings: Settings, user: UserContext
-) -> flask.Response:
+def _register_stored(request: flask.Request, app: App, user: UserContext) -> flask.Response:
     """The signed-upload flow: the object is already in the caller's folder of the bucket."""
+    settings = app.settings
     body = json_body(request, optional=False)
     path = intake.check_stored_path(user, body.get("storage_path"))
     priority = body.get("priority")
@@ -81,13 +77,13 @@ def _register_stored(
     filename = body.get("filename")
     if not isinstance(filename, str):
         filename = path.rsplit("/", 1)[-1]
-    db = get_db()
+    db = app.db
     idempotency_key = request.headers.get("Idempotency-Key")
     # Name and rate limit before the object is read or sniffed.
     intake.check_before_content(
         db, settings, user, filename=filename, priority=priority, idempotency_key=idempotency_key
     )
-    storage = get_storage()
+    storage = app.storage
     path, data = intake.read_stored(storage, user, path, settings.max_stored_upload_bytes)
     answer = intake.accept_upload(
         db,

@@ -5,6 +5,10 @@ Two transports behind one interface:
   pointing at the Supavisor pooler, or the embedded local cluster.
 - `RestTransport`: Supabase's REST API (PostgREST `rpc`) through supabase-py.
 
+`make_database` builds the one the settings choose, and only that one's libraries are imported:
+supabase-py, postgrest and httpx are loaded when DB_TRANSPORT=rest builds a `RestTransport`
+(at start-up: `shared.platform.app`), never by importing this module.
+
 Calls run as `service_role` unless made through `Database.as_user(user)`, which runs them under
 the caller's JWT claims (`role authenticated`, `request.jwt.claims`, as PostgREST does) so that
 the database's RLS decides what the user sees. Database and HTTP errors are translated here
@@ -18,9 +22,8 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -29,6 +32,9 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from shared.platform.config import Settings, get_settings
 from shared.platform.errors import DocflowError, Unauthorized, Unavailable, from_sqlstate
 from shared.platform.log import get_logger
+
+if TYPE_CHECKING:
+    import httpx
 
 log = get_logger("client")
 
@@ -211,6 +217,7 @@ class RestTransport:
     """
 
     def __init__(self, settings: Settings, http_client: httpx.Client | None = None) -> None:
+        import httpx
         from postgrest import SyncPostgrestClient
         from supabase import ClientOptions, create_client
 
@@ -236,6 +243,7 @@ class RestTransport:
         return self._service
 
     def call(self, fn: str, params: Mapping[str, Any], user: UserContext | None) -> Any:
+        import httpx
         from postgrest.exceptions import APIError
 
         _check_names(fn, params)

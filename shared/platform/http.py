@@ -1,8 +1,18 @@
-"""The HTTP edge shared by every function: routing, JSON bodies, errors, CORS, request ids.
+"""The HTTP edge shared by every function: routing, auth, JSON bodies, errors, CORS, request ids.
 
-Handlers stay thin: parse, authorize, call `shared`, shape the response. Any `DocflowError`
-becomes the contract's body `{"error": {"code", "message"}}` with its status; anything else is
-logged with its traceback and answered as a plain 500 without one.
+Each route declares its auth level, and the router checks it before the handler runs:
+
+- `public`: no check; the handler gets `(request, app, **path)`.
+- `user`: a valid access token (`Authorization: Bearer ...`, else 401); the handler gets
+  `(request, app, user, **path)` with the verified `UserContext`.
+- `admin`: as `user`, and then the admin role (else 403).
+- `scheduler`: the `X-Scheduler-Secret` header (else 401); the handler gets
+  `(request, app, **path)`.
+
+`app` is the process's `shared.platform.app.App`: settings, database, storage and clock. Handlers
+stay thin: parse, call `shared`, shape the response. Any `DocflowError` becomes the contract's
+body `{"error": {"code", "message"}}` with its status; anything else is logged with its
+traceback and answered as a plain 500 without one.
 """
 
 from __future__ import annotations
@@ -13,13 +23,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import flask
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from shared.platform import events, safejson
-from shared.platform.config import get_settings
+from shared.platform.app import App, get_app
+from shared.platform.auth import authenticate, check_scheduler_secret, require_admin
 from shared.platform.errors import (
     BadRequest,
     DocflowError,
@@ -34,6 +45,8 @@ from shared.platform.log import get_logger, log_context
 log = get_logger("http")
 
 Handler = Callable[..., flask.Response]
+Auth = Literal["public", "user", "admin", "scheduler"]
+AUTH_LEVELS: tuple[Auth, ...] = get_args(Auth)
 MAX_JSON_BYTES = 1024 * 1024
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -95,23 +108,28 @@ class Route:
     method: str
     pattern: re.Pattern[str]
     handler: Handler
+    auth: Auth
 
 
 class Router:
     """Routes of one function. The function sees full paths (`/jobs/<id>`), whether it runs
     behind the gateway, alone on its own URL, or in `docflow serve`."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, app: App | None = None) -> None:
         self.name = name
+        self.app = app or get_app()
         self.routes: list[Route] = []
 
-    def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
+    def route(self, method: str, path: str, *, auth: Auth) -> Callable[[Handler], Handler]:
+        """Register a handler for `method path` behind the auth level `auth` (module docstring)."""
+        if auth not in AUTH_LEVELS:
+            raise ValueError(f"auth must be one of {', '.join(AUTH_LEVELS)}, not {auth!r}")
         regex = re.compile(
             "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path.rstrip("/") or "/") + "$"
         )
 
         def register(handler: Handler) -> Handler:
-            self.routes.append(Route(method.upper(), regex, handler))
+            self.routes.append(Route(method.upper(), regex, handler, auth))
             return handler
 
         return register
@@ -125,13 +143,26 @@ class Router:
             if not match:
                 continue
             if route.method == method:
-                return route.handler(request, **match.groupdict())
+                return self._call(route, request, match.groupdict())
             allowed.add(route.method)
         if allowed:
             raise MethodNotAllowed(
                 f"{request.method} is not allowed here", details={"allow": sorted(allowed)}
             )
         raise NotFound(f"no route for {request.method} {request.path}", code="route_not_found")
+
+    def _call(self, route: Route, request: flask.Request, params: dict[str, str]) -> flask.Response:
+        """Check the route's auth level, then run its handler (module docstring)."""
+        app = self.app
+        if route.auth == "public":
+            return route.handler(request, app, **params)
+        if route.auth == "scheduler":
+            check_scheduler_secret(request.headers.get("X-Scheduler-Secret"), app.settings)
+            return route.handler(request, app, **params)
+        user = authenticate(request.headers.get("Authorization"), app.settings)
+        if route.auth == "admin":
+            require_admin(user)
+        return route.handler(request, app, user, **params)
 
     def handle(self, request: flask.Request) -> flask.Response:
         """The functions-framework entry point of this function."""
@@ -140,7 +171,7 @@ class Router:
             request_id = uuid.uuid4().hex
         started = time.perf_counter()
         with log_context(request_id=request_id, function=self.name):
-            cors = _cors_headers(request)
+            cors = _cors_headers(request, self.app)
             if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
                 response = (
                     flask.Response(status=204, headers=cors)
@@ -177,7 +208,7 @@ class Router:
             # Lift the limit again: functions-framework reads the rest of the body after the
             # view (to drain the connection), and must not hit the same error there.
             request.max_content_length = None
-            limit = get_settings().max_upload_bytes
+            limit = self.app.settings.max_upload_bytes
             return error_response(
                 PayloadTooLarge(f"the upload exceeds the limit of {limit} bytes", code="too_large")
             )
@@ -194,11 +225,11 @@ class Router:
             return error_response(DocflowError("internal error", code="internal"))
 
 
-def _cors_headers(request: flask.Request) -> dict[str, str]:
+def _cors_headers(request: flask.Request, app: App) -> dict[str, str]:
     origin = request.headers.get("Origin")
     if not origin:
         return {}
-    allowed = get_settings().cors_origin_list
+    allowed = app.settings.cors_origin_list
     if origin not in allowed and "*" not in allowed:
         return {}
     return {

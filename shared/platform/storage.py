@@ -1,6 +1,8 @@
 """File storage behind one interface: a local directory (default) or Supabase Storage.
 
 Object names are `<user_id>/<server-generated name>`; callers never choose them from user input.
+supabase-py's storage client (storage3, httpx) is imported only when STORAGE_BACKEND=supabase
+builds a `SupabaseStorage` (at start-up: `shared.platform.app`), never by importing this module.
 """
 
 from __future__ import annotations
@@ -10,8 +12,6 @@ import re
 import tempfile
 from pathlib import Path
 from typing import Any, Protocol
-
-import httpx
 
 from shared.platform.config import Settings
 from shared.platform.errors import Conflict, DocflowError, NotFound, PayloadTooLarge, Unavailable
@@ -89,6 +89,7 @@ class SupabaseStorage:
         self._bucket = supabase_client.storage.from_(bucket)
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        import httpx
         from storage3.exceptions import StorageApiError
 
         try:

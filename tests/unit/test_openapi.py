@@ -80,7 +80,7 @@ def spec_operations(spec: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any
 def test_template_of_restores_the_registered_path() -> None:
     router = Router("t")
     for path in ("/jobs", "/jobs/{job_id}", "/documents/{document_id}/text", "/"):
-        router.route("GET", path)(lambda request: None)  # type: ignore[arg-type,return-value]
+        router.route("GET", path, auth="public")(lambda request, app: None)  # type: ignore[arg-type,return-value]
     assert [template_of(r.pattern) for r in router.routes] == [
         "/jobs",
         "/jobs/{job_id}",
