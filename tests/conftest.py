@@ -26,8 +26,7 @@ import pytest
 
 from shared.dev import localdb, migrate
 from shared.platform import client as client_module
-from shared.platform import storage as storage_module
-from shared.platform.auth import reset_jwks_caches
+from shared.platform.app import get_app
 from shared.platform.client import Database, UserContext
 from shared.platform.config import load_settings, reset_settings
 from tests.support.users import create_user
@@ -111,11 +110,9 @@ def settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[No
 
 
 def _reset_caches() -> None:
-    """Forget every process-wide singleton the code under test caches."""
-    reset_settings()
-    client_module.reset_db()
-    storage_module.reset_storage()
-    reset_jwks_caches()
+    """Forget every process-wide singleton the code under test caches (settings, the database
+    client, storage, the JWKS key sets, a swapped clock): the App's reset."""
+    get_app().reset()
 
 
 @pytest.fixture
