@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +21,8 @@ from shared.dev import cli
 from shared.dev.report import WIDTH, render
 from shared.ops import analytics
 from shared.platform.client import Database
-from shared.platform.config import reset_settings
+from tests.support.cli import run_cli
+from tests.support.env import database_down
 
 ERROR = "extractor crashed: unexpected end of stream"
 # 5 created (3 PDF high, 2 text normal), 3 completed (120 ms, 450 ms, 2.5 s), 2 failed.
@@ -57,12 +57,6 @@ def seeded(db: Database, sql: psycopg.Connection) -> Database:
     return db
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _section(out: str, title: str) -> list[str]:
     """The lines of one section: after its title, up to the next blank line."""
     lines = out.splitlines()
@@ -84,7 +78,7 @@ def _row(lines: list[str], first: str) -> list[str]:
 def test_json_is_the_report_as_the_service_reads_it(
     seeded: Database, capsys: pytest.CaptureFixture[str], window: str
 ) -> None:
-    code, out, err = _run(capsys, "analytics", "--window", window, "--json")
+    code, out, err = run_cli(capsys, "analytics", "--window", window, "--json")
     assert (code, err) == (0, "")
     printed = json.loads(out)
     assert out.startswith('{\n  "')  # indented
@@ -97,7 +91,7 @@ def test_json_is_the_report_as_the_service_reads_it(
 
 
 def test_the_default_window_is_24h(seeded: Database, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "analytics", "--json")
+    code, out, _ = run_cli(capsys, "analytics", "--json")
     assert code == 0
     assert json.loads(out)["window"] == "24h"
 
@@ -106,7 +100,7 @@ def test_the_default_window_is_24h(seeded: Database, capsys: pytest.CaptureFixtu
 def test_tables_show_the_seeded_figures(
     seeded: Database, capsys: pytest.CaptureFixture[str], window: str, buckets: int
 ) -> None:
-    code, out, err = _run(capsys, "analytics", "--window", window)
+    code, out, err = run_cli(capsys, "analytics", "--window", window)
     assert (code, err) == (0, "")
     assert out.startswith(f"docflow analytics: window {window}, ")
     assert ("5 min buckets" if window == "1h" else "1 hour buckets") in out.splitlines()[0]
@@ -146,7 +140,7 @@ def test_tables_show_the_seeded_figures(
 def test_an_empty_database_prints_none_sections(
     db: Database, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _run(capsys, "analytics")
+    code, out, err = run_cli(capsys, "analytics")
     assert (code, err) == (0, "")
     for title in ("By content type", "By priority", "Stages (completed jobs)", "Top errors"):
         assert _section(out, title) == ["  (none)"], title
@@ -170,13 +164,8 @@ def test_an_unknown_window_is_refused_by_argparse(
 def test_an_unreachable_database_is_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{port}/postgres")
-    monkeypatch.setenv("DB_CONNECT_TIMEOUT", "1")
-    reset_settings()
-    code, out, err = _run(capsys, "analytics")
+    database_down(monkeypatch)
+    code, out, err = run_cli(capsys, "analytics")
     assert (code, out) == (1, "")
     assert err.startswith("docflow: database ") and err.count("\n") == 1, err
 

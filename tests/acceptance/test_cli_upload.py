@@ -12,26 +12,26 @@ import itertools
 import json
 import logging
 import re
-import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from werkzeug.serving import make_server
 
-from shared.dev import cli
 from shared.dev.apiclient import ApiClient
 from shared.dev.server import create_app
 from shared.documents.pipeline import document_worker
-from shared.platform import storage as storage_module
-from shared.platform.client import Database, UserContext
-from shared.platform.config import get_settings, reset_settings
+from shared.platform.client import Database
+from shared.platform.config import get_settings
+from tests.support.cli import run_cli
+from tests.support.data import SAMPLES
+from tests.support.env import configure
+from tests.support.net import free_port
+from tests.support.users import MakeUser
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-MakeUser = Callable[..., UserContext]
 _ACCEPTED = re.compile(r"^(?P<label>\S+): accepted, job (?P<job>[0-9a-f-]{36})$", re.MULTILINE)
 
 
@@ -51,13 +51,11 @@ def quiet_logging() -> Iterator[None]:
 @pytest.fixture
 def api_url(db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """`docflow serve`'s app on a free port, with this test's database; API_URL points at it."""
-    storage_module.reset_storage()
     server = make_server("127.0.0.1", 0, create_app(), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="api", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_port}"
-    monkeypatch.setenv("API_URL", url)
-    reset_settings()
+    configure(monkeypatch, API_URL=url)
     try:
         yield url
     finally:
@@ -82,20 +80,8 @@ def worker(db: Database, api_url: str) -> Iterator[None]:
         assert not thread.is_alive(), "the worker did not stop"
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _accepted(out: str) -> dict[str, str]:
     return {m["label"]: m["job"] for m in _ACCEPTED.finditer(out)}
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- upload --wait ---------------------------------------------------------------------------
@@ -105,7 +91,7 @@ def test_upload_and_wait_shows_the_bars_then_each_outcome(
     api_url: str, worker: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     user = str(uuid.uuid4())
-    code, out, err = _run(
+    code, out, err = run_cli(
         capsys,
         "upload",
         str(SAMPLES / "annual-report.pdf"),
@@ -140,7 +126,7 @@ def test_upload_and_wait_shows_the_bars_then_each_outcome(
 
     # `docflow status` shows the finished job, as text and as the API's JSON.
     job_id = jobs["annual-report.pdf"]
-    code, out, err = _run(capsys, "status", job_id, "--user", user)
+    code, out, err = run_cli(capsys, "status", job_id, "--user", user)
     assert code == 0, err
     assert f"job        {job_id}" in out
     assert "status     completed" in out
@@ -150,7 +136,7 @@ def test_upload_and_wait_shows_the_bars_then_each_outcome(
     assert re.search(r"^pages      \d+$", out, re.MULTILINE)
     assert re.search(r"^words      \d+$", out, re.MULTILINE)
 
-    code, out, err = _run(capsys, "status", job_id, "--json", "--user", user)
+    code, out, err = run_cli(capsys, "status", job_id, "--json", "--user", user)
     assert code == 0, err
     job = json.loads(out)
     assert (job["id"], job["status"], job["progress"]) == (job_id, "completed", 100)
@@ -160,7 +146,7 @@ def test_upload_and_wait_shows_the_bars_then_each_outcome(
 def test_a_job_that_fails_prints_its_error_and_exits_1(
     api_url: str, worker: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _run(
+    code, out, err = run_cli(
         capsys,
         "upload",
         str(SAMPLES / "bad" / "truncated.pdf"),
@@ -179,7 +165,7 @@ def test_a_job_that_fails_prints_its_error_and_exits_1(
 
 def test_waiting_gives_up_at_the_timeout(api_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     # No worker: the job stays pending.
-    code, out, err = _run(
+    code, out, err = run_cli(
         capsys,
         "upload",
         str(SAMPLES / "quarterly-report.txt"),
@@ -202,23 +188,25 @@ def test_upload_prints_the_job_and_status_shows_it(
     api_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     user = str(uuid.uuid4())
-    code, out, err = _run(capsys, "upload", str(SAMPLES / "quarterly-report.txt"), "--user", user)
+    code, out, err = run_cli(
+        capsys, "upload", str(SAMPLES / "quarterly-report.txt"), "--user", user
+    )
     assert code == 0, err
     job_id = _accepted(out)["quarterly-report.txt"]
     assert "100%" in err and "sent" in err
 
-    code, out, err = _run(capsys, "status", job_id, "--user", user)
+    code, out, err = run_cli(capsys, "status", job_id, "--user", user)
     assert code == 0, err
     assert "status     pending" in out
     assert "attempts   0 of 4" in out
     assert "error      -" in out
 
-    code, out, err = _run(capsys, "status", job_id, "--json", "--user", user)
+    code, out, err = run_cli(capsys, "status", job_id, "--json", "--user", user)
     assert code == 0, err
     assert json.loads(out)["status"] == "pending"
 
     # Another user does not see it: the API's 404, not a traceback.
-    code, out, err = _run(capsys, "status", job_id, "--user", str(uuid.uuid4()))
+    code, out, err = run_cli(capsys, "status", job_id, "--user", str(uuid.uuid4()))
     assert code == 1
     assert err == "docflow: 404 job_not_found: job not found\n"
 
@@ -234,9 +222,7 @@ def test_the_progress_callback_follows_the_bytes_sent(
     size = path.stat().st_size
     assert size > 4 * 64 * 1024
     user = make_user()
-    monkeypatch.setenv("API_TOKEN", user.token)
-    reset_settings()
-    settings = get_settings()
+    settings = configure(monkeypatch, API_TOKEN=user.token)
     assert settings.api_token is not None
     seen: list[tuple[int, int]] = []
     with ApiClient(settings.api_url, settings.api_token.get_secret_value()) as api:
@@ -264,7 +250,7 @@ def test_the_progress_callback_follows_the_bytes_sent(
 def test_an_unsupported_file_is_415_and_the_other_files_still_go(
     api_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _run(
+    code, out, err = run_cli(
         capsys,
         "upload",
         str(SAMPLES / "bad" / "image.png"),
@@ -281,19 +267,19 @@ def test_an_unsupported_file_is_415_and_the_other_files_still_go(
 
 def test_an_unknown_job_is_the_apis_404(api_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     user = str(uuid.uuid4())
-    code, out, err = _run(capsys, "status", str(uuid.uuid4()), "--user", user)
+    code, out, err = run_cli(capsys, "status", str(uuid.uuid4()), "--user", user)
     assert (code, out) == (1, "")
     assert err == "docflow: 404 job_not_found: job not found\n"
-    code, out, err = _run(capsys, "status", "not-a-job-id", "--user", user)
+    code, out, err = run_cli(capsys, "status", "not-a-job-id", "--user", user)
     assert (code, err) == (1, "docflow: 404 job_not_found: job not found\n")
 
 
 def test_a_bad_token_is_the_apis_401(api_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(capsys, "status", str(uuid.uuid4()), "--token", "not-a-token")
+    code, out, err = run_cli(capsys, "status", str(uuid.uuid4()), "--token", "not-a-token")
     assert code == 1
     assert err.startswith("docflow: 401 ")
     assert err.count("\n") == 1
-    code, out, err = _run(
+    code, out, err = run_cli(
         capsys, "upload", str(SAMPLES / "quarterly-report.txt"), "--token", "not-a-token"
     )
     assert code == 1
@@ -305,15 +291,14 @@ def test_a_bad_token_is_the_apis_401(api_url: str, capsys: pytest.CaptureFixture
 def test_an_unreachable_api_is_one_line(
     db: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}"
-    monkeypatch.setenv("API_URL", url)
-    reset_settings()
+    url = f"http://127.0.0.1:{free_port()}"
+    configure(monkeypatch, API_URL=url)
     user = str(uuid.uuid4())
     for argv in (
         ["status", str(uuid.uuid4()), "--user", user],
         ["upload", str(SAMPLES / "quarterly-report.txt"), "--wait", "--user", user],
     ):
-        code, out, err = _run(capsys, *argv)
+        code, out, err = run_cli(capsys, *argv)
         assert code == 1
         assert "Traceback" not in out + err
         last = err.splitlines()[-1]
@@ -324,7 +309,7 @@ def test_an_unreachable_api_is_one_line(
 def test_without_a_token_the_cli_says_how_to_get_one(
     api_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _run(capsys, "status", str(uuid.uuid4()))
+    code, out, err = run_cli(capsys, "status", str(uuid.uuid4()))
     assert (code, out) == (1, "")
     assert err == (
         "docflow: no access token: set API_TOKEN, pass --token, or (local development) "
@@ -335,7 +320,9 @@ def test_without_a_token_the_cli_says_how_to_get_one(
 def test_a_missing_file_is_reported_without_a_traceback(
     api_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    code, out, err = _run(capsys, "upload", str(tmp_path / "nope.pdf"), "--user", str(uuid.uuid4()))
+    code, out, err = run_cli(
+        capsys, "upload", str(tmp_path / "nope.pdf"), "--user", str(uuid.uuid4())
+    )
     assert code == 1
     assert f"docflow: cannot read {tmp_path / 'nope.pdf'}: No such file or directory" in err
     assert "Traceback" not in out + err

@@ -27,7 +27,7 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def claims(**overrides: Any) -> dict[str, Any]:
+def token_claims(**overrides: Any) -> dict[str, Any]:
     """A user's access-token claims, valid for ten minutes; an override of None drops a claim."""
     now = int(time.time())
     values: dict[str, Any] = {
@@ -78,6 +78,13 @@ def user_context(
     settings = settings or get_settings()
     token = mint_token(settings, user_id or str(uuid.uuid4()), admin=admin)
     return verify_token(token, settings)
+
+
+def api_key(role: str) -> str:
+    """A key shaped like Supabase's API keys (three base64url segments); never verified here."""
+    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = {"iss": "supabase", "ref": "proj", "role": role, "iat": 1, "exp": 2**31}
+    return f"{header}.{b64url(json.dumps(body).encode())}.{b64url(f'signature-of-{role}'.encode())}"
 
 
 def bearer(user: UserContext | str) -> dict[str, str]:

@@ -22,8 +22,10 @@ from shared.platform.auth import (
     verify_token,
 )
 from shared.platform.client import UserContext
-from shared.platform.config import Settings, get_settings, reset_settings
+from shared.platform.config import Settings, get_settings
 from shared.platform.errors import Forbidden, Unauthorized
+from tests.support.env import configure
+from tests.support.tokens import b64url, hand_signed, rejected, token_claims
 
 OTHER_SECRET = "another-secret-that-is-also-long-enough-9876543210"
 
@@ -37,45 +39,8 @@ def _secret(settings: Settings) -> str:
     return settings.supabase_jwt_secret.get_secret_value()
 
 
-def _claims(**overrides: Any) -> dict[str, Any]:
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "sub": str(uuid.uuid4()),
-        "aud": "authenticated",
-        "role": "authenticated",
-        "iat": now,
-        "exp": now + 600,
-        "app_metadata": {"provider": "email"},
-    }
-    claims.update(overrides)
-    return {k: v for k, v in claims.items() if v is not None}
-
-
 def _encode(claims: dict[str, Any], key: str) -> str:
     return jwt.encode(claims, key, algorithm="HS256")
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _hand_signed(header: dict[str, Any], claims: dict[str, Any], key: str | None) -> str:
-    """A JWT assembled by hand (for algorithms PyJWT must refuse)."""
-    signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
-    if key is None:
-        return f"{signing_input}."
-    digest = hmac.new(key.encode(), signing_input.encode(), hashlib.sha512).digest()
-    return f"{signing_input}.{_b64url(digest)}"
-
-
-def _rejected(token: str, settings: Settings) -> Unauthorized:
-    with pytest.raises(Unauthorized) as info:
-        verify_token(token, settings)
-    err = info.value
-    assert err.status == 401
-    assert err.code
-    assert not token or token not in err.message
-    return err
 
 
 # --- round trip -----------------------------------------------------------------------------
@@ -123,14 +88,14 @@ def test_admin_role_in_user_metadata_does_not_count(settings: Settings) -> None:
 
 @pytest.mark.parametrize("app_metadata", [None, "admin", ["admin"], {"role": "Admin"}])
 def test_odd_app_metadata_is_not_admin(settings: Settings, app_metadata: object) -> None:
-    claims = _claims()
+    claims = token_claims()
     claims["app_metadata"] = app_metadata
     user = verify_token(_encode(claims, _secret(settings)), settings)
     assert user.is_admin is False
 
 
 def test_token_without_role_claim_is_accepted(settings: Settings) -> None:
-    claims = _claims()
+    claims = token_claims()
     del claims["role"]
     assert verify_token(_encode(claims, _secret(settings)), settings).user_id == claims["sub"]
 
@@ -138,10 +103,8 @@ def test_token_without_role_claim_is_accepted(settings: Settings) -> None:
 def test_expired_within_leeway_is_accepted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("JWT_LEEWAY_SECONDS", "300")
-    reset_settings()
-    settings = get_settings()
-    claims = _claims(exp=int(time.time()) - 60)
+    settings = configure(monkeypatch, JWT_LEEWAY_SECONDS=300)
+    claims = token_claims(exp=int(time.time()) - 60)
     assert verify_token(_encode(claims, _secret(settings)), settings).user_id == claims["sub"]
 
 
@@ -149,28 +112,28 @@ def test_expired_within_leeway_is_accepted(
 
 
 def test_alg_none_is_rejected(settings: Settings) -> None:
-    token = _hand_signed({"alg": "none", "typ": "JWT"}, _claims(), None)
-    assert _rejected(token, settings).code == "invalid_token"
+    token = hand_signed({"alg": "none", "typ": "JWT"}, token_claims(), None)
+    assert rejected(token, settings).code == "invalid_token"
 
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE"])
 def test_alg_none_spellings_with_a_signature_are_rejected(settings: Settings, alg: str) -> None:
-    token = _hand_signed({"alg": alg, "typ": "JWT"}, _claims(), _secret(settings))
-    assert _rejected(token, settings).code == "invalid_token"
+    token = hand_signed({"alg": alg, "typ": "JWT"}, token_claims(), _secret(settings))
+    assert rejected(token, settings).code == "invalid_token"
 
 
 def test_hs512_with_the_right_secret_is_rejected(settings: Settings) -> None:
-    token = _hand_signed({"alg": "HS512", "typ": "JWT"}, _claims(), _secret(settings))
+    token = hand_signed({"alg": "HS512", "typ": "JWT"}, token_claims(), _secret(settings))
     # Sanity: the token really is valid HS512 under this secret.
     secret = _secret(settings)
     signing_input, _, signature = token.rpartition(".")
     expected = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha512).digest()
-    assert signature == _b64url(expected)
-    assert _rejected(token, settings).code == "invalid_token"
+    assert signature == b64url(expected)
+    assert rejected(token, settings).code == "invalid_token"
 
 
 def test_wrong_key_is_rejected(settings: Settings) -> None:
-    assert _rejected(_encode(_claims(), OTHER_SECRET), settings).code == "invalid_token"
+    assert rejected(_encode(token_claims(), OTHER_SECRET), settings).code == "invalid_token"
 
 
 def test_tampered_payload_is_rejected(settings: Settings) -> None:
@@ -178,38 +141,44 @@ def test_tampered_payload_is_rejected(settings: Settings) -> None:
     header, payload, signature = token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     claims["app_metadata"] = {"role": "admin"}
-    forged = f"{header}.{_b64url(json.dumps(claims).encode())}.{signature}"
-    assert _rejected(forged, settings).code == "invalid_token"
+    forged = f"{header}.{b64url(json.dumps(claims).encode())}.{signature}"
+    assert rejected(forged, settings).code == "invalid_token"
 
 
 def test_expired_beyond_leeway_is_rejected(settings: Settings) -> None:
     token = mint_token(
         settings, str(uuid.uuid4()), ttl_seconds=-(settings.jwt_leeway_seconds + 120)
     )
-    assert _rejected(token, settings).code == "token_expired"
+    assert rejected(token, settings).code == "token_expired"
 
 
 @pytest.mark.parametrize("aud", ["anon", "service_role", ["anon", "other"], ""])
 def test_wrong_audience_is_rejected(settings: Settings, aud: object) -> None:
-    assert _rejected(_encode(_claims(aud=aud), _secret(settings)), settings).code == "invalid_token"
+    assert (
+        rejected(_encode(token_claims(aud=aud), _secret(settings)), settings).code
+        == "invalid_token"
+    )
 
 
 @pytest.mark.parametrize("missing", ["sub", "exp", "aud"])
 def test_missing_required_claim_is_rejected(settings: Settings, missing: str) -> None:
-    claims = _claims()
+    claims = token_claims()
     del claims[missing]
-    assert _rejected(_encode(claims, _secret(settings)), settings).code == "invalid_token"
+    assert rejected(_encode(claims, _secret(settings)), settings).code == "invalid_token"
 
 
 @pytest.mark.parametrize("sub", ["not-a-uuid", "", "admin", "123", "00000000-0000-0000-0000"])
 def test_subject_must_be_a_uuid(settings: Settings, sub: str) -> None:
-    assert _rejected(_encode(_claims(sub=sub), _secret(settings)), settings).code == "invalid_token"
+    assert (
+        rejected(_encode(token_claims(sub=sub), _secret(settings)), settings).code
+        == "invalid_token"
+    )
 
 
 @pytest.mark.parametrize("role", ["service_role", "anon", "supabase_admin", "postgres"])
 def test_non_user_roles_are_rejected(settings: Settings, role: str) -> None:
-    token = _encode(_claims(role=role), _secret(settings))
-    assert _rejected(token, settings).code == "invalid_token"
+    token = _encode(token_claims(role=role), _secret(settings))
+    assert rejected(token, settings).code == "invalid_token"
 
 
 def test_a_service_role_key_is_not_a_user_token(settings: Settings) -> None:
@@ -219,7 +188,7 @@ def test_a_service_role_key_is_not_a_user_token(settings: Settings) -> None:
         {"iss": "supabase", "ref": "proj", "role": "service_role", "iat": now, "exp": now + 600},
         _secret(settings),
     )
-    assert _rejected(key, settings).code == "invalid_token"
+    assert rejected(key, settings).code == "invalid_token"
 
 
 @pytest.mark.parametrize(
@@ -236,7 +205,7 @@ def test_a_service_role_key_is_not_a_user_token(settings: Settings) -> None:
     ],
 )
 def test_malformed_tokens_are_rejected(settings: Settings, token: str) -> None:
-    assert _rejected(token, settings).code == "invalid_token"
+    assert rejected(token, settings).code == "invalid_token"
 
 
 # --- issuer ---------------------------------------------------------------------------------
@@ -246,9 +215,7 @@ ISSUER = "https://proj.supabase.test/auth/v1"
 
 @pytest.fixture
 def issuer_settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("JWT_ISSUER", ISSUER)
-    reset_settings()
-    return get_settings()
+    return configure(monkeypatch, JWT_ISSUER=ISSUER)
 
 
 def test_issuer_is_minted_and_checked(issuer_settings: Settings) -> None:
@@ -258,25 +225,23 @@ def test_issuer_is_minted_and_checked(issuer_settings: Settings) -> None:
 
 @pytest.mark.parametrize("iss", ["https://evil.test/auth/v1", "supabase", ""])
 def test_wrong_issuer_is_rejected(issuer_settings: Settings, iss: str) -> None:
-    token = _encode(_claims(iss=iss), _secret(issuer_settings))
-    assert _rejected(token, issuer_settings).code == "invalid_token"
+    token = _encode(token_claims(iss=iss), _secret(issuer_settings))
+    assert rejected(token, issuer_settings).code == "invalid_token"
 
 
 def test_missing_issuer_is_rejected_when_configured(issuer_settings: Settings) -> None:
-    token = _encode(_claims(), _secret(issuer_settings))
-    assert _rejected(token, issuer_settings).code == "invalid_token"
+    token = _encode(token_claims(), _secret(issuer_settings))
+    assert rejected(token, issuer_settings).code == "invalid_token"
 
 
 def test_issuer_is_ignored_when_not_configured(settings: Settings) -> None:
     assert settings.jwt_issuer is None
-    token = _encode(_claims(iss="https://anything.test/auth/v1"), _secret(settings))
+    token = _encode(token_claims(iss="https://anything.test/auth/v1"), _secret(settings))
     assert verify_token(token, settings).claims["iss"] == "https://anything.test/auth/v1"
 
 
 def test_empty_jwt_issuer_means_no_issuer_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("JWT_ISSUER", "")
-    reset_settings()
-    settings = get_settings()
+    settings = configure(monkeypatch, JWT_ISSUER="")
     verify_token(mint_token(settings, str(uuid.uuid4())), settings)
 
 
@@ -317,7 +282,7 @@ def test_authenticate_parses_and_verifies(settings: Settings) -> None:
     user = authenticate(f"Bearer {mint_token(settings, user_id)}", settings)
     assert user.user_id == user_id
     with pytest.raises(Unauthorized):
-        authenticate(f"Bearer {_encode(_claims(), OTHER_SECRET)}", settings)
+        authenticate(f"Bearer {_encode(token_claims(), OTHER_SECRET)}", settings)
     with pytest.raises(Unauthorized):
         authenticate(None, settings)
 

@@ -15,7 +15,7 @@ import pytest
 
 from shared.platform import config
 from shared.platform.config import load_settings
-from shared.platform.errors import ConfigError
+from tests.support.env import config_error, configure
 
 CLI_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 CLI_ANON_KEY = (
@@ -44,18 +44,18 @@ _ENV = (
 @pytest.fixture(autouse=True)
 def local_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Local, with the project's own secrets: nothing here is refused."""
-    for name in _ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DOCFLOW_ENV_FILE", "")
-    monkeypatch.setenv("SUPABASE_JWT_SECRET", OWN_JWT_SECRET)
-    monkeypatch.setenv("SCHEDULER_SECRET", OWN_SCHEDULER_SECRET)
+    own = {
+        "DOCFLOW_ENV_FILE": "",
+        "SUPABASE_JWT_SECRET": OWN_JWT_SECRET,
+        "SCHEDULER_SECRET": OWN_SCHEDULER_SECRET,
+    }
+    configure(monkeypatch, **{**dict.fromkeys(_ENV), **own})
 
 
 def _refused() -> str:
-    with pytest.raises(ConfigError) as info:
-        load_settings()
-    assert info.value.code == "config_error"
-    return info.value.message
+    error = config_error()
+    assert error.code == "config_error"
+    return error.message
 
 
 # --- what counts as deployed ----------------------------------------------------------------

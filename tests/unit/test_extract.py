@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import csv
-import io
-import zipfile
-from pathlib import Path
 
 import pytest
 
 from shared.documents import sniff
 from shared.documents.extract import ExtractionError, Limits, extract, extract_csv, extract_html
+from tests.support.data import SAMPLES, zip_bytes
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 LIMITS = Limits()
 
 
@@ -68,27 +65,19 @@ def test_docx_zip_bomb_is_refused_before_parsing() -> None:
     assert "uncompressed" in caught.value.message
 
 
-def _docx_with(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in entries.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
-
-
 def test_docx_limits_entries_and_ratio() -> None:
-    many = _docx_with({f"word/f{i}.xml": b"x" for i in range(20)} | {"word/document.xml": b""})
+    many = zip_bytes({f"word/f{i}.xml": b"x" for i in range(20)} | {"word/document.xml": b""})
     with pytest.raises(ExtractionError, match="entries") as caught:
         extract(many, sniff.DOCX, Limits(docx_max_entries=10))
     assert caught.value.code == "resource_limit"
-    dense = _docx_with({"word/document.xml": b" " * (4 * 1024 * 1024)})
+    dense = zip_bytes({"word/document.xml": b" " * (4 * 1024 * 1024)})
     with pytest.raises(ExtractionError, match="expands") as caught:
         extract(dense, sniff.DOCX, Limits(docx_max_ratio=50))
     assert caught.value.code == "resource_limit"
 
 
 def test_a_zip_that_is_not_a_word_document_is_malformed() -> None:
-    broken = _docx_with({"word/document.xml": b"<not-xml"})
+    broken = zip_bytes({"word/document.xml": b"<not-xml"})
     with pytest.raises(ExtractionError) as caught:
         extract(broken, sniff.DOCX, LIMITS)
     assert caught.value.code == "malformed_document"

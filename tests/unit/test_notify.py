@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from shared.ops.alerts import Notification, Notifier, NotifyConfig, email_message, slack_payload
+from tests.support.net import free_port
 
 SMTP_USER = "alerts@example.test"
 SMTP_PASSWORD = "smtp-pa55word-THAT-MUST-NOT-LEAK"
@@ -57,12 +58,6 @@ def _notification(**overrides: Any) -> Notification:
     }
     values.update(overrides)
     return Notification(**values)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)
@@ -182,7 +177,7 @@ def smtp_server() -> Iterator[Callable[..., SmtpServer]]:
     ) -> SmtpServer:
         handler = RecordingHandler()
         logins: list[tuple[str, str, bool]] = []
-        port = _free_port()
+        port = free_port()
         kwargs: dict[str, Any] = {}
         if auth:
             kwargs.update(
@@ -291,7 +286,7 @@ def tls_server_context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.S
 
 @pytest.fixture
 def closed_port() -> int:
-    return _free_port()  # bound, then released: nothing listens there
+    return free_port()  # bound, then released: nothing listens there
 
 
 @pytest.fixture

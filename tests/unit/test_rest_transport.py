@@ -7,7 +7,6 @@ error bodies become docflow's exceptions.
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from collections.abc import Iterator
@@ -16,9 +15,8 @@ import httpx
 import pytest
 import respx
 
-from shared.platform.auth import mint_token, verify_token
 from shared.platform.client import Database, RestTransport, UserContext, make_database
-from shared.platform.config import Settings, get_settings, reset_settings
+from shared.platform.config import Settings
 from shared.platform.errors import (
     BadRequest,
     Conflict,
@@ -30,35 +28,26 @@ from shared.platform.errors import (
     Unavailable,
     Unprocessable,
 )
+from tests.support.env import configure
+from tests.support.tokens import api_key, user_context
 
 SUPABASE_URL = "https://proj.supabase.test"
 RPC = f"{SUPABASE_URL}/rest/v1/rpc"
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _jwt_like(role: str) -> str:
-    """A key shaped like Supabase's API keys (three base64url segments); never verified here."""
-    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    claims = {"iss": "supabase", "ref": "proj", "role": role, "iat": 1, "exp": 2**31}
-    payload = _b64url(json.dumps(claims).encode())
-    return f"{header}.{payload}.{_b64url(f'signature-of-{role}'.encode())}"
-
-
-SERVICE_KEY = _jwt_like("service_role")
-ANON_KEY = _jwt_like("anon")
+SERVICE_KEY = api_key("service_role")
+ANON_KEY = api_key("anon")
 
 
 @pytest.fixture
 def rest_settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("DB_TRANSPORT", "rest")
-    monkeypatch.setenv("SUPABASE_URL", SUPABASE_URL)
-    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", SERVICE_KEY)
-    monkeypatch.setenv("SUPABASE_ANON_KEY", ANON_KEY)
-    reset_settings()
-    return get_settings()
+    return configure(
+        monkeypatch,
+        DB_TRANSPORT="rest",
+        SUPABASE_URL=SUPABASE_URL,
+        SUPABASE_SERVICE_ROLE_KEY=SERVICE_KEY,
+        SUPABASE_ANON_KEY=ANON_KEY,
+    )
 
 
 @pytest.fixture
@@ -79,7 +68,7 @@ def db(rest_settings: Settings, api: respx.MockRouter) -> Iterator[Database]:
 
 @pytest.fixture
 def user(rest_settings: Settings) -> UserContext:
-    return verify_token(mint_token(rest_settings, str(uuid.uuid4())), rest_settings)
+    return user_context(rest_settings)
 
 
 def _sent_json(route: respx.Route) -> object:
@@ -170,11 +159,9 @@ def test_user_call_does_not_change_later_service_calls(
 def test_user_call_without_anon_key_still_authorizes_as_the_user(
     monkeypatch: pytest.MonkeyPatch, rest_settings: Settings, api: respx.MockRouter
 ) -> None:
-    monkeypatch.delenv("SUPABASE_ANON_KEY")
-    reset_settings()
-    settings = get_settings()
+    settings = configure(monkeypatch, SUPABASE_ANON_KEY=None)
     assert settings.supabase_anon_key is None
-    user = verify_token(mint_token(settings, str(uuid.uuid4())), settings)
+    user = user_context(settings)
     database = make_database(settings)
     try:
         route = api.post(f"{RPC}/list_jobs").respond(200, json=[])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import io
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -24,8 +23,7 @@ from shared.documents.sniff import (
     extension_for,
     sniff,
 )
-
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+from tests.support.data import SAMPLES, zip_bytes
 
 PROSE_WITH_COMMAS = (
     b"The year was strong, and revenue grew eleven percent over the previous one.\n"
@@ -163,26 +161,20 @@ def test_images_and_executables_are_unsupported(data: bytes) -> None:
     assert sniff(data) is None
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 def test_docx_is_a_zip_with_word_document_xml() -> None:
-    assert sniff(_zip({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"<x/>"})) == DOCX
+    assert (
+        sniff(zip_bytes({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"<x/>"})) == DOCX
+    )
 
 
 def test_other_zips_are_unsupported() -> None:
-    assert sniff(_zip({"readme.txt": b"hello", "data.csv": b"a,b\n1,2\n"})) is None
+    assert sniff(zip_bytes({"readme.txt": b"hello", "data.csv": b"a,b\n1,2\n"})) is None
     # an OpenDocument text or a workbook is not a DOCX either
-    assert sniff(_zip({"xl/workbook.xml": b"<workbook/>"})) is None
+    assert sniff(zip_bytes({"xl/workbook.xml": b"<workbook/>"})) is None
 
 
 def test_corrupt_zip_is_unsupported() -> None:
-    data = _zip({"word/document.xml": b"<x/>" * 100})
+    data = zip_bytes({"word/document.xml": b"<x/>" * 100})
     assert sniff(data[: len(data) // 2]) is None  # no central directory
     assert sniff(b"PK\x03\x04" + b"garbage" * 50) is None
     assert sniff(b"PK\x05\x06" + b"\x00" * 18) is None  # empty archive

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import uuid
@@ -15,9 +14,11 @@ import respx
 from supabase import create_client
 
 from shared.platform import storage as storage_module
-from shared.platform.config import get_settings, reset_settings
+from shared.platform.config import get_settings
 from shared.platform.errors import Conflict, NotFound, Unavailable
 from shared.platform.storage import LocalStorage, SupabaseStorage, make_storage
+from tests.support.env import configure
+from tests.support.tokens import api_key
 
 SUPABASE_URL = "https://proj.supabase.test"
 OBJECTS = f"{SUPABASE_URL}/storage/v1/object"
@@ -26,17 +27,7 @@ NAME = f"{USER}/0f8e2c1d-report.pdf"
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj\n%%EOF\n"
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-SERVICE_KEY = ".".join(
-    [
-        _b64url(b'{"alg":"HS256","typ":"JWT"}'),
-        _b64url(b'{"iss":"supabase","ref":"proj","role":"service_role"}'),
-        _b64url(b"signature"),
-    ]
-)
+SERVICE_KEY = api_key("service_role")
 
 INVALID_NAMES = [
     "..",
@@ -401,11 +392,13 @@ def test_remote_rejects_unsafe_names_before_any_request(
 def test_make_storage_supabase_uses_the_given_client(
     monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter
 ) -> None:
-    monkeypatch.setenv("STORAGE_BACKEND", "supabase")
-    monkeypatch.setenv("STORAGE_BUCKET", "uploads")
-    monkeypatch.setenv("SUPABASE_URL", SUPABASE_URL)
-    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", SERVICE_KEY)
-    reset_settings()
+    configure(
+        monkeypatch,
+        STORAGE_BACKEND="supabase",
+        STORAGE_BUCKET="uploads",
+        SUPABASE_URL=SUPABASE_URL,
+        SUPABASE_SERVICE_ROLE_KEY=SERVICE_KEY,
+    )
     store = make_storage(get_settings(), create_client(SUPABASE_URL, SERVICE_KEY))
     assert isinstance(store, SupabaseStorage)
     route = api.get(f"{OBJECTS}/uploads/{NAME}").respond(200, content=b"bytes")
@@ -416,10 +409,12 @@ def test_make_storage_supabase_uses_the_given_client(
 def test_make_storage_supabase_builds_its_own_client(
     monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter
 ) -> None:
-    monkeypatch.setenv("STORAGE_BACKEND", "supabase")
-    monkeypatch.setenv("SUPABASE_URL", SUPABASE_URL)
-    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", SERVICE_KEY)
-    reset_settings()
+    configure(
+        monkeypatch,
+        STORAGE_BACKEND="supabase",
+        SUPABASE_URL=SUPABASE_URL,
+        SUPABASE_SERVICE_ROLE_KEY=SERVICE_KEY,
+    )
     store = make_storage(get_settings())
     route = api.get(f"{OBJECTS}/documents/{NAME}").respond(200, content=b"bytes")
     assert store.get(NAME) == b"bytes"
