@@ -4,9 +4,6 @@ JWKS (fetched with httpx, mocked here with respx), the key cache, and the settin
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import threading
 import time
@@ -34,8 +31,10 @@ from shared.platform.auth import (
     reset_jwks_caches,
     verify_token,
 )
-from shared.platform.config import Settings, get_settings, load_settings, reset_settings
-from shared.platform.errors import ConfigError, Unauthorized, Unavailable
+from shared.platform.config import Settings, get_settings, load_settings
+from shared.platform.errors import ConfigError, Unavailable
+from tests.support.env import config_error, configure
+from tests.support.tokens import b64url, hand_signed, rejected, token_claims
 
 JWKS_URL = "https://proj.supabase.test/auth/v1/.well-known/jwks.json"
 HS_SECRET = "test-jwt-secret-that-is-long-enough-0123456789"  # the conftest's
@@ -70,45 +69,9 @@ def _jwks(*keys: dict[str, Any]) -> httpx.Response:
     return httpx.Response(200, json={"keys": list(keys)})
 
 
-def _claims(**overrides: Any) -> dict[str, Any]:
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "sub": str(uuid.uuid4()),
-        "aud": "authenticated",
-        "role": "authenticated",
-        "iat": now,
-        "exp": now + 600,
-        "app_metadata": {"provider": "email"},
-    }
-    claims.update(overrides)
-    return {k: v for k, v in claims.items() if v is not None}
-
-
 def _sign(key: Any, alg: str, kid: str | None, **overrides: Any) -> str:
     headers = {"kid": kid} if kid is not None else None
-    return jwt.encode(_claims(**overrides), key, algorithm=alg, headers=headers)
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _hand_signed(header: dict[str, Any], claims: dict[str, Any], key: bytes | None) -> str:
-    """A JWT assembled by hand (algorithms or keys PyJWT itself would refuse to sign with)."""
-    signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
-    if key is None:
-        return f"{signing_input}."
-    digest_alg = hashlib.sha512 if header["alg"] == "HS512" else hashlib.sha256
-    return f"{signing_input}.{_b64url(hmac.new(key, signing_input.encode(), digest_alg).digest())}"
-
-
-def _rejected(token: str, settings: Settings) -> Unauthorized:
-    with pytest.raises(Unauthorized) as info:
-        verify_token(token, settings)
-    err = info.value
-    assert err.status == 401
-    assert not token or token not in err.message
-    return err
+    return jwt.encode(token_claims(**overrides), key, algorithm=alg, headers=headers)
 
 
 # --- environment, clock, mocked JWKS endpoint -----------------------------------------------
@@ -128,13 +91,6 @@ class FakeClock:
         self.seconds += seconds
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches() -> Iterator[None]:
-    reset_jwks_caches()
-    yield
-    reset_jwks_caches()
-
-
 @pytest.fixture
 def clock() -> Iterator[FakeClock]:
     with clock_module.use(FakeClock()) as fake:
@@ -151,10 +107,7 @@ def router() -> Iterator[respx.MockRouter]:
 @pytest.fixture
 def jwks_only(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> Settings:
     """JWKS_URL set, no SUPABASE_JWT_SECRET: only ES256/RS256 tokens."""
-    monkeypatch.delenv("SUPABASE_JWT_SECRET", raising=False)
-    monkeypatch.setenv("JWKS_URL", JWKS_URL)
-    reset_settings()
-    settings = get_settings()
+    settings = configure(monkeypatch, SUPABASE_JWT_SECRET=None, JWKS_URL=JWKS_URL)
     assert settings.supabase_jwt_secret is None
     return settings
 
@@ -162,9 +115,7 @@ def jwks_only(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> Settings:
 @pytest.fixture
 def both(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> Settings:
     """The secret and the JWKS: HS256, ES256 and RS256 tokens."""
-    monkeypatch.setenv("JWKS_URL", JWKS_URL)
-    reset_settings()
-    return get_settings()
+    return configure(monkeypatch, JWKS_URL=JWKS_URL)
 
 
 @pytest.fixture
@@ -178,12 +129,6 @@ def jwks_route(
 
 
 # --- settings -------------------------------------------------------------------------------
-
-
-def _config_message() -> str:
-    with pytest.raises(ConfigError) as info:
-        load_settings()
-    return str(info.value)
 
 
 def test_neither_secret_nor_jwks_is_a_config_error_naming_both(
@@ -203,14 +148,14 @@ def test_missing_keys_are_reported_with_other_bad_settings(
     monkeypatch.delenv("SUPABASE_JWT_SECRET", raising=False)
     monkeypatch.delenv("SCHEDULER_SECRET", raising=False)
     monkeypatch.setenv("MAX_UPLOAD_BYTES", "lots")
-    message = _config_message()
+    message = str(config_error())
     for name in ("SUPABASE_JWT_SECRET", "JWKS_URL", "SCHEDULER_SECRET", "MAX_UPLOAD_BYTES"):
         assert name in message
 
 
 def test_a_short_secret_is_reported_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SUPABASE_JWT_SECRET", "too-short")
-    message = _config_message()
+    message = str(config_error())
     assert "SUPABASE_JWT_SECRET: Value error, must be at least 32 characters" in message
     assert "JWKS_URL" not in message
 
@@ -328,15 +273,13 @@ def test_issuer_checked_on_jwks_tokens(
     jwks_route: respx.Route,
     ec_key: ec.EllipticCurvePrivateKey,
 ) -> None:
-    monkeypatch.setenv("JWT_ISSUER", ISSUER)
-    reset_settings()
-    settings = get_settings()
+    settings = configure(monkeypatch, JWT_ISSUER=ISSUER)
     assert (
         verify_token(_sign(ec_key, "ES256", EC_KID, iss=ISSUER), settings).claims["iss"] == ISSUER
     )
     for iss in ("https://evil.test/auth/v1", "", None):
         token = _sign(ec_key, "ES256", EC_KID, iss=iss)
-        assert _rejected(token, settings).code == "invalid_token"
+        assert rejected(token, settings).code == "invalid_token"
 
 
 # --- refused tokens -------------------------------------------------------------------------
@@ -345,8 +288,8 @@ def test_issuer_checked_on_jwks_tokens(
 def test_hs256_token_refused_when_only_the_jwks_is_configured(
     jwks_only: Settings, jwks_route: respx.Route
 ) -> None:
-    token = jwt.encode(_claims(), HS_SECRET, algorithm="HS256", headers={"kid": EC_KID})
-    assert _rejected(token, jwks_only).code == "invalid_token"
+    token = jwt.encode(token_claims(), HS_SECRET, algorithm="HS256", headers={"kid": EC_KID})
+    assert rejected(token, jwks_only).code == "invalid_token"
     assert jwks_route.call_count == 0
 
 
@@ -358,8 +301,8 @@ def test_hs256_signed_with_the_public_key_is_refused(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     for key in (pem, json.dumps(_ec_jwk(ec_key, EC_KID)).encode()):
-        token = _hand_signed({"alg": "HS256", "typ": "JWT", "kid": EC_KID}, _claims(), key)
-        assert _rejected(token, both).code == "invalid_token"
+        token = hand_signed({"alg": "HS256", "typ": "JWT", "kid": EC_KID}, token_claims(), key)
+        assert rejected(token, both).code == "invalid_token"
 
 
 def test_es256_token_refused_when_only_the_secret_is_configured(
@@ -367,8 +310,8 @@ def test_es256_token_refused_when_only_the_secret_is_configured(
 ) -> None:
     settings = get_settings()
     assert settings.jwks_url is None
-    assert _rejected(_sign(ec_key, "ES256", EC_KID), settings).code == "invalid_token"
-    assert _rejected(_sign(rsa_key, "RS256", RSA_KID), settings).code == "invalid_token"
+    assert rejected(_sign(ec_key, "ES256", EC_KID), settings).code == "invalid_token"
+    assert rejected(_sign(rsa_key, "RS256", RSA_KID), settings).code == "invalid_token"
     assert router.calls.call_count == 0
 
 
@@ -378,7 +321,7 @@ def test_algorithms_outside_the_list_are_refused(
 ) -> None:
     header = {"alg": alg, "typ": "JWT", "kid": EC_KID}
     for key in (None, HS_SECRET.encode()):
-        assert _rejected(_hand_signed(header, _claims(), key), both).code == "invalid_token"
+        assert rejected(hand_signed(header, token_claims(), key), both).code == "invalid_token"
     assert jwks_route.call_count == 0
 
 
@@ -386,12 +329,12 @@ def test_ps256_signed_with_the_published_rsa_key_is_refused(
     jwks_only: Settings, jwks_route: respx.Route, rsa_key: rsa.RSAPrivateKey
 ) -> None:
     token = _sign(rsa_key, "PS256", RSA_KID)
-    assert _rejected(token, jwks_only).code == "invalid_token"
+    assert rejected(token, jwks_only).code == "invalid_token"
 
 
 @pytest.mark.parametrize("header", [{"typ": "JWT", "kid": EC_KID}, {"alg": ["ES256"]}])
 def test_missing_or_odd_alg_is_refused(both: Settings, header: dict[str, Any]) -> None:
-    assert _rejected(_hand_signed(header, _claims(), None), both).code == "invalid_token"
+    assert rejected(hand_signed(header, token_claims(), None), both).code == "invalid_token"
 
 
 @pytest.mark.parametrize("kid", [None, "", 7, ["ec-key-1"]])
@@ -402,8 +345,8 @@ def test_missing_or_odd_kid_is_refused_without_a_fetch(
         token = _sign(ec_key, "ES256", kid)
     else:  # PyJWT will not sign with a non-string kid
         header = {"alg": "ES256", "typ": "JWT", "kid": kid}
-        token = _hand_signed(header, _claims(), b"not-a-real-signature-key")
-    assert _rejected(token, jwks_only).code == "invalid_token"
+        token = hand_signed(header, token_claims(), b"not-a-real-signature-key")
+    assert rejected(token, jwks_only).code == "invalid_token"
     assert jwks_route.call_count == 0
 
 
@@ -411,7 +354,7 @@ def test_wrong_key_with_the_published_kid_is_refused(
     jwks_only: Settings, jwks_route: respx.Route
 ) -> None:
     impostor = ec.generate_private_key(ec.SECP256R1())
-    assert _rejected(_sign(impostor, "ES256", EC_KID), jwks_only).code == "invalid_token"
+    assert rejected(_sign(impostor, "ES256", EC_KID), jwks_only).code == "invalid_token"
 
 
 def test_header_alg_must_match_the_key(
@@ -421,23 +364,23 @@ def test_header_alg_must_match_the_key(
     rsa_key: rsa.RSAPrivateKey,
 ) -> None:
     # An RSA signature presented under the EC key's id, and the other way round.
-    assert _rejected(_sign(rsa_key, "RS256", EC_KID), jwks_only).code == "invalid_token"
-    assert _rejected(_sign(ec_key, "ES256", RSA_KID), jwks_only).code == "invalid_token"
+    assert rejected(_sign(rsa_key, "RS256", EC_KID), jwks_only).code == "invalid_token"
+    assert rejected(_sign(ec_key, "ES256", RSA_KID), jwks_only).code == "invalid_token"
 
 
 def test_tampered_payload_is_refused(
     jwks_only: Settings, jwks_route: respx.Route, ec_key: ec.EllipticCurvePrivateKey
 ) -> None:
     header, _, signature = _sign(ec_key, "ES256", EC_KID).split(".")
-    forged_claims = _b64url(json.dumps(_claims(app_metadata={"role": "admin"})).encode())
-    assert _rejected(f"{header}.{forged_claims}.{signature}", jwks_only).code == "invalid_token"
+    forged_claims = b64url(json.dumps(token_claims(app_metadata={"role": "admin"})).encode())
+    assert rejected(f"{header}.{forged_claims}.{signature}", jwks_only).code == "invalid_token"
 
 
 def test_expired_token_is_refused(
     jwks_only: Settings, jwks_route: respx.Route, ec_key: ec.EllipticCurvePrivateKey
 ) -> None:
     token = _sign(ec_key, "ES256", EC_KID, exp=int(time.time()) - 120)
-    assert _rejected(token, jwks_only).code == "token_expired"
+    assert rejected(token, jwks_only).code == "token_expired"
 
 
 def test_expiry_within_leeway_is_accepted(
@@ -451,7 +394,7 @@ def test_expiry_within_leeway_is_accepted(
 def test_wrong_audience_is_refused(
     jwks_only: Settings, jwks_route: respx.Route, ec_key: ec.EllipticCurvePrivateKey, aud: object
 ) -> None:
-    assert _rejected(_sign(ec_key, "ES256", EC_KID, aud=aud), jwks_only).code == "invalid_token"
+    assert rejected(_sign(ec_key, "ES256", EC_KID, aud=aud), jwks_only).code == "invalid_token"
 
 
 @pytest.mark.parametrize("missing", ["sub", "exp", "aud"])
@@ -459,20 +402,20 @@ def test_missing_required_claim_is_refused(
     jwks_only: Settings, jwks_route: respx.Route, ec_key: ec.EllipticCurvePrivateKey, missing: str
 ) -> None:
     token = jwt.encode(
-        {k: v for k, v in _claims().items() if k != missing},
+        {k: v for k, v in token_claims().items() if k != missing},
         ec_key,
         algorithm="ES256",
         headers={"kid": EC_KID},
     )
-    assert _rejected(token, jwks_only).code == "invalid_token"
+    assert rejected(token, jwks_only).code == "invalid_token"
 
 
 def test_subject_and_role_rules_apply_to_jwks_tokens(
     jwks_only: Settings, jwks_route: respx.Route, ec_key: ec.EllipticCurvePrivateKey
 ) -> None:
-    assert _rejected(_sign(ec_key, "ES256", EC_KID, sub="admin"), jwks_only).code == "invalid_token"
+    assert rejected(_sign(ec_key, "ES256", EC_KID, sub="admin"), jwks_only).code == "invalid_token"
     token = _sign(ec_key, "ES256", EC_KID, role="service_role")
-    assert _rejected(token, jwks_only).code == "invalid_token"
+    assert rejected(token, jwks_only).code == "invalid_token"
 
 
 @pytest.mark.parametrize(
@@ -481,7 +424,7 @@ def test_subject_and_role_rules_apply_to_jwks_tokens(
 def test_malformed_tokens_are_refused(
     jwks_only: Settings, router: respx.MockRouter, token: str
 ) -> None:
-    assert _rejected(token, jwks_only).code == "invalid_token"
+    assert rejected(token, jwks_only).code == "invalid_token"
     assert router.calls.call_count == 0
 
 
@@ -493,13 +436,13 @@ def test_short_rsa_key_in_the_jwks_is_refused(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PyJWT warns when signing with a short key
         token = _sign(weak, "RS256", "weak")
-    assert _rejected(token, jwks_only).code == "invalid_token"
+    assert rejected(token, jwks_only).code == "invalid_token"
 
 
 def test_unusable_jwks_entries_are_skipped(
     jwks_only: Settings, router: respx.MockRouter, ec_key: ec.EllipticCurvePrivateKey
 ) -> None:
-    oct_key = {"kty": "oct", "kid": "sym", "k": _b64url(HS_SECRET.encode()), "alg": "HS256"}
+    oct_key = {"kty": "oct", "kid": "sym", "k": b64url(HS_SECRET.encode()), "alg": "HS256"}
     router.get(JWKS_URL).mock(
         return_value=_jwks(
             oct_key,
@@ -513,16 +456,16 @@ def test_unusable_jwks_entries_are_skipped(
     )
     verify_token(_sign(ec_key, "ES256", EC_KID), jwks_only)
     # The symmetric key from the URL is never used, not even for a token naming it.
-    token = _hand_signed({"alg": "HS256", "kid": "sym"}, _claims(), HS_SECRET.encode())
-    assert _rejected(token, jwks_only).code == "invalid_token"
-    assert _rejected(_sign(ec_key, "ES256", "enc-key"), jwks_only).code == "invalid_token"
+    token = hand_signed({"alg": "HS256", "kid": "sym"}, token_claims(), HS_SECRET.encode())
+    assert rejected(token, jwks_only).code == "invalid_token"
+    assert rejected(_sign(ec_key, "ES256", "enc-key"), jwks_only).code == "invalid_token"
 
 
 def test_empty_key_set_refuses_every_token(
     jwks_only: Settings, router: respx.MockRouter, ec_key: ec.EllipticCurvePrivateKey
 ) -> None:
     router.get(JWKS_URL).mock(return_value=_jwks())
-    assert _rejected(_sign(ec_key, "ES256", EC_KID), jwks_only).code == "invalid_token"
+    assert rejected(_sign(ec_key, "ES256", EC_KID), jwks_only).code == "invalid_token"
 
 
 # --- the key cache --------------------------------------------------------------------------
@@ -571,9 +514,7 @@ def test_cache_max_age_is_respected(
 ) -> None:
     settings = jwks_only
     if max_age is not None:
-        monkeypatch.setenv("JWKS_CACHE_SECONDS", str(max_age))
-        reset_settings()
-        settings = get_settings()
+        settings = configure(monkeypatch, JWKS_CACHE_SECONDS=str(max_age))
     age = max_age or 600
     token = _sign(ec_key, "ES256", EC_KID)
     verify_token(token, settings)
@@ -629,7 +570,7 @@ def test_rotation_right_after_a_fetch_waits_for_the_throttle(
     verify_token(_sign(ec_key, "ES256", EC_KID), jwks_only)
     clock.advance(5)
     new_token = _sign(new_key, "ES256", "ec-key-2")
-    assert _rejected(new_token, jwks_only).code == "invalid_token"
+    assert rejected(new_token, jwks_only).code == "invalid_token"
     assert route.call_count == 1
     clock.advance(auth.JWKS_MIN_REFETCH_SECONDS)
     verify_token(new_token, jwks_only)
@@ -645,14 +586,14 @@ def test_unknown_kid_that_stays_unknown_is_throttled(
     verify_token(_sign(ec_key, "ES256", EC_KID), jwks_only)  # the first fetch
     clock.advance(auth.JWKS_MIN_REFETCH_SECONDS)
     garbage = [_sign(ec_key, "ES256", f"garbage-{i}") for i in range(20)]
-    assert _rejected(garbage[0], jwks_only).code == "invalid_token"
+    assert rejected(garbage[0], jwks_only).code == "invalid_token"
     assert jwks_route.call_count == 2  # one refetch for the unknown kid
     for token in garbage:  # many garbage kids within the window: no more fetches
         clock.advance(1)
-        _rejected(token, jwks_only)
+        rejected(token, jwks_only)
     assert jwks_route.call_count == 2
     clock.advance(auth.JWKS_MIN_REFETCH_SECONDS)
-    _rejected(garbage[0], jwks_only)
+    rejected(garbage[0], jwks_only)
     assert jwks_route.call_count == 3
     verify_token(_sign(ec_key, "ES256", EC_KID), jwks_only)  # known keys are unaffected
     assert jwks_route.call_count == 3
@@ -661,7 +602,7 @@ def test_unknown_kid_that_stays_unknown_is_throttled(
 def test_unknown_kid_on_a_cold_cache_fetches_only_once(
     jwks_only: Settings, jwks_route: respx.Route, ec_key: ec.EllipticCurvePrivateKey
 ) -> None:
-    assert _rejected(_sign(ec_key, "ES256", "garbage"), jwks_only).code == "invalid_token"
+    assert rejected(_sign(ec_key, "ES256", "garbage"), jwks_only).code == "invalid_token"
     assert jwks_route.call_count == 1
 
 
@@ -791,7 +732,7 @@ def test_unknown_kid_while_the_endpoint_is_down_is_401_not_503(
     )
     verify_token(_sign(ec_key, "ES256", EC_KID), jwks_only)
     clock.advance(60)
-    assert _rejected(_sign(ec_key, "ES256", "unknown"), jwks_only).code == "invalid_token"
+    assert rejected(_sign(ec_key, "ES256", "unknown"), jwks_only).code == "invalid_token"
 
 
 def test_cache_with_an_injected_client_and_clock(
