@@ -30,7 +30,7 @@ from tests.support.http import (
     stored_objects,
 )
 from tests.support.rows import row_count
-from tests.support.tokens import bearer, forged, hand_signed, scheduler_headers
+from tests.support.tokens import b64url, bearer, forged, hand_signed, scheduler_headers
 from tests.support.users import MakeUser
 
 PDF = (SAMPLES / "annual-report.pdf").read_bytes()
@@ -688,6 +688,6 @@ def test_non_finite_budgets_are_422_and_odd_cursor_timestamps_are_understood(
     user = make_user()
     for created_at in ("2011-W01-2", "2026-01-01T00:00:00+23:59"):
         raw = json.dumps([created_at, str(uuid.uuid4())]).encode()
-        cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        cursor = b64url(raw)
         response = server_client.get("/jobs", query_string={"cursor": cursor}, headers=bearer(user))
         assert response.status_code == 200, response.get_data(as_text=True)

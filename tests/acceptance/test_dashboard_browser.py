@@ -37,13 +37,13 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from shared.platform.client import Database, UserContext
+from shared.platform.client import Database
 from tests.support.browser import browser_unavailable, running_under_ci
 from tests.support.data import REPO_ROOT
 from tests.support.net import free_port
+from tests.support.users import MakeUser
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-MakeUser = Callable[..., UserContext]
 
 # (minutes ago, duration ms, queue wait ms, priority, content type, stage timings of its job)
 COMPLETED = [

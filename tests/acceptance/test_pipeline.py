@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from typing import Any
 
 import httpx
@@ -24,6 +23,7 @@ from tests.support.env import configure
 from tests.support.http import ClientFor, assert_error, post_upload, process_jobs, uploaded
 from tests.support.tokens import bearer
 from tests.support.users import MakeUser
+from tests.support.waiting import wait_until
 
 READABLE = {
     # file: (detected type, extractor, a sentence that must be in the extracted text)
@@ -218,13 +218,13 @@ def test_the_stage_shows_on_the_job_while_it_runs(
     thread.start()
     try:
         assert inside.wait(30)
+
         # The report is written by the next heartbeat (PROGRESS_WRITE_SECONDS, default 1 s).
-        deadline = time.monotonic() + 30
-        while True:
+        def extracting() -> dict[str, Any] | None:
             job = _status(client_for, user, job_id)
-            if job["stage"] == "extracting" or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+            return job if job["stage"] == "extracting" else None
+
+        job = wait_until(extracting, "the job to show the extracting stage")
         assert (job["status"], job["stage"], job["progress"]) == ("processing", "extracting", 45)
     finally:
         release.set()

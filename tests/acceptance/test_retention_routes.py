@@ -10,7 +10,6 @@ left in the database.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -19,6 +18,8 @@ from flask.testing import FlaskClient
 
 from shared.dev import cli
 from shared.platform.client import Database
+from tests.support.cli import run_cli
+from tests.support.http import ClientFor
 
 SECRET = {"X-Scheduler-Secret": "test-scheduler-secret-long-enough-0123456789"}
 SEED = """
@@ -43,8 +44,6 @@ EXPECTED = {
     "analytics_rollups": 0,  # the seeded events are not folded into rollups yet
     "stored_files": 0,
 }
-
-ClientFor = Callable[[str], FlaskClient]
 
 
 @pytest.fixture
@@ -126,8 +125,8 @@ def test_the_one_port_server_dispatches_retention(
 def test_the_cli_dry_run_then_run(
     seeded: psycopg.Connection, capsys: pytest.CaptureFixture[str], cli_logging: None
 ) -> None:
-    assert cli.main(["retention", "--dry-run"]) == 0
-    out = capsys.readouterr().out
+    code, out, _ = run_cli(capsys, "retention", "--dry-run")
+    assert code == 0
     lines = {line.split()[0]: line for line in out.splitlines()}
     assert lines["document_processing_events"].split()[1:5] == [
         "would",
@@ -139,8 +138,9 @@ def test_the_cli_dry_run_then_run(
     assert lines["analytics_rollups"].endswith("(5-min after 2 days, hourly after 8, daily 400 d)")
     assert _left(seeded) == (4, 2, 2)
 
-    assert cli.main(["retention", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    code, out, _ = run_cli(capsys, "retention", "--json")
+    assert code == 0
+    report = json.loads(out)
     assert report["counts"] == EXPECTED
     assert _left(seeded) == (2, 1, 1)
 

@@ -15,7 +15,6 @@ Examples are bounded and derandomized, so the run is short and the same every ti
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,8 @@ from schemathesis.transport.serialization import Binary
 
 from shared.platform.client import Database, UserContext
 from shared.platform.config import get_settings
+from tests.support.http import uploaded
+from tests.support.tokens import bearer
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 MAX_EXAMPLES = 20
@@ -82,17 +83,11 @@ class Api:
         if path in ("/process_jobs", "/probe_health", "/retention"):
             return {"X-Scheduler-Secret": self.scheduler_secret}
         user = self.admin if path.startswith("/admin/") else self.user
-        return {"Authorization": f"Bearer {user.token}"}
+        return bearer(user)
 
 
 def _upload(client: Any, user: UserContext, name: str, text: str) -> dict[str, Any]:
-    response = client.post(
-        "/uploads",
-        data={"file": (io.BytesIO(text.encode()), name)},
-        headers={"Authorization": f"Bearer {user.token}"},
-    )
-    assert response.status_code == 202, response.get_data(as_text=True)
-    body: dict[str, Any] = response.get_json()
+    body: dict[str, Any] = uploaded(client, user, text.encode(), name)
     return body
 
 
@@ -111,9 +106,7 @@ def api(db: Database, make_user: Callable[..., UserContext]) -> Api:
     assert report.status_code == 200 and report.get_json()["completed"] == 1, report.get_data()
     pending = _upload(client, user, "notes.md", "# Notes\n\n- one\n- two\n")
     cancelled = _upload(client, user, "memo.txt", "A memo that is cancelled before it runs.\n")
-    response = client.post(
-        f"/jobs/{cancelled['job_id']}/cancel", headers={"Authorization": f"Bearer {user.token}"}
-    )
+    response = client.post(f"/jobs/{cancelled['job_id']}/cancel", headers=bearer(user))
     assert response.status_code == 200, response.get_data(as_text=True)
     known = (done, pending, cancelled)
     return Api(

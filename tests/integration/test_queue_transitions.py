@@ -8,7 +8,6 @@ asserts on wall-clock time. `sql` (superuser) reads rows and events independentl
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from datetime import datetime
@@ -37,6 +36,7 @@ from tests.support.queue import (
 )
 from tests.support.rows import job_events, job_row
 from tests.support.times import T0, at
+from tests.support.tokens import b64url
 
 
 def snapshot(sql: psycopg.Connection, job_id: str) -> Any:
@@ -926,15 +926,12 @@ def test_list_jobs_cursor_round_trip_and_invalid_cursor(db, make_user, sql):
         )
     assert (pages, seen) == (3, newest_first)
 
-    def b64(raw: bytes) -> str:
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
     bad = [
         "!!!not base64!!!",
-        b64(b"not json"),
-        b64(json.dumps(["not a date", newest_first[0]]).encode()),
-        b64(json.dumps([None, newest_first[0]]).encode()),
-        b64(json.dumps(["2026-01-01T12:00:00+00:00"]).encode()),
+        b64url(b"not json"),
+        b64url(json.dumps(["not a date", newest_first[0]]).encode()),
+        b64url(json.dumps([None, newest_first[0]]).encode()),
+        b64url(json.dumps(["2026-01-01T12:00:00+00:00"]).encode()),
         "é",
     ]
     for cursor in bad:
@@ -947,7 +944,7 @@ def test_a_cursor_with_a_malformed_job_id_is_an_invalid_cursor(db, make_user):
     user = make_user()
     create_upload(db, user, now=T0)
     raw = json.dumps(["2026-01-01T12:00:00+00:00", "not-a-uuid"]).encode()
-    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    cursor = b64url(raw)
     with pytest.raises(Unprocessable) as caught:
         queue.list_jobs(db.as_user(user), status=None, limit=2, cursor=cursor)
     assert caught.value.code == "invalid_cursor"

@@ -13,10 +13,8 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import functions_framework
 import psycopg
 import pytest
 
@@ -27,13 +25,13 @@ from shared.platform.client import Database, UserContext
 from shared.platform.config import Settings
 from shared.platform.errors import JobError, JobStopped, Unavailable
 from shared.platform.storage import get_storage
-from tests.support.data import TEXT
+from tests.support.data import REPO_ROOT, TEXT
 from tests.support.env import configure as configure_env
 from tests.support.factories import new_job
+from tests.support.http import load_target
 from tests.support.rows import event_counts, job_row
+from tests.support.tokens import bearer
 from tests.support.waiting import PATIENCE, wait_until
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 FAST = {
     "HEARTBEAT_SECONDS": "0.2",
@@ -701,9 +699,8 @@ def test_get_job_shows_stage_and_progress_while_the_job_runs(
     run = background(Worker(db, settings, handler).run_forever, stop, unblock=(stop, release))
     assert reported.wait(PATIENCE)
 
-    app: Any = functions_framework.create_app(target="jobs", source=str(REPO_ROOT / "main.py"))
-    client = app.test_client()
-    headers = {"Authorization": f"Bearer {user.token}"}
+    client = load_target("jobs")
+    headers = bearer(user)
 
     def running_view() -> dict[str, Any] | None:
         response = client.get(f"/jobs/{job_id}", headers=headers)
