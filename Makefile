@@ -43,13 +43,14 @@ test: sysdeps-test setup ## System packages, then the whole test suite against a
 dev: sysdeps-demo setup ## Serve every function on http://127.0.0.1:8080/<route> with a worker, until Ctrl-C
 	$(BIN)/docflow serve --port 8080 --worker
 
-bench: sysdeps-demo setup ## Benchmarks: queue (vs raw SQL, Procrastinate), pipeline (vs pypdf), upload intake, analytics, retention, ReDoS
+bench: sysdeps-demo setup ## Benchmarks: queue (vs raw SQL, Procrastinate), pipeline (vs pypdf), upload intake, analytics, retention, ReDoS, cold start
 	$(BIN)/python bench/queue_bench.py
 	$(BIN)/python bench/pipeline_bench.py
 	$(BIN)/python bench/intake_bench.py
 	$(BIN)/python bench/analytics_bench.py
 	$(BIN)/python bench/retention_bench.py
 	$(BIN)/python bench/redos_bench.py
+	$(BIN)/python bench/coldstart_bench.py
 
 crash: sysdeps-demo setup ## Crash harness: SIGKILLed workers and a PostgreSQL restart lose no job
 	$(BIN)/python bench/crash.py

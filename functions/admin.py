@@ -10,8 +10,8 @@ import re
 import flask
 import functions_framework
 
+from shared.jobs import queue
 from shared.ops import analytics, dashboard
-from shared.ops import probes as monitoring
 from shared.platform.app import App
 from shared.platform.client import UserContext
 from shared.platform.errors import NotFound, Unprocessable
@@ -32,7 +32,7 @@ def get_dashboard(request: flask.Request, app: App) -> flask.Response:
 
 @router.route("GET", "/admin/queue", auth="admin")
 def get_queue(request: flask.Request, app: App, user: UserContext) -> flask.Response:
-    return json_response(monitoring.queue_health(app.db.as_user(user), app.settings))
+    return json_response(queue.queue_health(app.db.as_user(user), app.settings))
 
 
 @router.route("GET", "/admin/services", auth="admin")

@@ -7,10 +7,10 @@ Its own module so that the work (e.g. `shared.documents.pipeline`) and the engin
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
+from shared.platform import clock
 from shared.platform.client import Database
 from shared.platform.errors import JobStopped
 
@@ -30,7 +30,7 @@ class JobContext:
         self.progress = 0
         self.dirty = False
         self.started: float | None = None  # monotonic, when the handler began
-        self.claimed_at = time.monotonic()
+        self.claimed_at = clock.monotonic()
         self.last_beat = self.claimed_at  # the claim set the lease
         self.finished = False
 

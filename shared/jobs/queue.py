@@ -129,3 +129,20 @@ def enqueue_jobs(
     """Bulk enqueue for existing documents (benchmarks, backfills): no HTTP rate limit."""
     ids: list[str] = db.call("enqueue_jobs", jobs=jobs, source=source)
     return ids
+
+
+def queue_health(
+    scope: Database | UserScope, settings: Settings, *, now: datetime | None = None
+) -> dict[str, Any]:
+    health: dict[str, Any] = scope.call(
+        "queue_health",
+        window_seconds=settings.queue_window_seconds,
+        degraded_success_rate=settings.queue_degraded_success_rate,
+        unhealthy_success_rate=settings.queue_unhealthy_success_rate,
+        degraded_stalled=settings.queue_degraded_stalled,
+        unhealthy_stalled=settings.queue_unhealthy_stalled,
+        degraded_backlog=settings.queue_degraded_backlog,
+        degraded_oldest_seconds=settings.queue_degraded_oldest_seconds,
+        now=now,
+    )
+    return health

@@ -33,7 +33,7 @@ from typing import Any
 import psycopg
 
 from shared.jobs.context import Handler, JobContext
-from shared.platform import events
+from shared.platform import clock, events
 from shared.platform.client import Database
 from shared.platform.config import Settings
 from shared.platform.errors import DocflowError, JobError, JobStopped
@@ -104,7 +104,7 @@ class Worker:
         """Sweep stalled jobs, then run due jobs until none are due or the budget is spent."""
         report = DrainReport()
         self._sweep(report)
-        started = time.monotonic()
+        started = clock.monotonic()
         self._loop(
             threading.Event(),
             report,
@@ -149,22 +149,22 @@ class Worker:
         )
         heartbeater.start()
         listener = _Listener(self.listen_url) if self.listen_url and not exit_when_idle else None
-        next_sweep = time.monotonic() + self.settings.stalled_sweep_seconds
+        next_sweep = clock.monotonic() + self.settings.stalled_sweep_seconds
         try:
             while True:
                 self._maybe_flush(report)
                 left = math.inf if max_jobs is None else max_jobs - report.claimed
                 if stop.is_set() or left <= 0:
                     break
-                if deadline is not None and time.monotonic() >= deadline:
+                if deadline is not None and clock.monotonic() >= deadline:
                     break
-                if not exit_when_idle and time.monotonic() >= next_sweep:
+                if not exit_when_idle and clock.monotonic() >= next_sweep:
                     self._sweep(report)
-                    next_sweep = time.monotonic() + self.settings.stalled_sweep_seconds
+                    next_sweep = clock.monotonic() + self.settings.stalled_sweep_seconds
                 with self._lock:
                     busy = self._tasks  # handlers running or queued (a stuck one stays busy)
                 claimed: list[dict[str, Any]] = []
-                may_claim = claim_until is None or time.monotonic() < claim_until
+                may_claim = claim_until is None or clock.monotonic() < claim_until
                 if busy < self.concurrency and may_claim:
                     self._flush(report)  # finish what is done before taking more
                     try:
@@ -238,15 +238,15 @@ class Worker:
         out (`budgeted`), they fail recoverably (`budget_exceeded`), so a job that can never fit
         in the budget ends failed after its attempts instead of being released forever.
         """
-        grace_end = time.monotonic() + self.settings.worker_shutdown_grace_seconds
+        grace_end = clock.monotonic() + self.settings.worker_shutdown_grace_seconds
         if deadline is not None:
-            grace_end = min(grace_end, max(deadline, time.monotonic()) + 1.0)
+            grace_end = min(grace_end, max(deadline, clock.monotonic()) + 1.0)
         while True:
             self._flush(report)
             with self._lock:
                 if not self._held:
                     return
-            if time.monotonic() >= grace_end:
+            if clock.monotonic() >= grace_end:
                 break
             self._wake.wait(0.1)
             self._wake.clear()
@@ -284,7 +284,7 @@ class Worker:
                 self._wake.set()
 
     def _run_handler(self, ctx: JobContext) -> None:
-        ctx.started = time.monotonic()
+        ctx.started = clock.monotonic()
         with log_context(job_id=ctx.id, attempt=ctx.attempt):
             outcome: Outcome
             try:
@@ -309,7 +309,7 @@ class Worker:
                 return
             ctx.finished = True
             if not self._outcomes:
-                self._first_outcome_at = time.monotonic()
+                self._first_outcome_at = clock.monotonic()
             self._outcomes.append((ctx, outcome))
             everything_done = len(self._outcomes) >= len(self._held)
         if everything_done:
@@ -320,7 +320,7 @@ class Worker:
             pending = len(self._outcomes)
             due = pending and (
                 pending >= len(self._held)
-                or time.monotonic() - self._first_outcome_at >= FLUSH_DELAY
+                or clock.monotonic() - self._first_outcome_at >= FLUSH_DELAY
             )
         if due:
             self._flush(report)
@@ -423,7 +423,7 @@ class Worker:
 
     def _heartbeat_once(self) -> None:
         s = self.settings
-        now = time.monotonic()
+        now = clock.monotonic()
         with self._lock:
             held = [c for c in self._held.values() if not c.finished]
         due = []
@@ -519,10 +519,10 @@ class _Listener:
             stop.wait(timeout)
             return
         # Wait in short slices so that a stop (SIGTERM) is seen within half a second.
-        deadline = time.monotonic() + timeout
+        deadline = clock.monotonic() + timeout
         try:
             while not stop.is_set():
-                left = deadline - time.monotonic()
+                left = deadline - clock.monotonic()
                 if left <= 0:
                     return
                 if any(True for _ in conn.notifies(timeout=min(left, 0.5), stop_after=1)):

@@ -20,9 +20,11 @@ from typing import Any
 
 import httpx
 
+from shared.jobs.queue import queue_health
 from shared.ops import analytics
 from shared.ops.alerts import notifier_for, notify_due
-from shared.platform.client import Database, UserScope
+from shared.platform import clock
+from shared.platform.client import Database
 from shared.platform.config import Settings
 from shared.platform.log import get_logger
 from shared.platform.storage import Storage
@@ -43,23 +45,6 @@ class ProbeResult:
 
 
 Probe = Callable[[], dict[str, Any]]  # returns details; raises on failure
-
-
-def queue_health(
-    scope: Database | UserScope, settings: Settings, *, now: datetime | None = None
-) -> dict[str, Any]:
-    health: dict[str, Any] = scope.call(
-        "queue_health",
-        window_seconds=settings.queue_window_seconds,
-        degraded_success_rate=settings.queue_degraded_success_rate,
-        unhealthy_success_rate=settings.queue_unhealthy_success_rate,
-        degraded_stalled=settings.queue_degraded_stalled,
-        unhealthy_stalled=settings.queue_unhealthy_stalled,
-        degraded_backlog=settings.queue_degraded_backlog,
-        degraded_oldest_seconds=settings.queue_degraded_oldest_seconds,
-        now=now,
-    )
-    return health
 
 
 def probes(
@@ -159,10 +144,10 @@ def run_probes(
         name: pool.submit(_measure, name, probe, thresholds) for name, probe in chosen.items()
     }
     results: list[ProbeResult] = []
-    deadline = time.monotonic() + timeout
+    deadline = clock.monotonic() + timeout
     for name, future in futures.items():
         try:
-            results.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
+            results.append(future.result(timeout=max(0.0, deadline - clock.monotonic())))
         except FutureTimeout:
             results.append(
                 ProbeResult(name, "down", round(timeout * 1000), f"no answer within {timeout:g} s")

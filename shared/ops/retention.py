@@ -15,12 +15,12 @@ A dry run counts what a run would delete and deletes nothing.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from typing import Any
 
+from shared.platform import clock as platform_clock
 from shared.platform.client import Database
 from shared.platform.config import Settings
 from shared.platform.errors import DocflowError
@@ -63,14 +63,16 @@ def run(
     dry_run: bool = False,
     now: datetime | None = None,
     max_seconds: float | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """One retention run; returns `{dry_run, finished, counts, keep_days, elapsed_ms}`.
 
     `counts` has the rows deleted (dry run: that would be) per table, and `stored_files`: the
     files deleted from storage (dry run: the files queued now; documents deleted by the run
-    queue theirs too). `now` fixes the cutoffs (tests); `clock` measures the budget.
+    queue theirs too). `now` fixes the cutoffs (tests); `clock` measures the budget (default:
+    the process clock, `shared.platform.clock`).
     """
+    clock = clock or platform_clock.monotonic
     started = clock()
     deadline = started + (settings.retention_max_seconds if max_seconds is None else max_seconds)
     batch = settings.retention_batch_size
