@@ -6,19 +6,44 @@ import flask
 import functions_framework
 
 from shared.documents import intake
+from shared.platform import events
 from shared.platform.app import App
 from shared.platform.client import UserContext
-from shared.platform.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from shared.platform.errors import (
+    BadRequest,
+    DocflowError,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+)
 from shared.platform.http import Router, json_body, json_response
 
 router = Router("uploads")
 # Room for the multipart envelope and small form fields around the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
+# Refusals of an authenticated upload that operators see as `upload_rejected` events, by code.
+REJECTED_STATUSES = frozenset({400, 409, 413, 415, 422, 429})
 
 
 @router.route("POST", "/uploads", auth="user")
 @router.route("POST", "/", auth="user")
 def create_upload(request: flask.Request, app: App, user: UserContext) -> flask.Response:
+    try:
+        return _create_upload(request, app, user)
+    except DocflowError as err:
+        # No document or job exists, so no transition records it: an ad-hoc event does,
+        # fire-and-forget (flushed when the request ends; a failure never reaches the caller).
+        if err.status in REJECTED_STATUSES:
+            events.record_processing_event(
+                "upload_rejected",
+                user_id=user.user_id,
+                error_message=err.code,
+                details={"status": err.status},
+            )
+        raise
+
+
+def _create_upload(request: flask.Request, app: App, user: UserContext) -> flask.Response:
     settings = app.settings
     if request.mimetype == "application/json":
         return _register_stored(request, app, user)
