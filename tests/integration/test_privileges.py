@@ -101,6 +101,9 @@ TABLE_ALLOWLIST: dict[str, Allowed] = {
     "public.analytics_pending": reads(
         f"facts not folded yet, {ADMIN_POLICY}: analytics_report adds them to the rollups"
     ),
+    "public.job_status_counts": reads(
+        f"job counts per status and priority, {ADMIN_POLICY}: queue_health reads them as the caller"
+    ),
     "public.storage_deletions": nothing(
         f"{SERVICE_ONLY} (the retention's queue of files to delete; no policy)"
     ),
@@ -117,6 +120,7 @@ SEQUENCE_ALLOWLIST: dict[str, Allowed] = {
         "alert_events",
         "analytics_pending",
         "storage_deletions",
+        "job_status_counts",
     )
 }
 
@@ -203,6 +207,8 @@ FUNCTION_ALLOWLIST: dict[str, Allowed] = {
             "docflow_private.record_analytics_facts()",
             "docflow_private.queue_document_files()",
             "docflow_private.prune_rollups(integer, integer, boolean, timestamp with time zone)",
+            "docflow_private.count_job_statuses()",
+            "docflow_private.fold_job_status_counts()",
         )
     },
 }
