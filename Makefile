@@ -61,6 +61,9 @@ lint: setup ## ruff, mypy and the import layers (import-linter)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+schema: sysdeps-demo setup ## Regenerate supabase/schema.sql from a freshly migrated database
+	$(BIN)/python -m shared.dev.schema --write
+
 docs: setup ## Regenerate docs/configuration.md and .env.example from shared/platform/config.py
 	$(BIN)/python -m shared.dev.configuration --write
 
@@ -81,4 +84,4 @@ clean: ## Stop and delete the local cluster, remove the venv and local data
 	-$(BIN)/docflow db destroy
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help sysdeps-demo sysdeps-test setup demo test dev bench crash lint docs fmt db-start db-stop db-reset clean
+.PHONY: help sysdeps-demo sysdeps-test setup demo test dev bench crash lint schema docs fmt db-start db-stop db-reset clean
