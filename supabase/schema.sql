@@ -582,11 +582,18 @@ begin
          case when e.event_type = 'processing_started' and e.details ->> 'attempt' = '1'
                    and j.created_at is not null
               then greatest(0, extract(epoch from e.created_at - j.created_at) * 1000) end,
-         case when e.event_type = 'completed' and jsonb_typeof(j.result -> 'timings_ms') = 'object'
-              then j.result -> 'timings_ms' end
+         case when e.event_type = 'completed' and jsonb_typeof(j.timings) = 'object'
+              then j.timings end
     from new_events e
-    left join public.processing_jobs j on j.id = e.job_id
-    left join public.documents d on d.id = e.document_id;
+    left join lateral (
+      select pj.priority, pj.created_at, pj.result -> 'timings_ms' as timings
+        from public.processing_jobs pj
+       where pj.id = e.job_id
+       limit 1
+    ) j on true
+    left join lateral (
+      select doc.content_type from public.documents doc where doc.id = e.document_id limit 1
+    ) d on true;
   return null;
 end;
 $function$;
