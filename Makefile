@@ -51,6 +51,7 @@ bench: sysdeps-demo setup ## Benchmarks: queue (vs raw SQL, Procrastinate), pipe
 	$(BIN)/python bench/retention_bench.py
 	$(BIN)/python bench/redos_bench.py
 	$(BIN)/python bench/coldstart_bench.py
+	$(BIN)/python bench/facts_trigger_bench.py
 
 crash: sysdeps-demo setup ## Crash harness: SIGKILLed workers and a PostgreSQL restart lose no job
 	$(BIN)/python bench/crash.py
