@@ -137,7 +137,7 @@ def before_after(revision: str) -> dict[str, Any]:
 
 
 def scenario(admin: str, worker_in_server: bool, rest_seconds: float) -> dict[str, Any]:
-    url = localdb.url_for(admin, DB)
+    url = localdb.service_url(admin, DB)
     localdb.recreate_database(admin, DB)
     migrate.migrate(url)
     storage_dir = tempfile.mkdtemp(prefix="docflow-redos-bench-")

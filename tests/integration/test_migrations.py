@@ -33,19 +33,6 @@ EXPECTED_TABLES = {
 }
 
 
-def _url_for(admin_url: str, dbname: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(admin_url)
-    info["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**info)
-
-
-def _drop_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(
-            pgsql.SQL("drop database if exists {} with (force)").format(pgsql.Identifier(name))
-        )
-
-
 @pytest.fixture
 def empty_db_url(pg_admin_url: str) -> Iterator[str]:
     """A brand-new, empty database (not a copy of the migrated template, nor of the local
@@ -53,9 +40,9 @@ def empty_db_url(pg_admin_url: str) -> Iterator[str]:
     name = f"docflow_mig_{uuid.uuid4().hex[:12]}"
     localdb.recreate_database(pg_admin_url, name, template="template0")
     try:
-        yield _url_for(pg_admin_url, name)
+        yield localdb.url_for(pg_admin_url, name)
     finally:
-        _drop_database(pg_admin_url, name)
+        localdb.drop_database(pg_admin_url, name)
 
 
 def _copy_migrations(target: Path) -> Path:
@@ -314,7 +301,9 @@ def supabase_shaped_db(pg_admin_url: str, empty_db_url: str) -> Iterator[tuple[s
             )
         yield empty_db_url, migrator
     finally:
-        _drop_database(pg_admin_url, psycopg.conninfo.conninfo_to_dict(empty_db_url)["dbname"])
+        localdb.drop_database(
+            pg_admin_url, psycopg.conninfo.conninfo_to_dict(empty_db_url)["dbname"]
+        )
         with psycopg.connect(pg_admin_url, autocommit=True) as admin:
             for role in (migrator, storage_admin, auth_admin):
                 with contextlib.suppress(psycopg.Error):  # best-effort cleanup
