@@ -13,6 +13,10 @@ module, not the HTTP limiter:
    wait=False; installed into .local/bench/procrastinate-venv on first use).
 
 Usage: python bench/queue_bench.py [--jobs N] [--workers W] [--batch B] [--concurrency C]
+       [--migrations-before VERSION]
+
+`--migrations-before 20261207170000` migrates only the migrations older than that version: the
+same code against an earlier schema, for a before/after comparison of a schema change.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -38,6 +44,19 @@ from shared.platform.config import load_settings  # noqa: E402
 
 DB = "docflow_bench"
 PROC_DB = "docflow_bench_procrastinate"
+
+
+def migrate_db(admin_url: str, url: str, before: str | None) -> None:
+    """A fresh `DB` with every migration, or only those older than `before`."""
+    localdb.recreate_database(admin_url, DB)
+    if before is None:
+        migrate.migrate(url)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in sorted(migrate.MIGRATIONS_DIR.glob("*.sql")):
+            if path.name[:14] < before:
+                shutil.copy(path, tmp)
+        migrate.migrate(url, Path(tmp))
 
 
 def seed_documents(url: str, n: int) -> list[str]:
@@ -226,6 +245,11 @@ def main() -> int:
     parser.add_argument("--procrastinate-jobs", type=int, default=5_000)
     parser.add_argument("--skip-procrastinate", action="store_true")
     parser.add_argument("--skip-raw", action="store_true")
+    parser.add_argument(
+        "--migrations-before",
+        metavar="VERSION",
+        help="migrate only the migrations older than VERSION (a before/after comparison)",
+    )
     args = parser.parse_args()
 
     admin_url = localdb.admin_url(load_settings())
@@ -241,8 +265,7 @@ def main() -> int:
         f"{psycopg.conninfo.conninfo_to_dict(admin_url).get('port')}"
     )
 
-    localdb.recreate_database(admin_url, DB)
-    migrate.migrate(url)
+    migrate_db(admin_url, url, args.migrations_before)
     docs = seed_documents(url, args.enqueue_jobs)
     out["enqueue_jobs_per_s"] = bench_enqueue(url, docs)
     print(
@@ -250,8 +273,7 @@ def main() -> int:
         f"{out['enqueue_jobs_per_s']:,.0f} jobs/s over {args.enqueue_jobs:,} jobs"
     )
 
-    localdb.recreate_database(admin_url, DB)
-    migrate.migrate(url)
+    migrate_db(admin_url, url, args.migrations_before)
     bench_enqueue(url, seed_documents(url, args.jobs))
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("vacuum analyze")
@@ -266,8 +288,7 @@ def main() -> int:
 
     if not args.skip_defaults:
         n = min(args.jobs, 20_000)
-        localdb.recreate_database(admin_url, DB)
-        migrate.migrate(url)
+        migrate_db(admin_url, url, args.migrations_before)
         bench_enqueue(url, seed_documents(url, n))
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("vacuum analyze")

@@ -13,9 +13,10 @@ processing), their documents, and three lifecycle events per job, created over 3
    back: the plan of the cascade's delete of events, and the median time;
 4. the queue's hot path, the SQL alone, alternating between the two databases round by round so
    that both see the same machine load: per round, `enqueue_jobs` of 2,000 jobs, four
-   `claim_jobs` of 500 and their four `complete_jobs`, and 200 `create_upload` calls
+   `claim_jobs` of 500 and their four `complete_jobs`, 200 `create_upload` calls, and their
+   200 jobs claimed and completed 10 at a time (the shipped worker batch)
    (microseconds of the server process's CPU per job, median over the rounds; wall time
-   where the server's /proc cannot be read). The new index, the counter triggers and the
+   where the server's /proc cannot be read). The new index, the job counters and the
    narrowed event guard all sit on this path; nothing folds the counters meanwhile, as in
    `make bench`. These sessions run with synchronous_commit off: the commit's flush is the
    same for both databases, and on a busy disk it drowns the statements' own cost.
@@ -364,6 +365,20 @@ def one_round(
                 (user, f"{user}/up-{r}-{i}"),
             )
     record("create_upload", clock, 200)
+
+    # The shipped worker settings: claims and completions of 10, the 200 uploads' jobs.
+    claim, complete = Clock(), Clock()
+    for _ in range(20):
+        with claim:
+            row = conn.execute("select public.claim_jobs('hot10', 10, 30)").fetchone()
+        assert row is not None
+        completions = [{"id": j["id"], "attempt": j["attempts"], "result": {}} for j in row[0]]
+        with complete:
+            conn.execute(
+                "select public.complete_jobs('hot10', %s::jsonb)", (json.dumps(completions),)
+            )
+    record("claim_jobs (batch 10)", claim, 200)
+    record("complete_jobs (batch 10)", complete, 200)
     conn.execute("select public.claim_jobs('drain', 1000, 30)")  # keep the queue short
 
 

@@ -177,7 +177,6 @@ create table public.job_status_counts (
   id bigint generated always as identity not null,
   status text not null,
   priority text not null,
-  attempted boolean not null,
   n bigint not null,
   constraint job_status_counts_pkey PRIMARY KEY (id)
 );
@@ -248,9 +247,7 @@ create policy processing_jobs_select_own_or_admin on public.processing_jobs
   for select to authenticated
   using (((user_id = ( SELECT auth.uid() AS uid)) OR (((( SELECT auth.jwt() AS jwt) -> 'app_metadata'::text) ->> 'role'::text) = 'admin'::text)));
 CREATE TRIGGER processing_jobs_count_deletes AFTER DELETE ON public.processing_jobs REFERENCING OLD TABLE AS old_jobs FOR EACH STATEMENT EXECUTE FUNCTION docflow_private.count_job_statuses();
-CREATE TRIGGER processing_jobs_count_inserts AFTER INSERT ON public.processing_jobs REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION docflow_private.count_job_statuses();
 CREATE TRIGGER processing_jobs_count_truncate AFTER TRUNCATE ON public.processing_jobs FOR EACH STATEMENT EXECUTE FUNCTION docflow_private.count_job_statuses();
-CREATE TRIGGER processing_jobs_count_updates AFTER UPDATE ON public.processing_jobs REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION docflow_private.count_job_statuses();
 CREATE TRIGGER processing_jobs_notify AFTER INSERT ON public.processing_jobs FOR EACH STATEMENT EXECUTE FUNCTION docflow_private.notify_jobs();
 grant SELECT on table public.processing_jobs to authenticated;
 grant DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE on table public.processing_jobs to service_role;
@@ -351,25 +348,32 @@ begin
      where j.status = 'processing' and j.lease_owner = complete_rows.worker_id
      order by j.id
        for update of j
+  ), updated as (
+    update public.processing_jobs j
+       set status = case when o.cancel_requested_at is null then 'completed' else 'cancelled' end,
+           result = case when o.cancel_requested_at is null
+                         then coalesce(o.result, '{}'::jsonb) else j.result end,
+           stage = case when o.cancel_requested_at is null then 'finalizing' else j.stage end,
+           progress = case when o.cancel_requested_at is null then 100 else j.progress end,
+           lease_owner = null,
+           lease_expires_at = null,
+           error_code = null,
+           error_message = null,
+           error_recoverable = null,
+           completed_at = complete_rows.now,
+           duration_ms = greatest(0, (extract(epoch from complete_rows.now - j.started_at)
+                                      * 1000)::integer),
+           updated_at = complete_rows.now
+      from owned o
+     where j.id = o.id
+    returning j.id, j.status, j.priority, j.document_id, j.user_id, j.attempts, j.duration_ms,
+              j.stage
+  ), counted as (
+    insert into public.job_status_counts (status, priority, n)
+    select u.status, u.priority, count(*) from updated u group by 1, 2
   )
-  update public.processing_jobs j
-     set status = case when o.cancel_requested_at is null then 'completed' else 'cancelled' end,
-         result = case when o.cancel_requested_at is null
-                       then coalesce(o.result, '{}'::jsonb) else j.result end,
-         stage = case when o.cancel_requested_at is null then 'finalizing' else j.stage end,
-         progress = case when o.cancel_requested_at is null then 100 else j.progress end,
-         lease_owner = null,
-         lease_expires_at = null,
-         error_code = null,
-         error_message = null,
-         error_recoverable = null,
-         completed_at = complete_rows.now,
-         duration_ms = greatest(0, (extract(epoch from complete_rows.now - j.started_at)
-                                    * 1000)::integer),
-         updated_at = complete_rows.now
-    from owned o
-   where j.id = o.id
-  returning j.id, j.status, j.document_id, j.user_id, j.attempts, j.duration_ms, j.stage;
+  select u.id, u.status, u.document_id, u.user_id, u.attempts, u.duration_ms, u.stage
+    from updated u;
 end;
 $function$;
 grant EXECUTE on function docflow_private.complete_rows(worker_id text, completions jsonb, now timestamp with time zone) to service_role;
@@ -381,24 +385,12 @@ CREATE OR REPLACE FUNCTION docflow_private.count_job_statuses()
  SET search_path TO ''
 AS $function$
 begin
-  if tg_op = 'INSERT' then
-    insert into public.job_status_counts (status, priority, attempted, n)
-    select n.status, n.priority, n.attempts > 0, count(*)
-      from new_jobs n
-     group by 1, 2, 3;
-  elsif tg_op = 'UPDATE' then
-    insert into public.job_status_counts (status, priority, attempted, n)
-    select d.status, d.priority, d.attempted, sum(d.n)
-      from (select n.status, n.priority, n.attempts > 0 as attempted, 1 as n from new_jobs n
-            union all
-            select o.status, o.priority, o.attempts > 0, -1 from old_jobs o) d
-     group by 1, 2, 3
-    having sum(d.n) <> 0;
-  elsif tg_op = 'DELETE' then
-    insert into public.job_status_counts (status, priority, attempted, n)
-    select o.status, o.priority, o.attempts > 0, -count(*)
+  if tg_op = 'DELETE' then
+    insert into public.job_status_counts (status, priority, n)
+    select o.status, o.priority, -count(*)
       from old_jobs o
-     group by 1, 2, 3;
+     where o.status in ('completed', 'failed', 'cancelled')
+     group by 1, 2;
   elsif tg_op = 'TRUNCATE' then
     truncate public.job_status_counts;
   end if;
@@ -449,14 +441,14 @@ begin
   with moved as (
     delete from public.job_status_counts c
      where c.id <= (select max(m.id) from public.job_status_counts m)
-    returning c.status, c.priority, c.attempted, c.n
+    returning c.status, c.priority, c.n
   ), summed as (
-    insert into public.job_status_counts (status, priority, attempted, n)
-    select m.status, m.priority, m.attempted, sum(m.n)
+    insert into public.job_status_counts (status, priority, n)
+    select m.status, m.priority, sum(m.n)
       from moved m
-     group by 1, 2, 3
+     group by 1, 2
     having sum(m.n) <> 0
-     order by 1, 2, 3
+     order by 1, 2
   )
   select count(*) into v_folded from moved;
   return v_folded;
@@ -931,6 +923,8 @@ begin
        set status = 'cancelled', cancel_requested_at = v_now, completed_at = v_now,
            updated_at = v_now
      where j.id = v_job.id;
+    insert into public.job_status_counts (status, priority, n)
+    values ('cancelled', v_job.priority, 1);
     perform docflow_private.log_events(jsonb_build_array(jsonb_build_object(
       'event_type', 'cancelled', 'document_id', v_job.document_id, 'user_id', v_job.user_id,
       'job_id', v_job.id, 'created_at', v_now)));
@@ -955,25 +949,37 @@ AS $function$
 declare
   v_now timestamptz := coalesce(claim_jobs.now, pg_catalog.now());
   v_jobs jsonb;
-  v_events jsonb;
+  v_ids uuid[];
+  v_documents uuid[];
+  v_users uuid[];
+  v_attempts integer[];
 begin
   if claim_jobs.worker_id is null or claim_jobs.worker_id = '' then
     raise exception 'worker_id is required' using errcode = 'DF422', hint = 'invalid_worker';
   end if;
   -- The claim: not guarded, its errors are the caller's.
-  select coalesce(jsonb_agg(to_jsonb(c) - 'priority_rank'
-                            order by c.priority_rank, c.run_at, c.id), '[]'::jsonb),
-         jsonb_agg(jsonb_build_object(
-           'event_type', 'processing_started', 'document_id', c.document_id,
-           'user_id', c.user_id, 'job_id', c.id, 'created_at', v_now,
-           'details', jsonb_build_object('attempt', c.attempts))
-           order by c.priority_rank, c.run_at, c.id)
-    into v_jobs, v_events
-    from docflow_private.claim_rows(claim_jobs.worker_id, claim_jobs.max_jobs,
-                                    claim_jobs.lease_seconds, v_now) c;
-  -- The events: guarded inside log_events.
-  if v_events is not null then
-    perform docflow_private.log_events(v_events);
+  -- One sort, in the subquery: the aggregates take its rows in that order.
+  select coalesce(jsonb_agg(to_jsonb(c) - 'priority_rank'), '[]'::jsonb),
+         array_agg(c.id), array_agg(c.document_id), array_agg(c.user_id), array_agg(c.attempts)
+    into v_jobs, v_ids, v_documents, v_users, v_attempts
+    from (select *
+            from docflow_private.claim_rows(claim_jobs.worker_id, claim_jobs.max_jobs,
+                                            claim_jobs.lease_seconds, v_now) r
+           order by r.priority_rank, r.run_at, r.id) c;
+  -- The events: guarded alone, as in log_events.
+  if v_ids is not null then
+    begin
+      insert into public.document_processing_events
+        (document_id, user_id, job_id, event_type, details, created_at)
+      select e.document_id, e.user_id, e.id, 'processing_started',
+             jsonb_build_object('attempt', e.attempt), v_now
+        from unnest(v_documents, v_users, v_ids, v_attempts)
+          with ordinality as e(document_id, user_id, id, attempt, n)
+       order by e.n;
+    exception when others then
+      raise warning 'docflow: % lifecycle event(s) not recorded: % (SQLSTATE %)',
+        pg_catalog.cardinality(v_ids), sqlerrm, sqlstate;
+    end;
   end if;
   return v_jobs;
 end;
@@ -1012,23 +1018,41 @@ declare
   v_now timestamptz := coalesce(complete_jobs.now, pg_catalog.now());
   v_done jsonb;
   v_cancelled jsonb;
-  v_events jsonb;
+  v_ids uuid[];
+  v_statuses text[];
+  v_documents uuid[];
+  v_users uuid[];
+  v_durations integer[];
+  v_stages text[];
+  v_attempts integer[];
 begin
   -- The completion: not guarded, its errors are the caller's.
+  -- One sort, in the subquery: the aggregates take its rows in that order.
   select coalesce(jsonb_agg(f.id) filter (where f.status = 'completed'), '[]'::jsonb),
          coalesce(jsonb_agg(f.id) filter (where f.status = 'cancelled'), '[]'::jsonb),
-         jsonb_agg(jsonb_build_object(
-           'event_type', f.status, 'document_id', f.document_id, 'user_id', f.user_id,
-           'job_id', f.id, 'duration_ms', f.duration_ms,
-           'stage', case when f.status = 'cancelled' then f.stage end, 'created_at', v_now,
-           'details', jsonb_build_object('attempt', f.attempts))
-           order by f.id)
-    into v_done, v_cancelled, v_events
-    from docflow_private.complete_rows(complete_jobs.worker_id, complete_jobs.completions,
-                                       v_now) f;
-  -- The events: guarded inside log_events.
-  if v_events is not null then
-    perform docflow_private.log_events(v_events);
+         array_agg(f.id), array_agg(f.status), array_agg(f.document_id), array_agg(f.user_id),
+         array_agg(f.duration_ms), array_agg(f.stage), array_agg(f.attempts)
+    into v_done, v_cancelled, v_ids, v_statuses, v_documents, v_users, v_durations, v_stages,
+         v_attempts
+    from (select *
+            from docflow_private.complete_rows(complete_jobs.worker_id, complete_jobs.completions,
+                                               v_now) r
+           order by r.id) f;
+  -- The events: guarded alone, as in log_events.
+  if v_ids is not null then
+    begin
+      insert into public.document_processing_events
+        (document_id, user_id, job_id, event_type, duration_ms, stage, details, created_at)
+      select e.document_id, e.user_id, e.id, e.status, e.duration_ms,
+             case when e.status = 'cancelled' then e.stage end,
+             jsonb_build_object('attempt', e.attempt), v_now
+        from unnest(v_ids, v_statuses, v_documents, v_users, v_durations, v_stages, v_attempts)
+          with ordinality as e(id, status, document_id, user_id, duration_ms, stage, attempt, n)
+       order by e.n;
+    exception when others then
+      raise warning 'docflow: % lifecycle event(s) not recorded: % (SQLSTATE %)',
+        pg_catalog.cardinality(v_ids), sqlerrm, sqlstate;
+    end;
   end if;
   return jsonb_build_object(
     'completed', v_done,
@@ -1260,8 +1284,11 @@ begin
            updated_at = v_now
       from owned o
      where j.id = o.id
-    returning j.id, j.status, j.document_id, j.user_id, j.attempts, j.duration_ms, j.stage,
-              j.run_at, o.error_code, o.error_message, o.recoverable, o.delay
+    returning j.id, j.status, j.priority, j.document_id, j.user_id, j.attempts, j.duration_ms,
+              j.stage, j.run_at, o.error_code, o.error_message, o.recoverable, o.delay
+  ), counted as (
+    insert into public.job_status_counts (status, priority, n)
+    select u.status, u.priority, count(*) from updated u where u.status <> 'pending' group by 1, 2
   ), logged as (
     select docflow_private.log_events(coalesce(jsonb_agg(jsonb_build_object(
              'event_type', case u.status when 'pending' then 'retry_scheduled'
@@ -1427,7 +1454,10 @@ begin
            updated_at = v_now
       from owned o
      where j.id = o.id and o.cancel_requested_at is not null
-    returning j.id, j.document_id, j.user_id, j.stage, j.duration_ms
+    returning j.id, j.priority, j.document_id, j.user_id, j.stage, j.duration_ms
+  ), counted as (
+    insert into public.job_status_counts (status, priority, n)
+    select 'cancelled', c.priority, count(*) from cancelled c group by 2
   ), logged as (
     select docflow_private.log_events(coalesce(jsonb_agg(jsonb_build_object(
              'event_type', 'cancelled', 'document_id', c.document_id, 'user_id', c.user_id,
@@ -1559,18 +1589,24 @@ declare
   v_health text := 'healthy';
 begin
   if v_service or ((select auth.jwt()) -> 'app_metadata' ->> 'role') = 'admin' then
-    -- The caller sees every job: the counters, and the active jobs through their indexes.
+    -- The caller sees every job: the counters for the finished ones, and the active jobs.
     if v_service and pg_catalog.current_setting('transaction_read_only') = 'off'
        and pg_catalog.has_function_privilege('docflow_private.fold_job_status_counts()',
                                              'execute') then
       perform docflow_private.fold_job_status_counts();
     end if;
     with counted as (
-      select c.status, c.priority, sum(c.n) as n,
-             coalesce(sum(c.n) filter (where c.attempted), 0) as attempted
+      -- finished jobs: the counters
+      select c.status, c.priority, sum(c.n) as n, 0 as attempted
         from public.job_status_counts c
        group by c.status, c.priority
       having sum(c.n) <> 0
+      union all
+      -- active jobs: the rows themselves (processing_jobs_one_active_per_document holds them)
+      select j.status, j.priority, count(*), count(*) filter (where j.attempts > 0)
+        from public.processing_jobs j
+       where j.status in ('pending', 'processing')
+       group by j.status, j.priority
     ), by_status as (
       select g.status, sum(g.n) as n, jsonb_object_agg(g.priority, g.n) as by_priority
         from counted g
@@ -1882,7 +1918,11 @@ begin
            updated_at = v_now
       from stalled s
      where j.id = s.id
-    returning j.id, j.status, j.document_id, j.user_id, j.attempts, j.stage, j.duration_ms
+    returning j.id, j.status, j.priority, j.document_id, j.user_id, j.attempts, j.stage,
+              j.duration_ms
+  ), counted as (
+    insert into public.job_status_counts (status, priority, n)
+    select u.status, u.priority, count(*) from updated u where u.status <> 'pending' group by 1, 2
   ), logged as (
     select docflow_private.log_events(coalesce(jsonb_agg(jsonb_build_object(
              'event_type', case u.status when 'pending' then 'stalled_recovered'
@@ -1934,7 +1974,10 @@ begin
       from input i
      where j.id = i.id and j.attempts = i.attempt
        and j.status = 'processing' and j.lease_owner = release_jobs.worker_id
-    returning j.id, j.status, j.document_id, j.user_id, j.stage, j.duration_ms
+    returning j.id, j.status, j.priority, j.document_id, j.user_id, j.stage, j.duration_ms
+  ), counted as (
+    insert into public.job_status_counts (status, priority, n)
+    select r.status, r.priority, count(*) from released r where r.status <> 'pending' group by 1, 2
   ), logged as (
     select docflow_private.log_events(coalesce(jsonb_agg(jsonb_build_object(
              'event_type', case r.status when 'pending' then 'released' else 'cancelled' end,

@@ -356,12 +356,12 @@ def test_an_error_in_the_completion_itself_is_raised_and_not_run_again(
 # --- 4. queue_health's counters ----------------------------------------------------------------
 
 COUNTERS = (
-    "select status, priority, attempted, sum(n) from public.job_status_counts"
-    " group by 1, 2, 3 having sum(n) <> 0 order by 1, 2, 3"
+    "select status, priority, sum(n) from public.job_status_counts"
+    " group by 1, 2 having sum(n) <> 0 order by 1, 2"
 )
-RECOUNT = (
-    "select status, priority, attempts > 0, count(*) from public.processing_jobs"
-    " group by 1, 2, 3 order by 1, 2, 3"
+RECOUNT = (  # the counters hold the finished jobs only; the active ones are counted live
+    "select status, priority, count(*) from public.processing_jobs"
+    " where status in ('completed', 'failed', 'cancelled') group by 1, 2 order by 1, 2"
 )
 HEALTH = {
     "window_seconds": 3600,
@@ -695,24 +695,86 @@ def test_queue_health_answers_as_the_full_scan_for_every_caller(database_url, sq
     assert answers[("user without jobs", at(41))]["counts"] == {}
 
 
+def test_every_transition_that_finishes_a_job_counts_it(database_url, sql, make_user):
+    """Each of the six paths to a finished status, one at a time, against a recount."""
+    user = make_user().user_id
+
+    def finished(conn: psycopg.Connection, step: Callable[[], Any]) -> list[Any]:
+        before = sql.execute(COUNTERS).fetchall()
+        step()
+        after = sql.execute(COUNTERS).fetchall()
+        assert after == sql.execute(RECOUNT).fetchall()
+        assert after != before, "the step finished no job"
+        return after
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for i in range(7):
+            upload(conn, user, now=at(i), max_attempts=1)
+        jobs = call(conn, "claim_jobs", worker_id="w1", max_jobs=6, lease_seconds=30, now=at(10))
+        a, b, c, d = (job["id"] for job in jobs[:4])  # the last two stall
+        for job in (c, d):
+            call(conn, "cancel_job", job_id=job, now=at(11))  # requested while processing
+
+        def done(job: str) -> list[dict[str, Any]]:
+            return [{"id": job, "attempt": 1, "result": {}}]
+
+        def failure(job: str) -> list[dict[str, Any]]:
+            return [{"id": job, "attempt": 1, "error_code": "x", "error_message": "y"}]
+
+        steps: list[Callable[[], Any]] = [
+            lambda: call(conn, "complete_jobs", worker_id="w1", completions=done(a), now=at(12)),
+            lambda: call(conn, "fail_jobs", worker_id="w1", failures=failure(b), now=at(12)),
+            lambda: call(conn, "heartbeat_jobs", worker_id="w1", jobs=done(c), now=at(12)),
+            lambda: call(conn, "release_jobs", worker_id="w1", jobs=done(d), now=at(12)),
+            lambda: call(conn, "recover_stalled_jobs", now=at(100)),  # e and f, no attempts left
+            lambda: call(
+                conn,
+                "cancel_job",
+                job_id=scalar(
+                    sql, "select id from public.processing_jobs where status = 'pending'"
+                ),
+                now=at(101),
+            ),
+        ]
+        for step in steps:
+            last = finished(conn, step)
+        assert last == [
+            ("cancelled", "normal", 3),
+            ("completed", "normal", 1),
+            ("failed", "normal", 3),
+        ]
+
+
 def test_the_counters_follow_truncate_and_folds(database_url, sql, make_user):
     user = make_user().user_id
     with psycopg.connect(database_url, autocommit=True) as conn:
-        for i in range(5):
+        for i in range(6):
             upload(conn, user, now=at(i), priority=["low", "high"][i % 2])
-        call(conn, "claim_jobs", worker_id="w1", max_jobs=2, now=at(10))
-        rows_before = scalar(sql, "select count(*) from public.job_status_counts")
-        assert rows_before > 3
+        claimed = call(conn, "claim_jobs", worker_id="w1", max_jobs=4, now=at(10))
+        assert scalar(sql, "select count(*) from public.job_status_counts") == 0  # none finished
+        for job in claimed[:3]:  # the three high ones, one call each: three counter rows
+            completion = {"id": job["id"], "attempt": 1, "result": {}}
+            call(conn, "complete_jobs", worker_id="w1", completions=[completion], now=at(11))
+        pending = scalar(
+            sql,
+            "select id from public.processing_jobs where status = 'pending'"
+            " order by created_at limit 1",
+        )
+        call(conn, "cancel_job", job_id=pending, now=at(12))
+        assert scalar(sql, "select count(*) from public.job_status_counts") == 4
         call(conn, "queue_health", now=at(20))  # the service's call folds
         groups = sql.execute(COUNTERS).fetchall()
+        assert groups == [("cancelled", "low", 1), ("completed", "high", 3)]
         assert scalar(sql, "select count(*) from public.job_status_counts") == len(groups)
         assert groups == sql.execute(RECOUNT).fetchall()
         # A fold with nothing new keeps the same sums; a read-only call does not fold.
         with conn.transaction():
             conn.execute("set transaction read only")
             assert call(conn, "queue_health", now=at(20))["counts"] == {
-                "pending": 3,
-                "processing": 2,
+                "pending": 1,
+                "processing": 1,
+                "completed": 3,
+                "cancelled": 1,
             }
         sql.execute("truncate public.processing_jobs")
         assert scalar(sql, "select count(*) from public.job_status_counts") == 0
