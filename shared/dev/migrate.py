@@ -1,7 +1,9 @@
 """The migrator: applies `supabase/migrations/*.sql` the way the Supabase CLI does.
 
 - Files are `YYYYMMDDHHMMSS_name.sql`, applied in version order.
-- Each file and its history row commit in one transaction, so a failing file leaves nothing.
+- Each file's statements and its history row go in one pipeline with one Sync, as the CLI
+  sends them: one implicit transaction, so a failing file leaves nothing, and a statement that
+  needs an explicit transaction block (`LOCK TABLE`) fails here as on `supabase db push`.
 - History goes to `supabase_migrations.schema_migrations (version, statements, name)`, the
   CLI's table, so a later `supabase db push` sees these versions as applied.
 - It refuses to run when the database records a version that has no file here.
@@ -211,7 +213,7 @@ def migrate(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[Migrati
                 if migration.version in done:
                     continue
                 statements = migration.statements
-                with conn.transaction():
+                with conn.pipeline():
                     for statement in statements:
                         _apply(conn, statement, standin)
                     conn.execute(

@@ -94,10 +94,10 @@ $$;
 
 revoke all on function docflow_private.count_job_statuses() from public, anon, authenticated;
 
--- No writer may change processing_jobs between the backfill and the triggers: this lock
--- (which CREATE TRIGGER takes anyway) waits for the writers in flight and holds new ones until
--- the migration commits.
-lock table public.processing_jobs in share row exclusive mode;
+-- No writer may change processing_jobs between the triggers and the backfill: the first
+-- CREATE TRIGGER takes a SHARE ROW EXCLUSIVE lock on the table, which waits for the writers in
+-- flight and holds new ones until the migration commits. (Not an explicit LOCK TABLE: the CLI
+-- sends a migration as a pipeline, outside a transaction block, where LOCK TABLE is refused.)
 
 -- A trigger with transition tables fires on one event only, hence three (and TRUNCATE, which
 -- has none).

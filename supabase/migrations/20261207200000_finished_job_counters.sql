@@ -28,10 +28,10 @@
 -- queue_health's answer is unchanged; tests/integration/test_sql_fixes.py compares it with a
 -- full recount in the same snapshot under concurrent writers of every transition.
 
--- No writer may change processing_jobs while the counters are rebuilt and the triggers
--- swapped: this waits for the writers in flight and holds new ones until the migration commits.
-lock table public.processing_jobs in share row exclusive mode;
-
+-- No writer may change processing_jobs while the counters are rebuilt: the DROP TRIGGER takes
+-- an ACCESS EXCLUSIVE lock on the table, which waits for the writers in flight and holds new
+-- ones until the migration commits. (Not an explicit LOCK TABLE: the CLI sends a migration as a
+-- pipeline, outside a transaction block, where LOCK TABLE is refused.)
 drop trigger if exists processing_jobs_count_inserts on public.processing_jobs;
 drop trigger if exists processing_jobs_count_updates on public.processing_jobs;
 

@@ -134,6 +134,21 @@ def test_a_failing_migration_leaves_nothing(database_url, sql, tmp_path):
     assert _table_exists(sql, "public.half_applied")
 
 
+def test_a_file_is_sent_as_the_cli_sends_it_outside_a_transaction_block(
+    database_url, sql, tmp_path
+):
+    """`supabase db push` pipelines a file's statements with one Sync, not inside BEGIN/COMMIT:
+    LOCK TABLE is refused there, so it must be refused here too, before it reaches a project."""
+    directory = _copy_migrations(tmp_path / "migrations")
+    (directory / "20991231000000_lock.sql").write_text(
+        "create table public.locked (id integer);\n"
+        "lock table public.locked in share row exclusive mode;\n"
+    )
+    with pytest.raises(psycopg.errors.NoActiveSqlTransaction):
+        migrate.migrate(database_url, directory=directory)
+    assert not _table_exists(sql, "public.locked")
+
+
 def test_refuses_when_the_database_records_a_version_with_no_file(database_url, sql, tmp_path):
     directory = _copy_migrations(tmp_path / "migrations")
     (directory / "20991231000000_extra.sql").write_text(
