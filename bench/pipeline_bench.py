@@ -29,6 +29,7 @@ from summarize_bench import generate as generate_text  # noqa: E402
 
 from samples.generate import build_pdf, pdf_string, stream  # noqa: E402
 from shared.documents import extract, sandbox, sniff  # noqa: E402
+from shared.documents.extract.pdf import extract_pdf  # noqa: E402
 from shared.documents.summarize import SummarizerConfig, make_summarizer  # noqa: E402
 
 LIMITS = extract.Limits()
@@ -72,7 +73,7 @@ def pypdf_pages(data: bytes) -> int:
 
 
 def pdfium_pages(data: bytes) -> int:
-    return extract.extract_pdf(data, LIMITS).pages
+    return extract_pdf(data, LIMITS).pages
 
 
 def best_rate(fn, data: bytes, runs: int) -> float:  # type: ignore[no-untyped-def]

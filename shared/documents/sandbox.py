@@ -39,7 +39,18 @@ def _preparation_without_main(name: str) -> dict[str, Any]:
 
 
 _ctx = multiprocessing.get_context("forkserver")
-_ctx.set_forkserver_preload(["shared.documents.extract", "pypdfium2", "docx"])
+_ctx.set_forkserver_preload(
+    [
+        "shared.documents.extract",
+        "shared.documents.extract.pdf",
+        "shared.documents.extract.docx",
+        "shared.documents.extract.html",
+        "shared.documents.extract.tabular",
+        "shared.documents.extract.text",
+        "pypdfium2",
+        "docx",
+    ]
+)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ import csv
 import pytest
 
 from shared.documents import sniff
-from shared.documents.extract import ExtractionError, Limits, extract, extract_csv, extract_html
+from shared.documents.extract import ExtractionError, Limits, extract
+from shared.documents.extract.html import extract_html
+from shared.documents.extract.tabular import extract_csv
 from tests.support.data import SAMPLES, zip_bytes
 
 LIMITS = Limits()
