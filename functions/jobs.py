@@ -63,6 +63,19 @@ def get_document_text(
     return flask.Response(text, mimetype="text/plain", content_type="text/plain; charset=utf-8")
 
 
+@router.route("GET", "/documents/{document_id}/markdown", auth="user")
+def get_document_markdown(
+    request: flask.Request, app: App, user: UserContext, document_id: str
+) -> flask.Response:
+    scope = app.db.as_user(user)
+    path = documents.document_markdown_path(scope, path_uuid(document_id, "document"))
+    try:
+        markdown = app.storage.get(path)
+    except NotFound:
+        raise NotFound("no Markdown for this document yet", code="markdown_not_ready") from None
+    return flask.Response(markdown, content_type="text/markdown; charset=utf-8")
+
+
 @router.route("POST", "/documents/{document_id}/reanalyze", auth="user")
 def reanalyze_document(
     request: flask.Request, app: App, user: UserContext, document_id: str

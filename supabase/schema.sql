@@ -155,6 +155,7 @@ create table public.documents (
   last_reanalyzed_at timestamp with time zone,
   created_at timestamp with time zone default now() not null,
   updated_at timestamp with time zone default now() not null,
+  markdown_path text,
   constraint documents_content_type_check CHECK (((char_length(content_type) >= 1) AND (char_length(content_type) <= 255))),
   constraint documents_original_filename_check CHECK (((char_length(original_filename) >= 1) AND (char_length(original_filename) <= 255))),
   constraint documents_pkey PRIMARY KEY (id),
@@ -552,7 +553,7 @@ begin
   insert into public.storage_deletions (object_path, reason)
   select p.path, 'document_deleted'
     from old_rows o
-   cross join lateral (values (o.storage_path), (o.text_path)) as p(path)
+   cross join lateral (values (o.storage_path), (o.text_path), (o.markdown_path)) as p(path)
    where p.path is not null;
   return null;
 end;
@@ -2226,7 +2227,7 @@ $function$;
 grant EXECUTE on function public.services_overview(now timestamp with time zone) to authenticated;
 grant EXECUTE on function public.services_overview(now timestamp with time zone) to service_role;
 
-CREATE OR REPLACE FUNCTION public.set_document_text(document_id uuid, text_path text, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+CREATE OR REPLACE FUNCTION public.set_document_text(document_id uuid, text_path text, markdown_path text DEFAULT NULL::text, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
  RETURNS void
  LANGUAGE plpgsql
  SET search_path TO ''
@@ -2234,6 +2235,7 @@ AS $function$
 begin
   update public.documents d
      set text_path = set_document_text.text_path,
+         markdown_path = set_document_text.markdown_path,
          updated_at = coalesce(set_document_text.now, pg_catalog.now())
    where d.id = set_document_text.document_id;
   if not found then
@@ -2241,7 +2243,7 @@ begin
   end if;
 end;
 $function$;
-grant EXECUTE on function public.set_document_text(document_id uuid, text_path text, now timestamp with time zone) to service_role;
+grant EXECUTE on function public.set_document_text(document_id uuid, text_path text, markdown_path text, now timestamp with time zone) to service_role;
 
 CREATE OR REPLACE FUNCTION public.storage_deletions_batch(batch_size integer DEFAULT 1000)
  RETURNS jsonb

@@ -40,6 +40,20 @@ def document_text_path(scope: UserScope, document_id: str) -> str:
     return str(row["text_path"])
 
 
+def document_markdown_path(scope: UserScope, document_id: str) -> str:
+    """Where the document's Markdown is stored (404 until a job made it; documents processed
+    before Markdown existed have none until reanalyzed)."""
+    row = scope.call("get_document", document_id=document_id)
+    if row is None:
+        raise NotFound("document not found", code="document_not_found")
+    if not row.get("markdown_path"):
+        raise NotFound(
+            "no Markdown for this document yet (reanalyze a document processed before it existed)",
+            code="markdown_not_ready",
+        )
+    return str(row["markdown_path"])
+
+
 def reanalyze_document(db: Database, settings: Settings, document_id: str) -> dict[str, Any]:
     answer: dict[str, Any] = db.call(
         "reanalyze_document",

@@ -2,7 +2,8 @@
 
 Stages, reported with progress through the worker's heartbeat: validating, reading, parsing,
 extracting, analyzing, finalizing. The full extracted text goes to storage
-(`<user_id>/text/<document_id>.txt`), never into the job row; the result carries the figures of the
+(`<user_id>/text/<document_id>.txt`), and beside it the same content as GitHub Markdown
+(`<user_id>/text/<document_id>.md`), never into the job row; the result carries the figures of the
 contract (§5): pages, characters, words, detected type, extractor, summarizer, summary, key
 points, and the time each stage took.
 """
@@ -78,6 +79,11 @@ def text_path(user_id: str, document_id: str) -> str:
     return f"{user_id}/text/{document_id}.txt"
 
 
+def markdown_path(user_id: str, document_id: str) -> str:
+    """Beside the text, in the same subfolder."""
+    return f"{user_id}/text/{document_id}.md"
+
+
 def handler(
     db: Database,
     storage: Storage,
@@ -150,9 +156,13 @@ def process(
         ).as_result()
 
     stage("finalizing", 90)
-    path = text_path(str(document["user_id"]), str(document["id"]))
+    user_id, document_id = str(document["user_id"]), str(document["id"])
+    path, md_path = text_path(user_id, document_id), markdown_path(user_id, document_id)
     storage.put(path, text.encode("utf-8"), "text/plain; charset=utf-8", overwrite=True)
-    db.call("set_document_text", document_id=document["id"], text_path=path)
+    storage.put(
+        md_path, extraction.markdown.encode("utf-8"), "text/markdown; charset=utf-8", overwrite=True
+    )
+    db.call("set_document_text", document_id=document_id, text_path=path, markdown_path=md_path)
     stage(None)
 
     meta = extraction.metadata()

@@ -136,6 +136,56 @@ def test_another_users_text_is_404(client_for: ClientFor, make_user: MakeUser) -
     assert_error(http.get(f"/documents/{document_id}/text", headers=bearer(stranger)), 404)
 
 
+def test_the_markdown_is_served_beside_the_text(
+    client_for: ClientFor, make_user: MakeUser, sql
+) -> None:
+    owner, stranger = make_user(), make_user()
+    job_id = _upload_sample(client_for, owner, "meeting-notes.md")
+    process_jobs(client_for("process_jobs"))
+    http = client_for("jobs")
+    document_id = http.get(f"/jobs/{job_id}", headers=bearer(owner)).get_json()["document_id"]
+
+    response = http.get(f"/documents/{document_id}/markdown", headers=bearer(owner))
+    assert response.status_code == 200
+    assert response.content_type == "text/markdown; charset=utf-8"
+    assert response.get_data() == (SAMPLES / "meeting-notes.md").read_bytes().replace(b"\r", b"")
+    assert_error(http.get(f"/documents/{document_id}/markdown", headers=bearer(stranger)), 404)
+
+    # Stored beside the text, its path on the document; a deleted document queues both files.
+    paths = sql.execute(
+        "select text_path, markdown_path from public.documents where id = %s", (document_id,)
+    ).fetchone()
+    assert paths == (
+        f"{owner.user_id}/text/{document_id}.txt",
+        f"{owner.user_id}/text/{document_id}.md",
+    )
+    sql.execute("delete from public.documents where id = %s", (document_id,))
+    queued = {
+        row[0]
+        for row in sql.execute(
+            "select object_path from public.storage_deletions where reason = 'document_deleted'"
+        ).fetchall()
+    }
+    assert set(paths) <= queued
+
+
+def test_a_document_without_markdown_answers_markdown_not_ready(
+    client_for: ClientFor, make_user: MakeUser, sql
+) -> None:
+    user = make_user()
+    job_id = _upload_sample(client_for, user, "quarterly-report.txt")
+    http = client_for("jobs")
+    document_id = http.get(f"/jobs/{job_id}", headers=bearer(user)).get_json()["document_id"]
+    path = f"/documents/{document_id}/markdown"
+    assert_error(http.get(path, headers=bearer(user)), 404, "markdown_not_ready")  # not run yet
+    # As a document processed before Markdown existed: a text, no Markdown.
+    sql.execute(
+        "select public.set_document_text(document_id => %s, text_path => %s)",
+        (document_id, f"{user.user_id}/text/{document_id}.txt"),
+    )
+    assert_error(http.get(path, headers=bearer(user)), 404, "markdown_not_ready")
+
+
 # --- the worker survives -----------------------------------------------------------------
 
 

@@ -67,7 +67,7 @@ def extract(data: bytes, content_type: str, limits: Limits) -> Extraction:
     from shared.documents.extract import docx, html, pdf, tabular, text
 
     if content_type == sniff.PDF:
-        return pdf.extract_pdf(data, limits)
+        return mark_pages(pdf.extract_pdf(data, limits))
     if content_type == sniff.DOCX:
         return docx.extract_docx(data, limits)
     decoded = sniff.decode_text(data)
@@ -87,3 +87,29 @@ def extract(data: bytes, content_type: str, limits: Limits) -> Extraction:
 
 def normalize_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def mark_pages(extraction: Extraction) -> Extraction:
+    """Record the page map in the Markdown itself: a `<!-- page N -->` line where each page
+    starts (an HTML comment, invisible when rendered). `page_starts` then points at the
+    markers."""
+    if not extraction.page_starts:
+        return extraction
+    markdown, parts, starts, previous = extraction.markdown, [], [], 0
+    length = 0
+    for number, start in enumerate(extraction.page_starts, 1):
+        chunk = markdown[previous:start]
+        parts.append(chunk)
+        length += len(chunk)
+        if length and not parts[-1].endswith("\n"):
+            parts.append("\n")
+            length += 1
+        starts.append(length)
+        marker = f"<!-- page {number} -->\n"
+        parts.append(marker)
+        length += len(marker)
+        previous = start
+    parts.append(markdown[previous:])
+    extraction.markdown = "".join(parts)
+    extraction.page_starts = starts
+    return extraction
