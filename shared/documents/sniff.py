@@ -1,19 +1,49 @@
-"""Content detection from the bytes, never from the filename or the declared type.
+"""Content detection from the bytes; the filename never decides the format.
 
-`sniff(data)` answers one of `SUPPORTED` or None (unsupported: the job fails at once with
-`unsupported_content`). It runs on every upload, so it is cheap and bounded: binary formats
-are recognised by their signature (a DOCX only by the names in its ZIP central directory,
-nothing is decompressed), and text formats are classified on the first 64 KiB.
+`sniff(data, name=...)` answers one of `SUPPORTED` or None (unsupported: the job fails at once
+with `unsupported_content`). It runs on every upload, in the request thread, so it is cheap and
+bounded: binary formats are recognised by their signature, and text formats are classified on
+the first 64 KiB.
 
 Order of the checks:
 
 1. PDF: `%PDF-` followed by a version digit within the first 1024 bytes (readers accept junk
-   before the header, so we do too).
+   before the header, so we do too); or, further in but within the first 64 KiB, `%PDF-d.d`
+   at the start of a line with a `%%EOF` somewhere after it (pdftotext reads such files; the
+   extractor cuts the junk off at `pdf_header_offset`). The extra conditions keep a text that
+   merely quotes a PDF header a text.
 2. ZIP (`PK\\x03\\x04` at offset 0): a DOCX when its central directory lists
-   `word/document.xml`, otherwise unsupported (as is a ZIP that cannot be opened).
+   `word/document.xml` (nothing is decompressed then). Otherwise the package is asked where
+   its main part is, as Word does: `_rels/.rels` names it through an officeDocument
+   relationship (transitional or ISO 29500 Strict), and `[Content_Types].xml` must give it
+   the WordprocessingML main content type (Word Online writes `word/document2.xml`). Only
+   those two small parts are read, each capped at 64 KiB inflated, and parsed by lxml with
+   entities, DTDs and network access off (a part with a DOCTYPE is refused). Any other ZIP,
+   or one that cannot be opened, is unsupported.
 3. Other known binary signatures (PNG, JPEG, GIF, ELF, gzip, OLE2, ...): unsupported.
 4. Text (see `decode_text`): HTML, then CSV, then Markdown, else plain text. Anything that
    does not decode as text is unsupported, and so is an SVG image (text, but an image).
+
+CSV rule (`csv_delimiter`): the first of `,` `;` tab `|` whose records (up to 20, blank lines
+skipped; a line of delimiters only is a record of empty fields) agree on one width >= 2 in
+90 % of them and are values rather than prose. A file too small or too ragged for that
+(one line, or rows of varying width, as csvkit's examples are) is still CSV when its
+structure is unmistakably tabular: a single line of at least two numbers; or a first row of
+at least three non-empty short fields, at least half the rows with two fields or more, and
+no field that reads like prose (leading space after a delimiter, more than six words outside
+quotes). `|` never takes the small/ragged path.
+
+The declared name (`name`, optional) only ever chooses between two text types, never between
+text and a binary format, nor whether a file is accepted:
+
+- a `.txt`/`.text` name keeps `|`-separated text plain text (pipes are common in plain text:
+  ASCII tables, logs, shell lines). Comma-, semicolon- and tab-separated `.txt` files stay
+  CSV, since spreadsheets export exactly these as `.txt`;
+- a `.md`/`.markdown` name makes text with no or a single Markdown signal Markdown (plain
+  text is valid Markdown, and the signals cannot tell short Markdown from text), and keeps a
+  `|`-separated file Markdown.
+
+Without a name, content alone decides (`|`-separated text is then CSV).
 
 Linear time, by construction: sniff runs in the request thread on untrusted bytes, so every
 pattern here is an RE2 pattern (google-re2, a linear-time automaton with no backtracking) or a
@@ -41,11 +71,13 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import posixpath
 import zipfile
 from collections import Counter
 from typing import Any
 
 import re2
+from lxml import etree  # type: ignore[import-untyped,unused-ignore]
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -73,8 +105,20 @@ _MAX_CONTROL_RATIO = 0.01
 
 _PDF_MAGIC = b"%PDF-"
 _PDF_HEADER_WINDOW = 1024
+# Further in, up to here, a header is accepted at a line start with a %%EOF after it.
+_PDF_JUNK_WINDOW = 64 * 1024
+_PDF_EOF = b"%%EOF"
 _ZIP_LOCAL_HEADER = b"PK\x03\x04"
 _DOCX_MAIN_PART = "word/document.xml"
+_DOCX_MAIN_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
+_OFFICE_DOCUMENT_RELATIONSHIPS = (
+    "http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument",
+    "http://purl.oclc.org/ooxml/officeDocument/relationships/officeDocument",  # Strict
+)
+_PACKAGE_RELS = "_rels/.rels"
+_CONTENT_TYPES = "[Content_Types].xml"
+# The most sniffing inflates of either package part.
+_PACKAGE_PART_MAX = 64 * 1024
 
 # Signatures of binary formats we do not accept. Most of them would fail the text test
 # anyway (NUL bytes); listing them keeps a crafted header from passing as Latin-1 text.
@@ -135,6 +179,8 @@ _HTML_HEAD_CHARS = 2048
 _CSV_DELIMITERS = (",", ";", "\t", "|")
 _CSV_SAMPLE_RECORDS = 20
 _CSV_MIN_CONSISTENCY = 0.9
+# A field of a small or ragged table has at most this many words (unless the file quotes).
+_RAGGED_MAX_WORDS = 6
 # Searched in a stripped string: RE2's `$` is the end of the text (Python's also matched
 # before a final newline, which a stripped string does not have).
 _SENTENCE_END = re2.compile(r"[.!?][\"')\]]*$")
@@ -227,31 +273,84 @@ def _chars_look_like_text(text: str) -> bool:
     return not _too_many_controls(controls, len(text))
 
 
-def sniff(data: bytes) -> str | None:
-    """The detected content type (one of `SUPPORTED`), or None when unsupported."""
+def sniff(data: bytes, *, name: str | None = None) -> str | None:
+    """The detected content type (one of `SUPPORTED`), or None when unsupported.
+
+    `name`, the declared filename, only ever picks between two text types (module docstring).
+    """
     if not data:
         return None
-    if _has_pdf_header(data):
+    if pdf_header_offset(data) is not None:
         return PDF
     if data.startswith(_ZIP_LOCAL_HEADER):
-        return DOCX if _zip_lists(data, _DOCX_MAIN_PART) else None
+        return DOCX if _is_docx(data) else None
     if data.startswith(_BINARY_SIGNATURES):
         return None
     text = decode_text(data)
     if text is None or _word_ends(_SVG_ROOT, _strip_prolog(text[:_HTML_HEAD_CHARS])):
         return None  # binary, or an SVG image
-    return classify_text(text)
+    return _as_declared(classify_text(text), text, name)
+
+
+def _as_declared(kind: str, text: str, name: str | None) -> str:
+    """`kind` (from the content), settled between two text types by the declared name."""
+    if not name or "." not in name:
+        return kind
+    extension = name.rsplit(".", 1)[1].lower()
+    if extension in ("txt", "text"):
+        if kind == CSV and csv_delimiter(text) == "|":
+            return TEXT_PLAIN
+    elif extension in ("md", "markdown") and (
+        kind == TEXT_PLAIN or (kind == CSV and csv_delimiter(text) == "|")
+    ):
+        return MARKDOWN
+    return kind
+
+
+def pdf_header_offset(data: bytes) -> int | None:
+    """Where the PDF starts (its `%PDF-` header), or None when `data` is not a PDF.
+
+    `%PDF-` and a digit within the first 1024 bytes; or, within the first 64 KiB, `%PDF-d.d`
+    at the start of a line with `%%EOF` after it. Bytes before the offset are junk that
+    readers skip (pdftotext does; PDFium wants them cut off).
+    """
+    near = _near_pdf_header(data)
+    if near is not None:
+        return near
+    end = _PDF_HEADER_WINDOW + len(_PDF_MAGIC) - 1
+    far_end = _PDF_JUNK_WINDOW + len(_PDF_MAGIC) - 1
+    at = data.find(_PDF_MAGIC, max(0, end - len(_PDF_MAGIC) + 1), far_end)
+    eof: int | None = None  # found once, lazily: the last %%EOF of the file
+    while at >= 0:
+        version = data[at + len(_PDF_MAGIC) : at + len(_PDF_MAGIC) + 3]
+        if (
+            data[at - 1 : at] in (b"\n", b"\r")
+            and len(version) == 3
+            and version[:1].isdigit()
+            and version[1:2] == b"."
+            and version[2:3].isdigit()
+        ):
+            if eof is None:
+                eof = data.rfind(_PDF_EOF)
+            if eof > at:
+                return at
+        at = data.find(_PDF_MAGIC, at + 1, far_end)
+    return None
 
 
 def _has_pdf_header(data: bytes) -> bool:
     """`%PDF-` and a digit, starting within the first 1024 bytes."""
+    return _near_pdf_header(data) is not None
+
+
+def _near_pdf_header(data: bytes) -> int | None:
     end = _PDF_HEADER_WINDOW + len(_PDF_MAGIC) - 1  # find() wants the whole needle before end
     at = data.find(_PDF_MAGIC, 0, end)
     while at >= 0:
         if data[at + len(_PDF_MAGIC) : at + len(_PDF_MAGIC) + 1].isdigit():
-            return True
+            return at
         at = data.find(_PDF_MAGIC, at + 1, end)
-    return False
+    return None
 
 
 def _word_ends(pattern: Any, text: str) -> bool:
@@ -264,13 +363,77 @@ def _word_ends(pattern: Any, text: str) -> bool:
     return end == len(text) or not _is_word_char(text[end])
 
 
-def _zip_lists(data: bytes, name: str) -> bool:
-    """Whether the ZIP's central directory names `name` (reads names only, inflates nothing)."""
+def _is_docx(data: bytes) -> bool:
+    """A ZIP that is a Word document: `word/document.xml` listed, or the main part that
+    `_rels/.rels` names has the WordprocessingML main content type. Reads at most the two
+    package parts, each capped; never raises."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return name in archive.namelist()
-    except Exception:  # any damage means "not a document we can read"
+            # Part names are case-insensitive in OPC.
+            names = {info.filename.lower(): info for info in archive.infolist()}
+            if _DOCX_MAIN_PART in names:
+                return True
+            rels, types = names.get(_PACKAGE_RELS.lower()), names.get(_CONTENT_TYPES.lower())
+            if rels is None or types is None:
+                return False
+            main = _main_part(_read_package_xml(archive, rels))
+            if main is None or main.lower() not in names:
+                return False
+            return _content_type(_read_package_xml(archive, types), main) == _DOCX_MAIN_TYPE
+    except Exception:  # any damage, or an oversized part, means "not a document we can read"
         return False
+
+
+def _read_package_xml(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Any:
+    """A small package part parsed by a hardened parser (no entities, DTD or network)."""
+    if info.file_size > _PACKAGE_PART_MAX:
+        raise ValueError("package part too large")
+    with archive.open(info) as member:
+        raw = member.read(_PACKAGE_PART_MAX + 1)  # the header's size may lie
+    if len(raw) > _PACKAGE_PART_MAX:
+        raise ValueError("package part too large")
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+    )
+    root = etree.fromstring(raw, parser)
+    if root.getroottree().docinfo.doctype:
+        raise ValueError("a package part with a DTD")  # OPC forbids them
+    return root
+
+
+def _local(tag: Any) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _main_part(rels: Any) -> str | None:
+    """The main part's name (no leading slash) from the package relationships."""
+    for element in rels.iter():
+        if (
+            _local(element.tag) == "Relationship"
+            and element.get("Type") in _OFFICE_DOCUMENT_RELATIONSHIPS
+            and element.get("TargetMode", "Internal") == "Internal"
+        ):
+            target = posixpath.normpath("/" + (element.get("Target") or "").lstrip("/"))
+            return target.lstrip("/") or None
+    return None
+
+
+def _content_type(types: Any, part: str) -> str | None:
+    """The content type `[Content_Types].xml` gives `part`: its Override, else the Default
+    for its extension."""
+    wanted = "/" + part.lower()
+    extension = part.rsplit(".", 1)[-1].lower() if "." in part else ""
+    default = None
+    for element in types.iter():
+        tag = _local(element.tag)
+        content_type = element.get("ContentType")
+        if not isinstance(content_type, str):
+            continue
+        if tag == "Override" and (element.get("PartName") or "").lower() == wanted:
+            return content_type
+        if tag == "Default" and (element.get("Extension") or "").lower() == extension:
+            default = content_type
+    return default
 
 
 def classify_text(text: str) -> str:
@@ -331,29 +494,39 @@ def _is_csv(sample: str) -> bool:
 def csv_delimiter(text: str) -> str | None:
     """The delimiter (`,` `;` tab `|`) that makes the head of `text` a table, else None.
 
-    The same rule `sniff` uses to call text CSV, for extractors that want to agree with it.
+    The same rule `sniff` uses to call text CSV, for extractors that want to agree with it:
+    first a consistent table for any delimiter (in that order), then a small or ragged one
+    (module docstring).
     """
     sample = _head(text)
     lines = [line for line in sample.splitlines() if line.strip()]
-    if len(lines) < 2:
+    if not lines:
         return None
     table_rule = _MD_TABLE_RULE.search(sample) is not None
+    candidates: list[tuple[str, list[list[str]]]] = []
     for delimiter in _CSV_DELIMITERS:
         if delimiter == "|" and table_rule:
             continue  # a Markdown table, not pipe-separated values
         if not any(delimiter in line for line in lines[:_CSV_SAMPLE_RECORDS]):
             continue
         records = _csv_records(sample, delimiter)
-        if records is not None and _consistent_table(records, sample, delimiter):
+        if records is None:
+            continue
+        if _consistent_table(records, sample, delimiter):
+            return delimiter
+        candidates.append((delimiter, records))
+    for delimiter, records in candidates:
+        if delimiter != "|" and _small_or_ragged_table(records, sample, delimiter):
             return delimiter
     return None
 
 
 def _csv_records(sample: str, delimiter: str) -> list[list[str]] | None:
+    """Up to 20 records; blank lines are skipped, a line of delimiters only is kept."""
     records: list[list[str]] = []
     try:
         for record in csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter):
-            if not any(field.strip() for field in record):
+            if len(record) < 2 and not any(field.strip() for field in record):
                 continue
             records.append(record)
             if len(records) == _CSV_SAMPLE_RECORDS:
@@ -361,6 +534,38 @@ def _csv_records(sample: str, delimiter: str) -> list[list[str]] | None:
     except csv.Error:
         return None
     return records
+
+
+def _small_or_ragged_table(records: list[list[str]], sample: str, delimiter: str) -> bool:
+    """Too few or too uneven records for `_consistent_table`, yet plainly a table: one line
+    of numbers, or a header of >= 3 short fields over rows of values."""
+    if not records:
+        return False
+    first = records[0]
+    if len(records) == 1:
+        return len(first) >= 2 and all(_is_number(field) for field in first)
+    if len(first) < 3 or not all(field.strip() for field in first):
+        return False
+    if sum(1 for record in records if len(record) >= 2) * 2 < len(records):
+        return False
+    quoted = _QUOTED_FIELD[delimiter].search(sample) is not None
+    for record in records:
+        for field in record:
+            if field[:1].isspace() and field[1:].strip():
+                return False  # "we came, we saw": a sentence cut at its commas
+            if not quoted and len(field.split()) > _RAGGED_MAX_WORDS:
+                return False
+    return not _looks_like_prose(first, delimiter, quoted)
+
+
+def _is_number(field: str) -> bool:
+    if not any(ch.isdigit() for ch in field):
+        return False  # "nan", "inf"
+    try:
+        float(field.strip().replace(",", ""))
+    except ValueError:
+        return False
+    return True
 
 
 def _consistent_table(records: list[list[str]], sample: str, delimiter: str) -> bool:
@@ -371,6 +576,8 @@ def _consistent_table(records: list[list[str]], sample: str, delimiter: str) -> 
     if width < 2 or count < len(records) * _CSV_MIN_CONSISTENCY:
         return False
     rows = [record for record in records if len(record) == width]
+    # A row of empty fields (a line of delimiters) is table syntax, neither prose nor values.
+    rows = [record for record in rows if any(field.strip() for field in record)] or rows[:1]
     # A fully quoted field next to a delimiter is CSV's own syntax: long fields are then
     # free text columns, not sentences split at their commas.
     quoted = _QUOTED_FIELD[delimiter].search(sample) is not None

@@ -327,5 +327,10 @@ def test_large_text_is_plain_text() -> None:
     assert sniff(data) == TEXT_PLAIN
 
 
-def test_no_name_parameter() -> None:
-    assert list(inspect.signature(sniff_module.sniff).parameters) == ["data"]
+def test_the_name_is_an_optional_keyword_only_hint() -> None:
+    # Issue 15: the declared name may settle CSV against plain text (a pipe-delimited .txt),
+    # never more; it is keyword-only and optional, so content alone decides by default.
+    parameters = inspect.signature(sniff_module.sniff).parameters
+    assert list(parameters) == ["data", "name"]
+    assert parameters["name"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert parameters["name"].default is None
