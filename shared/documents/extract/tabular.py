@@ -1,4 +1,9 @@
-"""CSV (and TSV): rows as text."""
+"""CSV (and TSV): rows as text, and the whole table as a GFM table.
+
+The delimiter is `sniff.csv_delimiter`'s, the rule that called the file CSV. The Markdown is
+one GFM table: the header row when `_has_header` finds one, else an empty header row (GFM
+requires one) over all the rows; short rows are padded with empty cells, pipes escaped.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import io
 
 from shared.documents import sniff
 from shared.documents.extract import Extraction
+from shared.documents.extract.markdown import table
 
 _HEADER_SAMPLE_ROWS = 20
 
@@ -52,6 +58,14 @@ def _has_header(rows: list[list[str]]) -> bool:
     return score > 0
 
 
+def _is_number(value: str) -> bool:
+    try:
+        complex(value.strip())
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
 def extract_csv(text: str) -> Extraction:
     delimiter = sniff.csv_delimiter(text) or ","  # the same rule that called the file CSV
     csv.field_size_limit(max(len(text), 131072))  # one field may be the whole file
@@ -59,13 +73,17 @@ def extract_csv(text: str) -> Extraction:
     rows = [r for r in reader if any(c.strip() for c in r)]
     columns = max((len(r) for r in rows), default=0)
     header = rows[0] if rows and _has_header(rows) else None
+    if len(rows) == 1 and all(_is_number(c) for c in rows[0]):
+        header = None  # a single line of numbers is data ("4,5,6")
     body = rows[1:] if header else rows
     lines = []
     if header:
         lines.append(" | ".join(c.strip() for c in header))
     lines += [" | ".join(c.strip() for c in r) for r in body]
+    markdown = table([header, *body], header=True) if header else table(body, header=False)
     return Extraction(
         text="\n".join(lines),
         extractor="csv",
+        markdown=markdown,
         details={"rows": len(body), "columns": columns, "header": header, "delimiter": delimiter},
     )
