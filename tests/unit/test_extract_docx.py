@@ -239,6 +239,8 @@ def test_headers_footers_notes_and_comments_are_labelled_sections() -> None:
     comments = (
         '<w:comments NAMESPACES><w:comment w:id="0" w:author="Ann">'
         + p("Check this")
+        + '</w:comment><w:comment w:id="1" w:author="Bo">'
+        + p("Check this")
         + "</w:comment></w:comments>"
     )
     data = package(
@@ -263,11 +265,12 @@ def test_headers_footers_notes_and_comments_are_labelled_sections() -> None:
     result = extract_docx(data, LIMITS)
     assert result.markdown == (
         "Body text\n\n## Headers\n\nCompany confidential\n\n## Footers\n\nPage footer\n\n"
-        "## Footnotes\n\nA footnote\n\n## Endnotes\n\nAn endnote\n\n## Comments\n\nCheck this\n"
+        "## Footnotes\n\nA footnote\n\n## Endnotes\n\nAn endnote\n\n## Comments\n\nCheck this\n\n"
+        "Check this\n"
     )
     assert result.text == (
         "Body text\n\nHeaders\nCompany confidential\n\nFooters\nPage footer\n\n"
-        "Footnotes\nA footnote\n\nEndnotes\nAn endnote\n\nComments\nCheck this"
+        "Footnotes\nA footnote\n\nEndnotes\nAn endnote\n\nComments\nCheck this\n\nCheck this"
     )
     assert result.details["parts"] == [
         "body",
@@ -376,3 +379,37 @@ def test_zip_bomb_is_refused_before_parsing() -> None:
     assert error.code == "resource_limit" and "uncompressed" in error.message
     with pytest.raises(ExtractionError):
         check_zip(data, Limits(docx_max_entries=1))
+
+
+def test_outline_level_list_style_grid_before_and_wrappers() -> None:
+    styles = (
+        "<w:styles NAMESPACES>"
+        '<w:style w:type="paragraph" w:styleId="ListNumber"><w:name w:val="List Number"/>'
+        '<w:pPr><w:numPr><w:numId w:val="1"/></w:numPr></w:pPr></w:style>'
+        "</w:styles>"
+    )
+    numbering = (
+        '<w:numbering NAMESPACES><w:abstractNum w:abstractNumId="5"><w:lvl w:ilvl="0">'
+        '<w:numFmt w:val="lowerRoman"/></w:lvl></w:abstractNum>'
+        '<w:num w:numId="1"><w:abstractNumId w:val="5"/></w:num></w:numbering>'
+    )
+    body = (
+        '<w:p><w:pPr><w:outlineLvl w:val="1"/></w:pPr><w:r><w:t>Outlined</w:t></w:r></w:p>'
+        + p("numbered by style", "ListNumber")
+        + "<w:customXml><w:p><w:smartTag><w:r><w:t>tagged</w:t></w:r></w:smartTag></w:p>"
+        "</w:customXml>"
+        + tbl(
+            '<w:trPr><w:gridBefore w:val="1"/></w:trPr>' + tc(p("shifted")),
+            tc(p("one")) + tc(p("two")),
+        )
+    )
+    data = package(
+        body,
+        parts={"word/styles.xml": styles, "word/numbering.xml": numbering},
+        part_rels=(("styles", "/word/styles.xml"), ("numbering", "numbering.xml")),
+    )
+    result = extract_docx(data, LIMITS)
+    assert result.markdown == (
+        "## Outlined\n\n1. numbered by style\n\ntagged\n\n"
+        "|  | shifted |\n|---|---|\n| one | two |\n"
+    )

@@ -639,7 +639,8 @@ def _extract(package: _Package) -> Extraction:
                 blocks: list[_Block] = []
                 walker.blocks(container, blocks)
                 part_md, part_text = _join(blocks)
-                if not part_md or part_md in seen:
+                # Sections repeat the same header or footer; notes and comments may agree.
+                if not part_md or (kind in ("header", "footer") and part_md in seen):
                     continue
                 seen.add(part_md)
                 section_md.append(part_md)
