@@ -1,42 +1,334 @@
-"""PDF: text through PDFium (pypdfium2)."""
+"""PDF: text through PDFium (pypdfium2), with fallbacks where PDFium alone loses text.
+
+- Leading junk: a `%PDF-` header found within the first 64 KiB is where the file starts (mail
+  gateways and uploaders prepend headers; offsets in the file are then relative to the header,
+  so the bytes before it are dropped; when that fails the whole file is tried as it came).
+- Encryption: PDFium opens a file whose user password is empty. An AES-256 (R5/R6) file with
+  an empty *owner* password PDFium refuses; pypdf (with `cryptography`) decrypts it with the
+  empty password and PDFium reads the decrypted copy. Any other password-protected file is
+  `encrypted_document`, not `malformed_document`: it is not damaged and retrying cannot help.
+- Form fields: when the document has an AcroForm (PDFium tells us without parsing anything),
+  the filled values, which PDFium's page text leaves out, are read with pypdf and appended
+  as `name: value` lines ("## Form fields" in the Markdown).
+- CJK with fonts that are not embedded: PDFium returns plausible wrong glyphs or nothing for
+  them. A page using a non-embedded font with a CJK font name (or no name) is read again
+  with pdfminer.six and its CMaps; its text replaces PDFium's when it holds more letters.
+  Other pages never pay for it.
+- Structure (`pdf_layout.py`): headings, paragraphs and a page map for the Markdown, from one
+  query per line and per text object, never per character.
+"""
 
 from __future__ import annotations
 
-from shared.documents.extract import Extraction, ExtractionError, Limits, normalize_newlines
+import ctypes
+import io
+import re
+from typing import Any
+
+from shared.documents.extract import (
+    Extraction,
+    ExtractionError,
+    Limits,
+    normalize_newlines,
+    pdf_layout,
+)
+from shared.documents.extract.pdf_layout import Line
+
+HEADER_WINDOW = 64 * 1024  # how far into the file a `%PDF-` header is looked for
+_FPDF_ERR_PASSWORD = 4
+_CJK_FONT = re.compile(
+    r"(?i)ryumin|gothicbbb|heisei|koz(min|go)|mincho|gothic|ming|song|hei|kai|myeongjo|"
+    r"batang|dotum|gulim|gungsuh|hygo|hysm|msung|simsun|simhei|fangsong|meiryo|malgun|"
+    r"nanum|osaka|hiragino|hira(kaku|min)|uming|ukai|wenquanyi|cjk|source ?han|"
+    r"adobe(song|heiti|ming|myungjo|gothic|fangsong|kaiti)|japan|chinese|korean"
+)
+_GOOD_CHAR = re.compile(r"[^\W_]", re.UNICODE)
+# What PDFium prints for codes it maps through the wrong encoding (WinAnsi 0x80-0x9F, C0).
+_WRONG_GLYPHS = set(bytes(range(0x80, 0xA0)).decode("cp1252", "ignore")) | {
+    chr(c) for c in range(1, 32) if chr(c) not in "\n\r\t"
+}
 
 
 def extract_pdf(data: bytes, limits: Limits) -> Extraction:
     import pypdfium2 as pdfium
+    import pypdfium2.raw as raw
 
-    try:
-        pdf = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as exc:
-        raise ExtractionError("malformed_document", f"unreadable PDF ({exc})") from None
+    pdf, data, notes = _open(data)
     try:
         page_count = len(pdf)
         take = min(page_count, limits.max_pages)
-        pages: list[str] = []
+        texts: list[str] = []
+        layouts: list[list[Line]] = []
+        suspect: list[int] = []
+        fonts: dict[int, tuple[bool, bool]] = {}  # font handle -> (bold, CJK and not embedded)
         for index in range(take):
             page = pdf[index]
             try:
                 textpage = page.get_textpage()
                 try:
-                    pages.append(normalize_newlines(textpage.get_text_range()).strip())
+                    text, lines, cjk = _read_page(raw, page, textpage, fonts)
                 finally:
                     textpage.close()
             finally:
                 page.close()
+            texts.append(text)
+            layouts.append(lines)
+            if cjk:
+                suspect.append(index)
+        has_form = raw.FPDF_GetFormType(pdf.raw) != raw.FORMTYPE_NONE
         meta = pdf.get_metadata_dict(skip_empty=True)
     except pdfium.PdfiumError as exc:
         raise ExtractionError("malformed_document", f"unreadable PDF page ({exc})") from None
     finally:
         pdf.close()
+
+    fallback = _cjk_fallback(data, suspect, texts) if suspect else {}
+    for index, text in fallback.items():
+        texts[index] = text
+    fields = _form_fields(data) if has_form else []
+
+    margins = pdf_layout.repeated_margins(layouts)
+    body = pdf_layout.body_size(layouts, margins)
+    sizes = pdf_layout.heading_sizes(layouts, body)
+    markdown = ""
+    page_starts: list[int] = []
+    for index, lines in enumerate(layouts):
+        if index in fallback:
+            block = pdf_layout.plain_markdown(texts[index])
+        else:
+            block = pdf_layout.page_markdown(lines, margins, body, sizes)
+        if block and markdown:
+            markdown += "\n\n"
+        page_starts.append(len(markdown) if block else -1)
+        markdown += block
+    # An empty page starts where the next page with content starts (or at the end).
+    following = len(markdown)
+    for index in reversed(range(len(page_starts))):
+        if page_starts[index] < 0:
+            page_starts[index] = following
+        following = page_starts[index]
+
+    text = "\n\n".join(t for t in texts if t)
+    if fields:
+        lines_out = [f"{name}: {value}" for name, value in fields]
+        text = "\n\n".join(filter(None, [text, "Form fields\n" + "\n".join(lines_out)]))
+        markdown = "\n\n".join(
+            filter(None, [markdown, "## Form fields", "\n".join(f"- {line}" for line in lines_out)])
+        )
+    details: dict[str, Any] = {"pages_with_text": sum(1 for t in texts if t), "pages_read": take}
+    if fallback:
+        details["pages_read_by_pdfminer"] = len(fallback)
+    if fields:
+        details["form_fields"] = len(fields)
+    details.update(notes)
     return Extraction(
-        text="\n\n".join(p for p in pages if p),
+        text=text,
         extractor="pypdfium2",
+        markdown=markdown,
         pages=page_count,
+        page_starts=page_starts,
         title=meta.get("Title") or None,
         author=meta.get("Author") or None,
         truncated=take < page_count,
-        details={"pages_with_text": sum(1 for p in pages if p), "pages_read": take},
+        details=details,
     )
+
+
+def _open(data: bytes) -> tuple[Any, bytes, dict[str, Any]]:
+    """The PDFium document, the bytes it was opened from, and notes for `details`."""
+    import pypdfium2 as pdfium
+
+    notes: dict[str, Any] = {}
+    start = data.find(b"%PDF-", 0, HEADER_WINDOW)
+    candidates = [data[start:], data] if start > 0 else [data]
+    error: Exception | None = None
+    for candidate in candidates:
+        try:
+            pdf = pdfium.PdfDocument(candidate)
+        except pdfium.PdfiumError as exc:
+            if getattr(exc, "err_code", None) == _FPDF_ERR_PASSWORD:
+                decrypted = _decrypt_empty_password(candidate)
+                if decrypted is None:
+                    raise ExtractionError(
+                        "encrypted_document", "the PDF is password-protected"
+                    ) from None
+                try:
+                    pdf = pdfium.PdfDocument(decrypted)
+                except pdfium.PdfiumError as again:
+                    raise ExtractionError(
+                        "malformed_document", f"unreadable PDF ({again})"
+                    ) from None
+                notes["decrypted"] = True
+                candidate = decrypted
+            else:
+                error = exc
+                continue
+        if candidate is not data and start > 0 and len(candidate) < len(data):
+            notes["leading_bytes_skipped"] = start
+        return pdf, candidate, notes
+    raise ExtractionError("malformed_document", f"unreadable PDF ({error})") from None
+
+
+def _decrypt_empty_password(data: bytes) -> bytes | None:
+    """The file decrypted with the empty password (as user or owner), or None when that
+    password does not open it."""
+    from pypdf import PasswordType, PdfReader, PdfWriter
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if not reader.is_encrypted or reader.decrypt("") == PasswordType.NOT_DECRYPTED:
+            return None
+        out = io.BytesIO()
+        PdfWriter(clone_from=reader).write(out)
+    except (PyPdfError, ValueError, KeyError, TypeError, NotImplementedError):
+        return None
+    return out.getvalue()
+
+
+def _read_page(
+    raw: Any, page: Any, textpage: Any, fonts: dict[int, tuple[bool, bool]]
+) -> tuple[str, list[Line], bool]:
+    """The page's text, its lines with position and font, and whether it uses a CJK font
+    that is not embedded. One PDFium call per text object and a few per line."""
+    cjk = False
+    objects: dict[int, tuple[float, bool]] = {}  # text object -> (effective size, bold)
+    for i in range(raw.FPDFPage_CountObjects(page.raw)):
+        obj = raw.FPDFPage_GetObject(page.raw, i)
+        if raw.FPDFPageObj_GetType(obj) == raw.FPDF_PAGEOBJ_TEXT:
+            cjk = _font_info(raw, raw.FPDFTextObj_GetFont(obj), fonts)[1] or cjk
+    full = textpage.get_text_range()
+    # PDFium joins a word hyphenated at a line end into one, the hyphen as U+FFFE.
+    text = normalize_newlines(full).replace("\ufffe", "-\n").strip()
+    lines: list[Line] = []
+    positioned = len(full) == textpage.count_chars()
+    left, right, bottom, top = (ctypes.c_double() for _ in range(4))
+    offset = 0
+    for part in full.split("\r\n"):
+        first = len(part) - len(part.lstrip())
+        last = len(part.rstrip()) - 1
+        if last >= first:
+            line = Line(text=part)
+            if positioned:
+                i0, i1 = offset + first, offset + last
+                obj = raw.FPDFText_GetTextObject(textpage.raw, i0)
+                if obj:
+                    line.size, line.bold = _object_info(raw, obj, objects, fonts)
+                if raw.FPDFText_GetCharBox(textpage.raw, i0, left, right, bottom, top):
+                    line.x0, line.top, line.bottom = left.value, top.value, bottom.value
+                    if raw.FPDFText_GetCharBox(textpage.raw, i1, left, right, bottom, top):
+                        line.x1 = right.value
+                        line.top, line.bottom = (
+                            max(line.top, top.value),
+                            min(line.bottom, bottom.value),
+                        )
+                        line.positioned = line.size > 0
+            lines.append(line)
+        offset += len(part) + 2
+    return text, lines, cjk
+
+
+def _object_info(
+    raw: Any, obj: Any, objects: dict[int, tuple[float, bool]], fonts: dict[int, tuple[bool, bool]]
+) -> tuple[float, bool]:
+    key = ctypes.cast(obj, ctypes.c_void_p).value or 0
+    if key not in objects:
+        size = ctypes.c_float()
+        matrix = raw.FS_MATRIX()
+        effective = 0.0
+        if raw.FPDFTextObj_GetFontSize(obj, size) and raw.FPDFPageObj_GetMatrix(obj, matrix):
+            effective = pdf_layout.effective_size(
+                size.value, matrix.a, matrix.b, matrix.c, matrix.d
+            )
+        objects[key] = (effective, _font_info(raw, raw.FPDFTextObj_GetFont(obj), fonts)[0])
+    return objects[key]
+
+
+def _font_info(raw: Any, font: Any, fonts: dict[int, tuple[bool, bool]]) -> tuple[bool, bool]:
+    """(bold, CJK font that is not embedded), once per font."""
+    key = ctypes.cast(font, ctypes.c_void_p).value or 0
+    if key not in fonts:
+        if not font:
+            fonts[key] = (False, False)
+            return fonts[key]
+        buffer = ctypes.create_string_buffer(256)
+        size = raw.FPDFFont_GetBaseFontName(font, buffer, 256)
+        name = buffer.raw[: max(size - 1, 0)].decode("latin-1") if size else ""
+        weight = raw.FPDFFont_GetWeight(font)
+        bold = weight >= 600 or bool(re.search(r"(?i)bold|black|heavy|semibold|demi", name))
+        embedded = bool(raw.FPDFFont_GetIsEmbedded(font))
+        cjk = not embedded and (not name or not name.isascii() or bool(_CJK_FONT.search(name)))
+        fonts[key] = (bold, cjk)
+    return fonts[key]
+
+
+def _score(text: str) -> int:
+    """Letters and digits, less what PDFium prints for unmapped codes."""
+    return len(_GOOD_CHAR.findall(text)) - sum(1 for ch in text if ch in _WRONG_GLYPHS)
+
+
+def _cjk_fallback(data: bytes, pages: list[int], texts: list[str]) -> dict[int, str]:
+    """pdfminer.six's text of the given pages, where it reads more than PDFium did."""
+    from pdfminer.high_level import extract_text
+    from pdfminer.pdfparser import PDFSyntaxError
+    from pdfminer.psexceptions import PSException
+
+    try:
+        joined = extract_text(io.BytesIO(data), page_numbers=pages)
+    except (PSException, PDFSyntaxError, ValueError, KeyError, TypeError, AssertionError):
+        return {}
+    chunks = joined.split("\f")
+    better: dict[int, str] = {}
+    for index, chunk in zip(pages, chunks, strict=False):
+        text = _tidy_cjk(normalize_newlines(chunk))
+        if _score(text) > _score(texts[index]):
+            better[index] = text
+    return better
+
+
+def _tidy_cjk(text: str) -> str:
+    """pdfminer writes vertical text one character a line: rejoin lines between CJK
+    characters."""
+    text = re.sub(
+        r"(?<=[\u3000-\u30ff\u3400-\u9fff\uac00-\ud7af\uff00-\uffef])\n(?=[\u3000-\u30ff\u3400-\u9fff\uac00-\ud7af\uff00-\uffef])",
+        "",
+        text,
+    )
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _form_fields(data: bytes) -> list[tuple[str, str]]:
+    """(label, value) of each filled AcroForm field, in document order. The label is the
+    field's tooltip (/TU) when it has a short one, else its qualified name."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        fields = reader.get_fields() or {}
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+    out: list[tuple[str, str]] = []
+    for name, spec in fields.items():
+        value = _field_value(spec.get("/V"))
+        if not value:
+            continue
+        label = spec.get("/TU")
+        label = str(label) if isinstance(label, str) and 0 < len(label) <= 100 else name
+        out.append((_oneline(label), _oneline(value)))
+    return out
+
+
+def _field_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(filter(None, (_field_value(v) for v in value)))
+    text = str(value)
+    if text.startswith("/"):  # a name: a checkbox or radio state
+        return "" if text == "/Off" else text[1:]
+    return text
+
+
+def _oneline(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()

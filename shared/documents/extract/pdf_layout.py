@@ -1,0 +1,233 @@
+"""PDF structure: from the lines PDFium reads on each page to GitHub Markdown.
+
+`pdf.py` gives each line its text, its position (from the boxes of its first and last
+character) and the font size and weight of the text object its first character belongs to:
+one query per text object, never per character. From those, here:
+
+- lines that repeat at the top or bottom of most pages (digits ignored, so "Page 3 of 9"
+  matches "Page 4 of 9") are page headers and footers, and left out of the Markdown;
+- a short line in a font clearly larger than the body text is a heading (the largest size is
+  level 1, then 2, 3); a short bold line at body size is a heading one level below those;
+- the lines of a paragraph are joined, and a word hyphenated across a line break is joined
+  again (`exam-` + `ple` -> `example`); a paragraph ends at a vertical gap, a change of font
+  size, a short line, or a list bullet.
+
+Only the Markdown is restructured; the plain text stays PDFium's, line for line.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from shared.documents.extract.markdown import escape_inline, heading
+
+
+@dataclass
+class Line:
+    text: str
+    size: float = 0.0  # effective font size in points; 0 when unknown
+    bold: bool = False
+    x0: float = 0.0
+    x1: float = 0.0
+    top: float = 0.0
+    bottom: float = 0.0
+    positioned: bool = False
+
+
+_DIGITS = re.compile(r"\d+")
+_SPACES = re.compile(r"\s+")
+_BULLET = re.compile(r"^[•●▪◦‣∙·■□◆►➢✓\uf0b7\uf0a7*\u2013-]\s+")
+# PDFium joins a word hyphenated at a line end into one line, the hyphen as U+FFFE.
+_HYPHEN_BREAK = re.compile(r"(?<=[^\W\d_])\ufffe(?=([^\W\d_]))")
+_HYPHENS = ("-", "\u00ad", "\x02")
+_CJK = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
+_MAX_HEADING_CHARS = 120
+_MAX_HEADING_WORDS = 16
+
+
+def _key(text: str) -> str:
+    return _SPACES.sub(" ", _DIGITS.sub("#", text.lower())).strip()
+
+
+def repeated_margins(pages: list[list[Line]]) -> set[str]:
+    """Keys of lines found among the first or last two lines of more than half the pages
+    (at least 3 pages): running headers, footers, page numbers."""
+    if len(pages) < 3:
+        return set()
+    seen: Counter[str] = Counter()
+    for lines in pages:
+        edge = lines[:2] + lines[-2:]
+        seen.update({_key(line.text) for line in edge if line.text.strip()})
+    return {key for key, count in seen.items() if count >= 3 and count * 2 > len(pages)}
+
+
+def body_size(pages: list[list[Line]], margins: set[str]) -> float:
+    """The font size carrying most characters, page headers and footers left out."""
+    sizes: Counter[float] = Counter()
+    for lines in pages:
+        for line in lines:
+            if line.size > 0 and not (margins and _key(line.text) in margins):
+                sizes[round(line.size * 2) / 2] += len(line.text)
+    return sizes.most_common(1)[0][0] if sizes else 0.0
+
+
+def heading_sizes(pages: list[list[Line]], body: float) -> list[float]:
+    """Up to three font sizes, largest first, clearly above the body size and used by
+    short lines only."""
+    if body <= 0:
+        return []
+    found: set[float] = set()
+    for lines in pages:
+        for line in lines:
+            if line.size >= body * 1.15 and _short(line.text):
+                found.add(round(line.size * 2) / 2)
+    return sorted(found, reverse=True)[:3]
+
+
+def _short(text: str) -> bool:
+    stripped = text.strip()
+    return (
+        0 < len(stripped) <= _MAX_HEADING_CHARS
+        and len(stripped.split()) <= _MAX_HEADING_WORDS
+        and any(ch.isalpha() for ch in stripped)
+    )
+
+
+def _heading_level(line: Line, body: float, sizes: list[float]) -> int:
+    if not line.positioned or not _short(line.text):
+        return 0
+    rounded = round(line.size * 2) / 2
+    if rounded in sizes:
+        return sizes.index(rounded) + 1
+    stripped = line.text.strip()
+    if (
+        line.bold
+        and body > 0
+        and abs(line.size - body) <= body * 0.15
+        and len(stripped) <= 80
+        and not stripped.endswith((".", ",", ";"))
+    ):
+        return len(sizes) + 1
+    return 0
+
+
+def _unhyphenate(match: re.Match[str]) -> str:
+    return "" if match.group(1).islower() else "-"
+
+
+def _join(left: str, right: str) -> str:
+    if not left:
+        return right
+    if left.endswith(_HYPHENS) and len(left) > 1 and left[-2].isalpha() and right[:1].islower():
+        return left[:-1] + right
+    if left.endswith("\x02"):  # PDFium's mark for a hyphen at a line end
+        left = left[:-1] + "-"
+    if _CJK.match(left[-1]) and _CJK.match(right[:1] or " "):
+        return left + right
+    return left + " " + right
+
+
+def _breaks(prev: Line, cur: Line, col_right: float) -> bool:
+    if _BULLET.match(cur.text) or re.match(r"^\d{1,3}[.)]\s", cur.text):
+        return True
+    if not (prev.positioned and cur.positioned):
+        return True
+    size = max(prev.size, cur.size, 1.0)
+    if abs(prev.size - cur.size) > 0.1 * size or prev.bold != cur.bold:
+        return True
+    gap = prev.bottom - cur.top
+    if gap > 0.7 * size or cur.top > prev.top + size:  # a blank line, or a new column
+        return True
+    if cur.x0 > prev.x0 + 3 * size or cur.x0 < prev.x0 - 3 * size:
+        return True
+    width = col_right - prev.x0
+    return width > 0 and prev.x1 < col_right - 0.2 * width
+
+
+def _column_right(lines: list[Line], line: Line) -> float:
+    return max((o.x1 for o in lines if o.positioned and abs(o.x0 - line.x0) < 20), default=line.x1)
+
+
+def page_markdown(lines: list[Line], margins: set[str], body: float, sizes: list[float]) -> str:
+    """One page as Markdown blocks separated by blank lines."""
+    kept = [line for line in lines if line.text.strip()]
+    n = len(kept)
+    if margins:
+        kept = [
+            line
+            for i, line in enumerate(kept)
+            if not ((i < 2 or i >= n - 2) and _key(line.text) in margins)
+        ]
+    blocks: list[str] = []
+    paragraph = ""
+    prev: Line | None = None
+    pending_heading: tuple[int, str] | None = None
+
+    def flush() -> None:
+        nonlocal paragraph, pending_heading
+        if pending_heading:
+            blocks.append(heading(pending_heading[1], pending_heading[0]))
+            pending_heading = None
+        if paragraph:
+            bullet = _BULLET.match(paragraph)
+            if bullet:
+                blocks.append("- " + escape_inline(paragraph[bullet.end() :]))
+            else:
+                blocks.append(escape_inline(paragraph))
+            paragraph = ""
+
+    for line in kept:
+        text = (
+            _SPACES.sub(" ", _HYPHEN_BREAK.sub(_unhyphenate, line.text))
+            .strip()
+            .replace("\ufffe", "-")
+        )
+        level = _heading_level(line, body, sizes)
+        if level:
+            if paragraph:
+                flush()
+            if (
+                pending_heading
+                and pending_heading[0] == level
+                and prev
+                and not _breaks_gap(prev, line)
+            ):
+                pending_heading = (level, pending_heading[1] + " " + text)  # a wrapped heading
+            else:
+                flush()
+                pending_heading = (level, text)
+        else:
+            if pending_heading or (
+                prev is not None and paragraph and _breaks(prev, line, _column_right(kept, prev))
+            ):
+                flush()
+            paragraph = _join(paragraph, text)
+        prev = line
+    flush()
+    return "\n\n".join(blocks)
+
+
+def _breaks_gap(prev: Line, cur: Line) -> bool:
+    size = max(prev.size, cur.size, 1.0)
+    return prev.bottom - cur.top > 0.7 * size
+
+
+def plain_markdown(text: str) -> str:
+    """Markdown for text without positions (the fallback extractor's): lines joined into
+    paragraphs at blank lines; between CJK characters a line break is dropped."""
+    blocks = []
+    for chunk in re.split(r"\n\s*\n", text):
+        lines = [line.strip() for line in chunk.split("\n") if line.strip()]
+        paragraph = ""
+        for line in lines:
+            paragraph = _join(paragraph, line)
+        if paragraph:
+            blocks.append(escape_inline(paragraph))
+    return "\n\n".join(blocks)
+
+
+def effective_size(size: float, a: float, b: float, c: float, d: float) -> float:
+    return size * math.sqrt(abs(a * d - b * c))

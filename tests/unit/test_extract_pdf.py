@@ -1,0 +1,305 @@
+"""PDF extraction on PDFs generated here: PDFium for text, pypdf for the empty-owner-password
+fallback and form fields, pdfminer.six for CJK fonts that are not embedded, and the
+Markdown structure (headings, paragraphs, page headers and footers, page map)."""
+
+from __future__ import annotations
+
+import ctypes
+import io
+
+import pypdf
+import pypdfium2 as pdfium
+import pypdfium2.raw as raw
+import pytest
+
+from shared.documents.extract import Extraction, ExtractionError, Limits
+from shared.documents.extract.pdf import extract_pdf
+
+Item = tuple[float, float, float, str, str]  # x, y, font size, text, standard font name
+
+
+def make_pdf(pages: list[list[Item]]) -> bytes:
+    """A PDF written by PDFium, text in the standard fonts at the given positions."""
+    pdf = pdfium.PdfDocument.new()
+    for items in pages:
+        page = pdf.new_page(612, 792)
+        for x, y, size, text, font in items:
+            obj = raw.FPDFPageObj_NewTextObj(pdf.raw, font.encode(), ctypes.c_float(size))
+            encoded = (text + "\0").encode("utf-16-le")
+            buffer = ctypes.create_string_buffer(encoded, len(encoded))
+            raw.FPDFText_SetText(obj, ctypes.cast(buffer, ctypes.POINTER(ctypes.c_ushort)))
+            raw.FPDFPageObj_Transform(obj, 1, 0, 0, 1, x, y)
+            raw.FPDFPage_InsertObject(page.raw, obj)
+        raw.FPDFPage_GenerateContent(page.raw)
+        page.close()
+    out = io.BytesIO()
+    pdf.save(out)
+    pdf.close()
+    return out.getvalue()
+
+
+def raw_pdf(objects: list[bytes]) -> bytes:
+    """A PDF from object bodies (object 1 is the catalog), with a correct xref table."""
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+def stream(content: bytes) -> bytes:
+    return b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream"
+
+
+LIMITS = Limits()
+
+
+def read(data: bytes, limits: Limits = LIMITS) -> Extraction:
+    return extract_pdf(data, limits)
+
+
+def simple() -> bytes:
+    return make_pdf([[(72, 700, 12, "Quarterly figures for the Leiden office", "Helvetica")]])
+
+
+# Encryption
+
+
+class _PresentEmpty(str):
+    """An empty password pypdf does not replace by the user password (it tests truthiness),
+    so the file gets a real empty *owner* password beside a user password."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def encrypted(data: bytes, user: str, owner: str, algorithm: str) -> bytes:
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(data)))
+    writer.encrypt(
+        user_password=user,
+        owner_password=_PresentEmpty(owner) if owner == "" else owner,
+        algorithm=algorithm,
+    )
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("algorithm", ["AES-256", "AES-128", "RC4-128"])
+def test_password_protected_pdf_is_encrypted_document(algorithm: str) -> None:
+    data = encrypted(simple(), "secret", "also-secret", algorithm)
+    with pytest.raises(ExtractionError) as caught:
+        read(data)
+    assert caught.value.code == "encrypted_document"
+
+
+@pytest.mark.parametrize("algorithm", ["AES-256", "AES-256-R5"])
+def test_empty_owner_password_is_decrypted_through_pypdf(algorithm: str) -> None:
+    data = encrypted(simple(), "secret", "", algorithm)
+    with pytest.raises(pdfium.PdfiumError):
+        pdfium.PdfDocument(data)  # PDFium alone refuses it
+    result = read(data)
+    assert "Quarterly figures for the Leiden office" in result.text
+    assert result.details["decrypted"] is True
+
+
+def test_empty_user_password_is_read_by_pdfium_directly() -> None:
+    result = read(encrypted(simple(), "", "owner", "AES-256"))
+    assert "Quarterly figures" in result.text
+    assert "decrypted" not in result.details
+
+
+def test_unreadable_pdf_stays_malformed() -> None:
+    with pytest.raises(ExtractionError) as caught:
+        read(b"%PDF-1.7\nnot a pdf at all")
+    assert caught.value.code == "malformed_document"
+
+
+# Leading junk
+
+
+@pytest.mark.parametrize("junk", [200, 5000, 60_000])
+def test_leading_junk_before_the_header_is_skipped(junk: int) -> None:
+    data = b"X-Mailer: junk\r\n" * (junk // 16) + simple()
+    result = read(data)
+    assert "Quarterly figures for the Leiden office" in result.text
+    assert result.details["leading_bytes_skipped"] == data.index(b"%PDF-")
+
+
+def test_header_beyond_the_window_is_not_searched() -> None:
+    with pytest.raises(ExtractionError) as caught:
+        read(b"\0" * (70 * 1024) + simple())
+    assert caught.value.code == "malformed_document"
+
+
+# Form fields
+
+
+def form_pdf(value: bytes) -> bytes:
+    content = b"BT /F1 12 Tf 72 720 Td (Application form) Tj ET"
+    return raw_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [5 0 R 6 0 R] >> >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+            b" /Resources << /Font << /F1 7 0 R >> >> /Annots [5 0 R 6 0 R] >>",
+            stream(content),
+            b"<< /FT /Tx /T (applicant) /TU (Applicant name) /V "
+            + value
+            + b" /Type /Annot /Subtype /Widget"
+            b" /Rect [72 600 300 620] /P 3 0 R >>",
+            b"<< /FT /Btn /T (member) /V /Yes /Type /Annot /Subtype /Widget"
+            b" /Rect [72 560 90 578] /P 3 0 R >>",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        ]
+    )
+
+
+def test_filled_form_fields_are_in_text_and_markdown() -> None:
+    result = read(form_pdf(b"(Margaretha Jansen)"))
+    assert "Application form" in result.text
+    assert "Applicant name: Margaretha Jansen" in result.text
+    assert "member: Yes" in result.text
+    assert "## Form fields\n\n- Applicant name: Margaretha Jansen\n- member: Yes" in result.markdown
+    assert result.details["form_fields"] == 2
+
+
+def test_document_without_form_has_no_form_section() -> None:
+    result = read(simple())
+    assert "Form fields" not in result.text and "form_fields" not in result.details
+
+
+# CJK with a font that is not embedded
+
+
+def cjk_pdf() -> bytes:
+    text = "日本語の文書です".encode("shift_jis")
+    content = b"BT /F1 14 Tf 72 720 Td <" + text.hex().encode() + b"> Tj ET"
+    return raw_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+            b" /Resources << /Font << /F1 5 0 R >> >> >>",
+            stream(content),
+            b"<< /Type /Font /Subtype /Type0 /BaseFont /Ryumin-Light /Encoding /90ms-RKSJ-H"
+            b" /DescendantFonts [6 0 R] >>",
+            b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /Ryumin-Light"
+            b" /CIDSystemInfo << /Registry (Adobe) /Ordering (Japan1) /Supplement 2 >>"
+            b" /FontDescriptor 7 0 R >>",
+            b"<< /Type /FontDescriptor /FontName /Ryumin-Light /Flags 6 /FontBBox [0 -141 1000 859]"
+            b" /ItalicAngle 0 /Ascent 859 /Descent -141 /CapHeight 709 /StemV 69 >>",
+        ]
+    )
+
+
+def test_cjk_page_with_font_not_embedded_is_read_with_cmaps() -> None:
+    result = read(cjk_pdf())
+    assert "日本語の文書です" in result.text
+    assert "日本語の文書です" in result.markdown
+
+
+def test_latin_document_does_not_use_the_fallback() -> None:
+    result = read(simple())
+    assert "pages_read_by_pdfminer" not in result.details
+
+
+# Structure
+
+
+def test_bigger_font_line_becomes_a_heading_and_bold_line_a_subheading() -> None:
+    body = "Body text in the normal size of this document, long enough to be the body."
+    data = make_pdf(
+        [
+            [
+                (72, 720, 24, "Annual Report", "Helvetica"),
+                (72, 690, 11, body, "Helvetica"),
+                (72, 660, 11, "Results", "Helvetica-Bold"),
+                (72, 640, 11, body, "Helvetica"),
+            ]
+        ]
+    )
+    result = read(data)
+    assert result.markdown.startswith("# Annual Report\n\n" + body + "\n\n## Results\n\n")
+    assert result.text.startswith("Annual Report\n")
+
+
+def test_paragraph_lines_are_joined_and_hyphenation_undone() -> None:
+    data = make_pdf(
+        [
+            [
+                (
+                    72,
+                    700,
+                    11,
+                    "The instruments were calibrated in the spring and every exam-",
+                    "Helvetica",
+                ),
+                (
+                    72,
+                    687,
+                    11,
+                    "ple was measured twice before the results were written down in",
+                    "Helvetica",
+                ),
+                (72, 674, 11, "the lab book.", "Helvetica"),
+                (72, 640, 11, "A second paragraph starts after a blank line.", "Helvetica"),
+            ]
+        ]
+    )
+    result = read(data)
+    assert (
+        "every example was measured twice before the results were written down in the lab book."
+        in result.markdown
+    )
+    assert "lab book.\n\nA second paragraph" in result.markdown
+    words = result.text.split()
+    assert "exam-" in words and "ple" in words  # the plain text keeps the lines as printed
+
+
+TOPICS = ["", "calibration", "shipping", "invoices", "staffing"]
+
+
+def page_items(n: int) -> list[Item]:
+    return [
+        (72, 760, 9, "Fernhill Instruments - Confidential", "Helvetica"),
+        (72, 700, 11, f"Content of page {n} about {TOPICS[n]}.", "Helvetica"),
+        (300, 40, 9, f"Page {n} of 3", "Helvetica"),
+    ]
+
+
+def test_repeated_header_and_footer_are_removed_from_markdown_only() -> None:
+    result = read(make_pdf([page_items(n) for n in (1, 2, 3)]))
+    assert "Confidential" not in result.markdown and "of 3" not in result.markdown
+    assert result.text.count("Fernhill Instruments - Confidential") == 3
+    assert "Page 2 of 3" in result.text
+    for n in (1, 2, 3):
+        assert f"Content of page {n} about {TOPICS[n]}." in result.markdown
+
+
+def test_page_starts_point_at_each_page() -> None:
+    result = read(make_pdf([page_items(n) for n in (1, 2, 3)]))
+    assert result.pages == 3 and len(result.page_starts) == 3
+    for n, start in enumerate(result.page_starts, start=1):
+        assert result.markdown[start:].startswith(f"Content of page {n} ")
+
+
+def test_page_starts_with_an_empty_page_and_a_page_cap() -> None:
+    data = make_pdf([page_items(1), [], page_items(3), page_items(4)])
+    result = read(data, Limits(max_pages=3))
+    assert result.truncated and result.pages == 4 and len(result.page_starts) == 3
+    assert result.page_starts[1] == result.page_starts[2]
+    first, third = (
+        result.markdown[: result.page_starts[2]],
+        result.markdown[result.page_starts[2] :],
+    )
+    assert "calibration" in first and "invoices" not in first
+    assert third.startswith("Fernhill Instruments") and "invoices" in third
