@@ -11,6 +11,8 @@
   docflow upload FILE... [--priority P] [--wait]   upload through the HTTP API (API_URL)
   docflow status JOB_ID [--json]                   one job, through the HTTP API
   docflow demo                                     the end-to-end walkthrough (`make demo`)
+  docflow inspect FILE|DIR... [--compare pdftotext] [--json] [--no-sandbox]
+                                                   detect and extract locally (no database)
 
 Errors print the message, not a traceback, and exit with status 1.
 """
@@ -582,11 +584,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="upload the samples over HTTP, process, report")
     demo.set_defaults(func=cmd_demo)
+
+    inspect = sub.add_parser(
+        "inspect",
+        help="detect and extract files locally, as an upload and its job would (no database)",
+    )
+    inspect.add_argument("paths", nargs="+", metavar="FILE|DIR")
+    inspect.add_argument(
+        "--compare", choices=["pdftotext"], help="add word recall against pdftotext for PDFs"
+    )
+    inspect.add_argument("--json", action="store_true", help="print the report as JSON")
+    inspect.add_argument(
+        "--no-sandbox", action="store_true", help="extract in this process (no child process)"
+    )
+    inspect.set_defaults(func=cmd_inspect)
     return parser
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Needs no settings: it must work in a fresh checkout, without `.env` or secrets."""
+    from shared.dev import inspect
+
+    try:
+        return inspect.run(
+            args.paths, compare=args.compare, as_json=args.json, sandboxed=not args.no_sandbox
+        )
+    except inspect.InspectError as exc:
+        print(f"docflow inspect: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "inspect":  # no settings read
+        try:
+            return cmd_inspect(args)
+        except KeyboardInterrupt:
+            return 130
     try:
         settings = get_settings()
         configure(settings.log_level)
