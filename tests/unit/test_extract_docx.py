@@ -413,3 +413,24 @@ def test_outline_level_list_style_grid_before_and_wrappers() -> None:
         "## Outlined\n\n1. numbered by style\n\ntagged\n\n"
         "|  | shifted |\n|---|---|\n| one | two |\n"
     )
+
+
+def test_hyperlinks_become_markdown_links_for_safe_schemes_only() -> None:
+    base = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/hyperlink"
+    document_rels = (
+        f'<Relationships xmlns="{PKG}">'
+        f'<Relationship Id="rId1" Type="{base}" Target="https://example.org/a" '
+        'TargetMode="External"/>'
+        f'<Relationship Id="rId2" Type="{base}" Target="javascript:alert(1)" '
+        'TargetMode="External"/></Relationships>'
+    )
+    body = (
+        '<w:p><w:r><w:t xml:space="preserve">See </w:t></w:r><w:hyperlink r:id="rId1">'
+        "<w:r><w:t>the site</w:t></w:r></w:hyperlink><w:r><w:t xml:space='preserve'> or </w:t>"
+        '</w:r><w:hyperlink r:id="rId2"><w:r><w:t>this</w:t></w:r></w:hyperlink></w:p>'
+    )
+    result = extract_docx(
+        package(body, parts={"word/_rels/document.xml.rels": document_rels}), LIMITS
+    )
+    assert result.markdown == "See [the site](https://example.org/a) or this\n"
+    assert result.text == "See the site or this"

@@ -89,7 +89,12 @@ _SECTIONS = (
 )
 _NOTE_SEPARATORS = frozenset({"separator", "continuationSeparator", "continuationNotice"})
 _HEADING_NAME = re.compile(r"heading\s*([1-9])")
-_MAX_SPAN = 512  # a gridSpan larger than any real table (Word allows 63 columns)
+_MAX_SPAN = 512
+_SAFE_URL = re.compile(r"(https?://|mailto:)[^\s<>]+$", re.IGNORECASE)
+_RID_KEYS = (
+    "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id",
+    "{http://purl.oclc.org/ooxml/officeDocument/relationships}id",
+)  # a gridSpan larger than any real table (Word allows 63 columns)
 
 
 def check_zip(data: bytes, limits: Limits) -> None:
@@ -172,22 +177,28 @@ class _Package:
         )
         return etree.fromstring(data, parser)
 
-    def rels(self, part: str) -> list[tuple[str, str]]:
-        """(type's last segment, target part name) of a part's internal relationships;
-        `part` "" is the package itself."""
+    def rels(self, part: str) -> tuple[list[tuple[str, str]], dict[str, str]]:
+        """The part's relationships: (type's last segment, target part name) of the internal
+        ones, and id -> URL of its external hyperlinks. `part` "" is the package itself."""
         folder, base = posixpath.split(part)
+        found: list[tuple[str, str]] = []
+        links: dict[str, str] = {}
         try:
             root = self.xml(posixpath.join(folder, "_rels", base + ".rels"))
         except etree.XMLSyntaxError:
-            return []
+            return found, links
         if root is None:
-            return []
-        found = []
+            return found, links
         for rel in root:
-            if not isinstance(rel.tag, str) or rel.get("TargetMode") == "External":
+            if not isinstance(rel.tag, str):
                 continue
             kind = (rel.get("Type") or "").rstrip("/").rsplit("/", 1)[-1]
-            target = unquote(rel.get("Target") or "")
+            target = rel.get("Target") or ""
+            if rel.get("TargetMode") == "External":
+                if kind == "hyperlink" and _SAFE_URL.match(target):
+                    links[rel.get("Id") or ""] = target
+                continue
+            target = unquote(target)
             if not target:
                 continue
             if target.startswith("/"):
@@ -195,7 +206,7 @@ class _Package:
             else:
                 name = posixpath.normpath(posixpath.join(folder, target))
             found.append((kind, name))
-        return found
+        return found, links
 
 
 _tag_cache: dict[str, str] = {}
@@ -371,6 +382,7 @@ class _Walker:
         self.headings = 0
         self.tables = 0
         self.nested_tables = 0
+        self.links: dict[str, str] = {}  # the current part's hyperlinks, by relationship id
 
     # Block level -------------------------------------------------------------------------
 
@@ -393,14 +405,22 @@ class _Walker:
 
     def paragraph(self, p: Any, out: list[_Block], in_cell: bool) -> None:
         parts: list[str] = []
+        links: list[tuple[int, int, str]] = []
         extras: list[_Block] = []
-        self.inline(p, parts, extras, in_cell)
+        self.inline(p, parts, links, extras, in_cell)
         text = "".join(parts).replace("\r", "").strip()
         if text:
-            out.append(self.paragraph_block(p, text, in_cell))
+            marked = text
+            if links and not in_cell:
+                for start, end, url in links:
+                    parts[start] = "[" + parts[start]
+                    parts[end - 1] = parts[end - 1] + f"]({url})"
+                marked = "".join(parts).replace("\r", "").strip()
+            out.append(self.paragraph_block(p, text, marked, in_cell))
         out.extend(extras)
 
-    def paragraph_block(self, p: Any, text: str, in_cell: bool) -> _Block:
+    def paragraph_block(self, p: Any, text: str, marked: str, in_cell: bool) -> _Block:
+        """`marked` is `text` with its hyperlinks as Markdown links."""
         if in_cell:
             return _Block("p", text, text)
         ppr = _child(p, "w:pPr")
@@ -424,21 +444,28 @@ class _Walker:
             level = self.styles.heading_level(style)
         if level is not None:
             self.headings += 1
-            return _Block("h", md.heading(text, level), text)
+            return _Block("h", md.heading(marked, level), text)
         if num_id is None and style:
             num_id = self.styles.list_num_id(style)
         if num_id is not None and num_id != "0":
             ordered = self.numbering.get((num_id, ilvl), False)
             marker = "1." if ordered else "-"
             indent = "   " * min(max(ilvl, 0), 8) if ordered else "  " * min(max(ilvl, 0), 8)
-            body = " ".join(line.strip() for line in text.split("\n"))
+            body = " ".join(line.strip() for line in marked.split("\n"))
             return _Block("li", f"{indent}{marker} {body}", text)
-        lines = [md.escape_inline(line.strip()) for line in text.split("\n")]
+        lines = [md.escape_inline(line.strip()) for line in marked.split("\n")]
         return _Block("p", "\n".join(line for line in lines if line), text)
 
     # Inline level ------------------------------------------------------------------------
 
-    def inline(self, el: Any, parts: list[str], extras: list[_Block], in_cell: bool) -> None:
+    def inline(
+        self,
+        el: Any,
+        parts: list[str],
+        links: list[tuple[int, int, str]],
+        extras: list[_Block],
+        in_cell: bool,
+    ) -> None:
         for child in el:
             k = _key(child.tag)
             if k in ("w:t", "m:t"):
@@ -459,12 +486,18 @@ class _Walker:
             elif k == "mc:AlternateContent":
                 chosen = _choose(child)
                 if chosen is not None:
-                    self.inline(chosen, parts, extras, in_cell)
+                    self.inline(chosen, parts, links, extras, in_cell)
             elif not k or k in _SKIP or k.endswith("Pr"):
                 continue
+            elif k == "w:hyperlink":
+                start = len(parts)
+                self.inline(child, parts, links, extras, in_cell)
+                url = self.links.get(_get(child, _RID_KEYS) or "")
+                if url and len(parts) > start and "".join(parts[start:]).strip():
+                    links.append((start, len(parts), _link_target(url)))
             elif len(child):
-                # w:r, w:hyperlink, w:fldSimple, w:smartTag, w:sdt(Content), w:ins, w:drawing...
-                self.inline(child, parts, extras, in_cell)
+                # w:r, w:fldSimple, w:smartTag, w:sdt(Content), w:ins, w:drawing...
+                self.inline(child, parts, links, extras, in_cell)
 
     # Tables ------------------------------------------------------------------------------
 
@@ -536,6 +569,13 @@ def _descend(el: Any, want: str, stop: str) -> Any:
             yield from _descend(child, want, stop)
 
 
+def _link_target(url: str) -> str:
+    """A URL as a Markdown link destination."""
+    if any(c in url for c in " ()"):
+        return "<" + url + ">"
+    return url
+
+
 def _symbol(el: Any) -> str:
     value = _get(el, _CHAR_KEYS) or ""
     if not re.fullmatch(r"[0-9A-Fa-f]{1,6}", value):
@@ -580,7 +620,7 @@ def extract_docx(data: bytes, limits: Limits) -> Extraction:
 
 
 def _extract(package: _Package) -> Extraction:
-    package_rels = package.rels("")
+    package_rels, _ = package.rels("")
     main = next((t for k, t in package_rels if k == "officeDocument"), None)
     if main is None or not package.has(main):
         main = "word/document.xml" if package.has("word/document.xml") else None
@@ -598,7 +638,7 @@ def _extract(package: _Package) -> Extraction:
         raise ExtractionError(
             "malformed_document", "not a Word document: the main part is not WordprocessingML"
         )
-    rels = package.rels(main)
+    rels, walker_links = package.rels(main)
     unreadable: list[str] = []
 
     def part_xml(name: str) -> Any:
@@ -617,6 +657,7 @@ def _extract(package: _Package) -> Extraction:
 
     body = _child(root, "w:body")
     body_blocks: list[_Block] = []
+    walker.links = walker_links
     if body is not None:
         walker.blocks(body, body_blocks)
     body_md, body_text = _join(body_blocks)
@@ -635,6 +676,7 @@ def _extract(package: _Package) -> Extraction:
                 continue
             if label.lower() not in read:
                 read.append(label.lower())
+            walker.links = package.rels(name)[1]
             for container in _containers(part, kind):
                 blocks: list[_Block] = []
                 walker.blocks(container, blocks)
