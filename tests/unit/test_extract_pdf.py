@@ -180,31 +180,46 @@ def test_document_without_form_has_no_form_section() -> None:
 # CJK with a font that is not embedded
 
 
+# Adobe-Japan1 CIDs of 日本語の文書です: what a Japanese producer writes with Identity-H.
+JAPAN1_CIDS = [3284, 3722, 1952, 887, 3592, 2427, 880, 866]
+
+
 def cjk_pdf() -> bytes:
-    text = "日本語の文書です".encode("shift_jis")
-    content = b"BT /F1 14 Tf 72 720 Td <" + text.hex().encode() + b"> Tj ET"
+    """Page 1: vertical Japanese in Ryumin-Light, not embedded, Identity-V, no ToUnicode (as
+    in Japanese government gazettes), which PDFium drops. Page 2: Latin text."""
+    cids = b"".join(cid.to_bytes(2, "big") for cid in JAPAN1_CIDS)
+    content = b"BT /F1 14 Tf 72 720 Td <" + cids.hex().encode() + b"> Tj ET"
     return raw_pdf(
         [
             b"<< /Type /Catalog /Pages 2 0 R >>",
-            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Pages /Kids [3 0 R 9 0 R] /Count 2 >>",
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
             b" /Resources << /Font << /F1 5 0 R >> >> >>",
             stream(content),
-            b"<< /Type /Font /Subtype /Type0 /BaseFont /Ryumin-Light /Encoding /90ms-RKSJ-H"
-            b" /DescendantFonts [6 0 R] >>",
-            b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /Ryumin-Light"
+            b"<< /Type /Font /Subtype /Type0 /BaseFont /Ryumin-Light-Identity-V"
+            b" /Encoding /Identity-V /DescendantFonts [6 0 R] >>",
+            b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /Ryumin-Light /DW 1000"
             b" /CIDSystemInfo << /Registry (Adobe) /Ordering (Japan1) /Supplement 2 >>"
             b" /FontDescriptor 7 0 R >>",
             b"<< /Type /FontDescriptor /FontName /Ryumin-Light /Flags 6 /FontBBox [0 -141 1000 859]"
             b" /ItalicAngle 0 /Ascent 859 /Descent -141 /CapHeight 709 /StemV 69 >>",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 10 0 R"
+            b" /Resources << /Font << /F2 8 0 R >> >> >>",
+            stream(b"BT /F2 12 Tf 72 680 Td (Page two in Latin) Tj ET"),
         ]
     )
 
 
 def test_cjk_page_with_font_not_embedded_is_read_with_cmaps() -> None:
-    result = read(cjk_pdf())
-    assert "日本語の文書です" in result.text
+    data = cjk_pdf()
+    pdf = pdfium.PdfDocument(data)
+    assert "日本語" not in pdf[0].get_textpage().get_text_range()  # PDFium alone loses it
+    pdf.close()
+    result = read(data)
+    assert "日本語の文書です" in result.text and "Page two in Latin" in result.text
     assert "日本語の文書です" in result.markdown
+    assert result.details["pages_read_by_pdfminer"] == 1
 
 
 def test_latin_document_does_not_use_the_fallback() -> None:

@@ -270,11 +270,15 @@ def _score(text: str) -> int:
 def _cjk_fallback(data: bytes, pages: list[int], texts: list[str]) -> dict[int, str]:
     """pdfminer.six's text of the given pages, where it reads more than PDFium did."""
     from pdfminer.high_level import extract_text
+    from pdfminer.layout import LAParams
     from pdfminer.pdfparser import PDFSyntaxError
     from pdfminer.psexceptions import PSException
 
     try:
-        joined = extract_text(io.BytesIO(data), page_numbers=pages)
+        # Vertical writing is common in these documents (and what PDFium loses most).
+        joined = extract_text(
+            io.BytesIO(data), page_numbers=pages, laparams=LAParams(detect_vertical=True)
+        )
     except (PSException, PDFSyntaxError, ValueError, KeyError, TypeError, AssertionError):
         return {}
     chunks = joined.split("\f")
