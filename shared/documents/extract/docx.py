@@ -54,8 +54,6 @@ _PREFIXES = {
     "http://schemas.openxmlformats.org/markup-compatibility/2006": "mc",
     "http://schemas.openxmlformats.org/officeDocument/2006/math": "m",
     "http://purl.oclc.org/ooxml/officeDocument/math": "m",
-    "http://schemas.openxmlformats.org/package/2006/relationships": "rel",
-    "http://purl.org/dc/elements/1.1/": "dc",
 }
 
 
@@ -89,12 +87,12 @@ _SECTIONS = (
 )
 _NOTE_SEPARATORS = frozenset({"separator", "continuationSeparator", "continuationNotice"})
 _HEADING_NAME = re.compile(r"heading\s*([1-9])")
-_MAX_SPAN = 512
+_MAX_SPAN = 64  # a gridSpan wider than any real table (Word allows 63 columns)
 _SAFE_URL = re.compile(r"(https?://|mailto:)[^\s<>]+$", re.IGNORECASE)
 _RID_KEYS = (
     "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id",
     "{http://purl.oclc.org/ooxml/officeDocument/relationships}id",
-)  # a gridSpan larger than any real table (Word allows 63 columns)
+)
 
 
 def check_zip(data: bytes, limits: Limits) -> None:
@@ -250,8 +248,16 @@ def _int(value: str | None, default: int) -> int:
         return default
 
 
+_TEXT_TAGS = (
+    f"{{{_W}}}t",
+    f"{{{_W_STRICT}}}t",
+    "{http://schemas.openxmlformats.org/officeDocument/2006/math}t",
+    "{http://purl.oclc.org/ooxml/officeDocument/math}t",
+)
+
+
 def _has_text(el: Any) -> bool:
-    return any(True for _ in el.iter("{*}t"))
+    return any(t.text for t in el.iter(*_TEXT_TAGS))
 
 
 def _choose(alternate: Any) -> Any:
