@@ -237,3 +237,12 @@ def test_huge_spans_are_bounded() -> None:
     result = extract_html(html)
     assert "x" in result.text
     assert len(result.markdown) < 1_000_000
+
+
+def test_a_list_in_a_table_cell_is_one_line() -> None:
+    html = (
+        "<table><tr><th>Key</th><th>Values</th></tr>"
+        "<tr><td>Founders</td><td><ul><li>Bill Gates</li><li>Paul Allen</li></ul></td></tr>"
+        "</table>"
+    )
+    assert extract_html(html).markdown.split("\n")[-1] == "| Founders | Bill Gates; Paul Allen |"

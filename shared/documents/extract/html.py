@@ -124,6 +124,7 @@ _MIN_MAIN_CHARS = 200
 class _Block:
     md: str
     text: str
+    items: list[str] | None = None  # a list's items, flat (for a table cell)
 
 
 @dataclass
@@ -147,10 +148,10 @@ class _Out:
             md = "\n".join(escape_inline(line) for line in md_lines)
             self.blocks.append(_Block(md, "\n".join(text_lines)))
 
-    def block(self, md: str, text: str) -> None:
+    def block(self, md: str, text: str, items: list[str] | None = None) -> None:
         self.flush()
         if md or text:
-            self.blocks.append(_Block(md, text))
+            self.blocks.append(_Block(md, text, items))
 
 
 def _lines(run: str) -> list[str]:
@@ -250,6 +251,7 @@ class _Renderer:
             number = 1
         md_items: list[str] = []
         text_items: list[str] = []
+        flat: list[str] = []
         for child in node.iter(include_text=False):
             if not child.is_element_node or _hidden(child) or self.skip(child):
                 continue
@@ -265,7 +267,8 @@ class _Renderer:
                 marker = ""  # not an item (a list directly in a list): indented only
             md_items.append(_item(marker, [block.md for block in blocks if block.md]))
             text_items.append(_item(marker, [block.text for block in blocks if block.text]))
-        out.block("\n".join(md_items), "\n".join(text_items))
+            flat.append(_cell_text(blocks))
+        out.block("\n".join(md_items), "\n".join(text_items), flat)
 
     def _pre(self, node: LexborNode, out: _Out) -> None:
         code = node.text(deep=True)
@@ -338,7 +341,7 @@ class _Renderer:
                     continue
                 while (r, c) in taken:
                     c += 1
-                value = " ".join(block.text for block in self._sub(cell, depth))
+                value = _cell_text(self._sub(cell, depth))
                 colspan = min(max(_int(cell.attributes.get("colspan"), 1), 1), _MAX_COLSPAN)
                 rowspan = _int(cell.attributes.get("rowspan"), 1)
                 if rowspan <= 0 or rowspan > len(rows) - r:
@@ -357,6 +360,11 @@ class _Renderer:
         if height * width > _MAX_TABLE_CELLS:
             return None
         return [[taken.get((r, c), "") for c in range(width)] for r in range(height)]
+
+
+def _cell_text(blocks: list[_Block]) -> str:
+    """Blocks as one line for a table cell: a list's items separated by "; "."""
+    return " ".join("; ".join(b.items) if b.items is not None else b.text for b in blocks)
 
 
 def _int(value: str | None, default: int) -> int:
