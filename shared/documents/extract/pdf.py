@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import io
 import re
+from collections import Counter
 from typing import Any
 
 from shared.documents.extract import (
@@ -60,6 +61,9 @@ def extract_pdf(data: bytes, limits: Limits) -> Extraction:
         texts: list[str] = []
         layouts: list[list[Line]] = []
         suspect: list[int] = []
+        annotated = 0
+        # Before the loop: flattening annotations below removes the form from the document.
+        has_form = raw.FPDF_GetFormType(pdf.raw) != raw.FORMTYPE_NONE
         fonts: dict[int, tuple[bool, bool]] = {}  # font handle -> (bold, CJK and not embedded)
         for index in range(take):
             page = pdf[index]
@@ -69,13 +73,19 @@ def extract_pdf(data: bytes, limits: Limits) -> Extraction:
                     text, lines, cjk = _read_page(raw, page, textpage, fonts)
                 finally:
                     textpage.close()
+                drawn = _has_drawn_annotations(raw, page)
             finally:
                 page.close()
+            if drawn:
+                extra = _annotation_text(raw, pdf, index, text)
+                if extra:
+                    text = "\n".join(filter(None, [text, extra]))
+                    lines += [Line(text=line) for line in extra.split("\n")]
+                    annotated += 1
             texts.append(text)
             layouts.append(lines)
             if cjk:
                 suspect.append(index)
-        has_form = raw.FPDF_GetFormType(pdf.raw) != raw.FORMTYPE_NONE
         meta = pdf.get_metadata_dict(skip_empty=True)
     except pdfium.PdfiumError as exc:
         raise ExtractionError("malformed_document", f"unreadable PDF page ({exc})") from None
@@ -120,6 +130,8 @@ def extract_pdf(data: bytes, limits: Limits) -> Extraction:
         details["pages_read_by_pdfminer"] = len(fallback)
     if fields:
         details["form_fields"] = len(fields)
+    if annotated:
+        details["pages_with_annotation_text"] = annotated
     details.update(notes)
     return Extraction(
         text=text,
@@ -169,6 +181,48 @@ def _open(data: bytes) -> tuple[Any, bytes, dict[str, Any]]:
     raise ExtractionError("malformed_document", f"unreadable PDF ({error})") from None
 
 
+def _has_drawn_annotations(raw: Any, page: Any) -> bool:
+    """Whether the page has annotations whose appearance may show text (form fields, free
+    text, stamps...): links and pop-ups do not count."""
+    for i in range(raw.FPDFPage_GetAnnotCount(page.raw)):
+        annot = raw.FPDFPage_GetAnnot(page.raw, i)
+        subtype = raw.FPDFAnnot_GetSubtype(annot)
+        raw.FPDFPage_CloseAnnot(annot)
+        if subtype not in (raw.FPDF_ANNOT_LINK, raw.FPDF_ANNOT_POPUP):
+            return True
+    return False
+
+
+def _annotation_text(raw: Any, pdf: Any, index: int, text: str) -> str:
+    """Lines drawn by the page's annotations (filled form fields, free text) that the page
+    text (`text`) lacks, as a viewer shows them: the annotations are flattened into the page,
+    in memory only (the document is never saved), and the page read again."""
+    page = pdf[index]
+    try:
+        if raw.FPDFPage_Flatten(page.raw, raw.FLAT_NORMALDISPLAY) != raw.FLATTEN_SUCCESS:
+            return ""
+    finally:
+        page.close()
+    page = pdf[index]
+    try:
+        textpage = page.get_textpage()
+        try:
+            flat = _dedouble(normalize_newlines(textpage.get_text_range()))
+        finally:
+            textpage.close()
+    finally:
+        page.close()
+    have = Counter(line.strip() for line in text.split("\n"))
+    extra = []
+    for line in flat.split("\n"):
+        line = line.strip()
+        if have[line] > 0:
+            have[line] -= 1
+        elif line:
+            extra.append(line)
+    return "\n".join(extra)
+
+
 def _decrypt_empty_password(data: bytes) -> bytes | None:
     """The file decrypted with the empty password (as user or owner), or None when that
     password does not open it."""
@@ -199,7 +253,7 @@ def _read_page(
             cjk = _font_info(raw, raw.FPDFTextObj_GetFont(obj), fonts)[1] or cjk
     full = textpage.get_text_range()
     # PDFium joins a word hyphenated at a line end into one, the hyphen as U+FFFE.
-    text = normalize_newlines(full).replace("\ufffe", "-\n").strip()
+    text = _dedouble(normalize_newlines(full).replace("\ufffe", "-\n")).strip()
     lines: list[Line] = []
     positioned = len(full) == textpage.count_chars()
     left, right, bottom, top = (ctypes.c_double() for _ in range(4))
@@ -260,6 +314,23 @@ def _font_info(raw: Any, font: Any, fonts: dict[int, tuple[bool, bool]]) -> tupl
         cjk = not embedded and (not name or not name.isascii() or bool(_CJK_FONT.search(name)))
         fonts[key] = (bold, cjk)
     return fonts[key]
+
+
+_DOUBLED = re.compile(r"\S{6,}")
+
+
+def _dedouble(text: str) -> str:
+    """Undo "MMuunniicciippaall": fake bold drawn as each glyph twice, which PDFium reads twice
+    (poppler drops the overlapping copy). Only words of six or more characters made entirely
+    of doubled pairs are touched."""
+    return _DOUBLED.sub(_halve, text)
+
+
+def _halve(match: re.Match[str]) -> str:
+    word = match.group()
+    if len(word) % 2 == 0 and word[0::2] == word[1::2] and any(ch.isalpha() for ch in word):
+        return word[0::2]
+    return word
 
 
 def _score(text: str) -> int:
