@@ -1,31 +1,68 @@
 """Run untrusted parsing in a child process with a wall-clock timeout and a memory limit.
 
 Children come from a `forkserver` (started once, single-threaded, with the extraction libraries
-preloaded), so a child starts in milliseconds and never inherits the worker's threads or
-connections. The child sets RLIMIT_AS before it parses anything. Whatever happens in it — a
-hang, a bomb, a crash in C code — the worker gets an `ExtractionError` with a reason code and
-lives on:
+preloaded), so they never inherit the worker's threads or connections. Whatever happens in a
+child — a hang, a bomb, a crash in C code — the worker gets an `ExtractionError` with a reason
+code and lives on:
 
 - `timeout`: no answer within the limit (the child is killed);
-- `resource_limit`: MemoryError, or an extractor's own limit (zip bomb, ...);
-- `malformed_document`: the parser raised, or the child died on a signal.
+- `resource_limit`: MemoryError, the child killed by SIGKILL (the OOM killer), or an
+  extractor's own limit (zip bomb, ...);
+- `malformed_document`: the parser raised, or the child died on another signal or exited;
+- an `ExtractionError` raised by the parser comes back as it was.
+
+One child per document, started ahead of time. Starting a forkserver child costs about 12 ms
+(the fork, then the child unpickling its preparation data and process object), which was the
+whole sandbox overhead when it sat on every document's path. So the start is moved off the
+path: a *spare* child is started in the background; it sets RLIMIT_AS, says it is ready, and
+waits on its pipe for one `(fn, args)`. `run()` takes a ready spare, sends it the job and waits
+for the answer; a background thread (the keeper) starts the next spare meanwhile. A child
+parses exactly one document and then exits, so a crash, hang or memory blow-up can only fail
+its own document, and no document's data or text can be left in a process that another
+document's result comes from. Reusing a child (a process pool) would save the fork as well,
+but a parser that corrupts state without crashing (C code, a global cache, a leaked buffer)
+would then leak into the next document; one fork per document is the line we keep.
+
+Spares are kept for one memory limit, the most recent one (a worker uses one), and there are
+as many as the most `run()` calls seen at once (the worker's thread pool), at most
+`MAX_SPARES`. They are daemon processes: they are terminated when the worker exits, and if
+the worker is killed they read end-of-file on their job pipe and exit. The parent holds only
+its own two pipe ends and the process sentinel per child, and closes them when the child is
+done (the keeper reaps finished children off the document's path).
 """
 
 from __future__ import annotations
 
+import atexit
+import collections
+import contextlib
+import gc
+import io
 import multiprocessing
 import resource
 import signal
+import sys
 import threading
+import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import spawn
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from types import FrameType
 from typing import Any, TypeVar
 
-from shared.documents.extract import ExtractionError
+from shared.documents import sniff
+from shared.documents.extract import ExtractionError, Limits, extract
 
 T = TypeVar("T")
+
+MAX_SPARES = 8
+"""At most this many idle children wait for a document (one per concurrent `run()`)."""
+
+_REAP_GRACE_SECONDS = 5.0
+"""A child that answered has this long to exit before it is killed."""
 
 _get_preparation_data = spawn.get_preparation_data
 _start_lock = threading.Lock()
@@ -49,6 +86,7 @@ _ctx.set_forkserver_preload(
         "shared.documents.extract.text",
         "pypdfium2",
         "docx",
+        __name__,  # last: the children's own code (`_serve`), and the server's warm-up below
     ]
 )
 
@@ -61,40 +99,233 @@ class SandboxLimits:
 
 def run(fn: Callable[..., T], *args: Any, limits: SandboxLimits) -> T:
     """`fn(*args)` in a fresh child process. `fn` must be a module-level function."""
-    receiver, sender = _ctx.Pipe(duplex=False)
-    child = _ctx.Process(target=_child, args=(sender, fn, args, limits.memory_bytes), daemon=True)
-    with _start_lock:
-        # The child needs only `fn`'s module, never the caller's __main__ (a console script, a
-        # benchmark): leaving it out of the preparation data saves the child from importing
-        # it again, which was most of the cost of a sandboxed document.
-        spawn.get_preparation_data = _preparation_without_main
-        try:
-            child.start()
-        finally:
-            spawn.get_preparation_data = _get_preparation_data
-    sender.close()
+    deadline = _Deadline(limits.timeout_seconds)
+    used: list[_Child] = []
+    answer = None
     try:
-        if not receiver.poll(limits.timeout_seconds):
-            child.kill()
-            raise ExtractionError(
-                "timeout", f"no result within {limits.timeout_seconds:g} s (the parser was stopped)"
-            )
-        try:
-            status, payload = receiver.recv()
-        except (EOFError, OSError):
-            child.join(5)
-            raise _died(child.exitcode) from None
+        spare = _pool.take(limits.memory_bytes)
+        if spare is not None:
+            used.append(spare)
+            if spare.await_ready(deadline):
+                answer = spare.call(fn, args, deadline)
+        if answer is None:
+            # No spare, or one that died before it took the job (killed while idle): not this
+            # document's doing, so it gets a child of its own.
+            child = _Child(limits.memory_bytes)
+            used.append(child)
+            if child.await_ready(deadline):
+                answer = child.call(fn, args, deadline)
+            if answer is None:
+                raise _NoAnswer(_died(child.exit_code()))
+    except _NoAnswer as failure:
+        raise failure.error from None
     finally:
-        receiver.close()
-        child.join(5)
-        if child.is_alive():
-            child.kill()
-            child.join(5)
+        _pool.release(used)
+    status, payload = answer
     if status == "ok":
         result: T = payload
         return result
     code, message = payload
     raise ExtractionError(code, message)
+
+
+@dataclass(frozen=True)
+class _Deadline:
+    seconds: float
+    at: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "at", time.monotonic() + self.seconds)
+
+    def left(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+    def error(self) -> ExtractionError:
+        return ExtractionError(
+            "timeout", f"no result within {self.seconds:g} s (the parser was stopped)"
+        )
+
+
+class _NoAnswer(Exception):
+    def __init__(self, error: ExtractionError) -> None:
+        super().__init__(error.code)
+        self.error = error
+
+
+class _Child:
+    """One child process and the parent's ends of its two pipes."""
+
+    def __init__(self, memory: int) -> None:
+        jobs_out, jobs_in = _ctx.Pipe(duplex=False)
+        answers_out, answers_in = _ctx.Pipe(duplex=False)
+        self.memory = memory
+        self.process: BaseProcess = _ctx.Process(
+            target=_serve, args=(jobs_out, answers_in, memory), daemon=True
+        )
+        try:
+            with _start_lock:
+                # The child needs only `fn`'s module, never the caller's __main__ (a console
+                # script, a benchmark): leaving it out of the preparation data saves the child
+                # from importing it again.
+                spawn.get_preparation_data = _preparation_without_main
+                try:
+                    self.process.start()
+                finally:
+                    spawn.get_preparation_data = _get_preparation_data
+        except BaseException:
+            jobs_in.close()
+            answers_out.close()
+            raise
+        finally:
+            jobs_out.close()
+            answers_in.close()
+        self.jobs, self.answers = jobs_in, answers_out
+        self.ready = False
+
+    def await_ready(self, deadline: _Deadline) -> bool:
+        """True once the child waits for its job (it has set its limit); False if it died."""
+        if not self.ready:
+            if not self.answers.poll(deadline.left()):
+                self.process.kill()
+                raise _NoAnswer(deadline.error())
+            try:
+                self.answers.recv()
+            except (EOFError, OSError):
+                return False
+            self.ready = True
+        return True
+
+    def call(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], deadline: _Deadline
+    ) -> tuple[str, Any] | None:
+        """Send the one job and wait for the answer; None if the child died before taking it.
+
+        The child acknowledges the job (`True`) before it runs it, so a child that dies
+        afterwards (a crash, the OOM killer) fails the document, and one that was dead already
+        does not. The child is not used again either way.
+        """
+        try:
+            self.jobs.send((fn, args))
+        except OSError:
+            pass  # the child is gone, or died reading the job: its answer or exit code says so
+        finally:
+            self.jobs.close()
+        taken = False
+        while True:
+            if not self.answers.poll(deadline.left()):
+                self.process.kill()
+                raise _NoAnswer(deadline.error())
+            try:
+                answer: tuple[str, Any] | bool = self.answers.recv()
+            except (EOFError, OSError):
+                if not taken:
+                    return None
+                raise _NoAnswer(_died(self.exit_code())) from None
+            if answer is not True:
+                return answer  # type: ignore[return-value]
+            taken = True
+
+    def exit_code(self) -> int | None:
+        self.process.join(_REAP_GRACE_SECONDS)
+        return self.process.exitcode
+
+    def finish(self) -> None:
+        """Wait for the child's exit (killing it if it lingers) and release its handles."""
+        self.jobs.close()
+        self.answers.close()
+        self.process.join(_REAP_GRACE_SECONDS)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        # The sentinel is closed when the process object goes: not `close()` here, which would
+        # race with multiprocessing's own exit handler terminating its children.
+
+
+class _Pool:
+    """Ready children for the current memory limit, refilled and reaped by a keeper thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._memory: int | None = None
+        self._wanted = 0
+        self._running = 0
+        self._spares: collections.deque[_Child] = collections.deque()
+        self._done: list[_Child] = []
+        self._keeper: threading.Thread | None = None
+        self._closed = False
+
+    def take(self, memory: int) -> _Child | None:
+        """The oldest spare for `memory` (None if there is none); counts the document in."""
+        with self._lock:
+            if memory != self._memory:
+                self._memory = memory
+                self._done.extend(self._spares)
+                self._spares.clear()
+            self._running += 1
+            # One spare more than the most documents seen at once: with documents back to back,
+            # each spare has had a whole document's time to get ready.
+            self._wanted = min(MAX_SPARES, max(self._wanted, self._running + 1))
+            return self._spares.popleft() if self._spares else None
+
+    def release(self, used: list[_Child]) -> None:
+        """The document is done: its children go to the keeper, to be reaped.
+
+        The keeper is woken here, after the answer, so that starting the next spare (the
+        parent's part of it holds the GIL for about a millisecond) does not delay the answer.
+        """
+        with self._lock:
+            self._running -= 1
+            self._done.extend(used)
+            if self._closed:
+                return
+            if self._keeper is None or not self._keeper.is_alive():
+                self._keeper = threading.Thread(
+                    target=self._keep, name="sandbox-keeper", daemon=True
+                )
+                self._keeper.start()
+            self._work.notify()
+
+    def close(self) -> None:
+        """At exit: no more spares; the idle ones read end-of-file and exit."""
+        with self._lock:
+            self._closed = True
+            spares, self._spares = list(self._spares), collections.deque()
+            self._work.notify()
+        for spare in spares:
+            spare.jobs.close()
+            spare.answers.close()
+
+    def _keep(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closed and not self._done and len(self._spares) >= self._wanted:
+                    self._work.wait()
+                if self._closed:
+                    return
+                done, self._done = self._done, []
+                memory = self._memory if len(self._spares) < self._wanted else None
+            if memory is not None:
+                try:
+                    spare = _Child(memory)
+                except Exception:  # `run()` starts its own child then, and raises what fails
+                    time.sleep(1.0)
+                else:
+                    with self._lock:
+                        if (
+                            not self._closed
+                            and memory == self._memory
+                            and len(self._spares) < self._wanted
+                        ):
+                            self._spares.append(spare)
+                        else:
+                            done.append(spare)
+            for child in done:
+                child.finish()
+
+
+_pool = _Pool()
+atexit.register(_pool.close)
 
 
 def _died(exitcode: int | None) -> ExtractionError:
@@ -106,21 +337,139 @@ def _died(exitcode: int | None) -> ExtractionError:
     return ExtractionError("malformed_document", f"the parser exited ({exitcode})")
 
 
-def _child(sender: Connection, fn: Callable[..., Any], args: tuple[Any, ...], memory: int) -> None:
+def _serve(jobs: Connection, answers: Connection, memory: int) -> None:
+    """A child's whole life: limit itself, say it is ready, run one job, answer, exit."""
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    message: tuple[str, Any]
+    try:
+        answers.send(None)
+        fn, args = jobs.recv()
+    except (EOFError, OSError):
+        return  # not needed any more (the parent closed the pipes, or exited)
+    except MemoryError:
+        message = ("error", ("resource_limit", "the document does not fit in the memory limit"))
+    except Exception as exc:
+        message = ("error", ("malformed_document", f"the parser failed ({type(exc).__name__})"))
+    else:
+        try:
+            answers.send(True)  # the job is taken: from here on, a death is the document's
+        except OSError:
+            return
+        message = _call(fn, args)
+    finally:
+        jobs.close()
     try:
         try:
-            message: tuple[str, Any] = ("ok", fn(*args))
-        except ExtractionError as exc:
-            message = ("error", (exc.code, exc.message))
+            answers.send(message)
         except MemoryError:
-            message = ("error", ("resource_limit", "the parser ran out of memory"))
-        except RecursionError:
-            message = ("error", ("resource_limit", "the document nests too deeply"))
-        except Exception as exc:
-            message = ("error", ("malformed_document", f"the parser failed ({type(exc).__name__})"))
-        sender.send(message)
-    except MemoryError:
-        sender.send(("error", ("resource_limit", "the result is too large")))
+            answers.send(("error", ("resource_limit", "the result is too large")))
+    except OSError:
+        pass  # the parent stopped waiting (a timeout, or it exited)
     finally:
-        sender.close()
+        answers.close()
+
+
+def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
+    try:
+        return ("ok", fn(*args))
+    except ExtractionError as exc:
+        return ("error", (exc.code, exc.message))
+    except MemoryError:
+        return ("error", ("resource_limit", "the parser ran out of memory"))
+    except RecursionError:
+        return ("error", ("resource_limit", "the document nests too deeply"))
+    except Exception as exc:
+        return ("error", ("malformed_document", f"the parser failed ({type(exc).__name__})"))
+
+
+def _in_forkserver() -> bool:
+    """True while the forkserver imports its preload list (this module is the last of it)."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "main" and (
+            frame.f_globals.get("__name__") == "multiprocessing.forkserver"
+        ):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _pdf(text: bytes) -> bytes:
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream"
+        % (len(text) + 30, b"BT /F1 12 Tf 72 720 Td (%s) Tj ET" % text),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+def _docx(text: str) -> bytes:
+    main = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
+    relation = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"
+    w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(
+            "[Content_Types].xml",
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+            'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+            f'<Override PartName="/word/document.xml" ContentType="{main}"/></Types>',
+        )
+        archive.writestr(
+            "_rels/.rels",
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            f'<Relationship Id="rId1" Type="{relation}" Target="word/document.xml"/>'
+            "</Relationships>",
+        )
+        archive.writestr(
+            "word/document.xml",
+            f'<w:document xmlns:w="{w}"><w:body><w:p><w:r><w:t>{text}</w:t></w:r></w:p>'
+            "<w:tbl><w:tr><w:tc><w:p><w:r><w:t>a</w:t></w:r></w:p></w:tc></w:tr></w:tbl>"
+            "</w:body></w:document>",
+        )
+    return buffer.getvalue()
+
+
+def _warm_up() -> None:
+    """Parse one tiny document of each format in the server, before any child is forked.
+
+    A fresh process pays for first use: PDFium's library init, lazy imports, compiled patterns,
+    lxml's parser setup (about 3 ms for a PDF, 1 ms for a CSV). Done once here, every child
+    inherits it. The documents are these constants, never a user's, so nothing of a user's
+    document is in a child before its own job. `gc.freeze()` then keeps the collector of each
+    child away from the server's objects (fewer copy-on-write pages touched).
+    """
+    samples = (
+        (sniff.PDF, _pdf(b"Warm up")),
+        (sniff.DOCX, _docx("Warm up")),
+        (sniff.HTML, b"<!doctype html><title>T</title><h1>Warm</h1><p>up</p><table><tr><td>1"),
+        (sniff.CSV, b"a,b\n1,2\n"),
+        (sniff.MARKDOWN, b"# Warm\n\n- up\n\n| a |\n|---|\n| 1 |\n"),
+        (sniff.TEXT_PLAIN, b"Warm up.\n"),
+    )
+    for content_type, data in samples:
+        with contextlib.suppress(Exception):  # a failed warm-up only leaves children colder
+            extract(data, content_type, Limits())
+    gc.collect()
+    gc.freeze()
+
+
+if _in_forkserver():
+    _warm_up()

@@ -3,13 +3,24 @@ calling process carries on."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import pytest
 
 from shared.documents.extract import ExtractionError
 from shared.documents.sandbox import SandboxLimits, run
 from tests.support import sandbox_targets as targets
+
+T = TypeVar("T")
 
 LIMITS = SandboxLimits(timeout_seconds=20, memory_bytes=512 * 1024 * 1024)
 
@@ -57,3 +68,105 @@ def test_the_caller_carries_on_after_each_failure() -> None:
         with pytest.raises(ExtractionError):
             run(target, *args, limits=limits)
         assert run(targets.echo, "still here", limits=LIMITS) == "still here"
+
+
+def test_each_document_gets_a_child_of_its_own() -> None:
+    pids = [run(os.getpid, limits=LIMITS) for _ in range(4)]
+    assert len(set(pids)) == 4
+    assert os.getpid() not in pids
+
+
+def test_a_crash_does_not_touch_the_next_document() -> None:
+    with pytest.raises(ExtractionError) as caught:
+        run(targets.crash, limits=LIMITS)
+    assert caught.value.code == "malformed_document"
+    assert run(targets.echo, {"text": "next"}, limits=LIMITS) == {"text": "next"}
+
+
+def test_concurrent_documents_each_get_their_own_result() -> None:
+    def one(index: int) -> tuple[object, int]:
+        return run(targets.echo, f"document {index}", limits=LIMITS), run(os.getpid, limits=LIMITS)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(one, range(24)))
+    assert [text for text, _ in results] == [f"document {index}" for index in range(24)]
+    assert len({pid for _, pid in results}) == 24
+
+
+def test_a_spare_child_has_the_memory_limit_of_its_call() -> None:
+    small = SandboxLimits(timeout_seconds=20, memory_bytes=256 * 1024 * 1024)
+    large = SandboxLimits(timeout_seconds=20, memory_bytes=768 * 1024 * 1024)
+    for _ in range(3):  # the later calls take spares started for this limit
+        assert run(resource.getrlimit, resource.RLIMIT_AS, limits=small) == (
+            small.memory_bytes,
+            small.memory_bytes,
+        )
+    with pytest.raises(ExtractionError) as caught:
+        run(targets.hog_memory, 512, limits=small)
+    assert caught.value.code == "resource_limit"
+    for _ in range(3):  # a spare for the small limit never serves a call with another limit
+        assert run(resource.getrlimit, resource.RLIMIT_AS, limits=large) == (
+            large.memory_bytes,
+            large.memory_bytes,
+        )
+
+
+def test_a_spare_that_died_idle_does_not_fail_the_document() -> None:
+    run(targets.echo, "start the spares", limits=LIMITS)
+    spares = _wait_for(lambda: multiprocessing.active_children())
+    for child in spares:
+        os.kill(child.pid or 0, signal.SIGKILL)
+    assert run(targets.echo, "still served", limits=LIMITS) == "still served"
+
+
+def test_no_file_descriptors_leak() -> None:
+    for _ in range(3):
+        run(targets.echo, "warm", limits=LIMITS)
+    before = len(os.listdir("/proc/self/fd"))
+    for index in range(30):
+        run(targets.echo, index, limits=LIMITS)
+    with pytest.raises(ExtractionError):
+        run(targets.crash, limits=LIMITS)
+    # A leak of even one descriptor a document would show as 30 or more.
+    assert len(os.listdir("/proc/self/fd")) - before < 12
+
+
+def test_spares_exit_with_the_worker() -> None:
+    script = (
+        "import multiprocessing, os, sys, time\n"
+        "from shared.documents.sandbox import SandboxLimits, run\n"
+        "run(os.getpid, limits=SandboxLimits())\n"
+        "for _ in range(200):\n"
+        "    spares = multiprocessing.active_children()\n"
+        "    if spares:\n"
+        "        break\n"
+        "    time.sleep(0.05)\n"
+        "print(' '.join(str(child.pid) for child in spares), flush=True)\n"
+        "if sys.argv[1] == 'kill':\n"
+        "    os.kill(os.getpid(), 9)\n"
+    )
+    for how in ("exit", "kill"):
+        finished = subprocess.run(
+            [sys.executable, "-c", script, how], capture_output=True, text=True, timeout=60
+        )
+        pids = [int(pid) for pid in finished.stdout.split()]
+        assert pids, finished.stderr
+        _wait_for(lambda pids=pids: not any(_alive(pid) for pid in pids))  # type: ignore[misc]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_for(condition: Callable[[], T]) -> T:
+    """Polls `condition` until it is truthy (at most 20 s); fails the test if it never is."""
+    for _ in range(400):
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail("the condition never held")
