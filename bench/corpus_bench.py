@@ -10,14 +10,16 @@ One run, one pass per extractor over the same files, one after the other (not in
 - pdfminer.six: `high_level.extract_text`.
 
 pages/s is the PDFs' pages (counted once per file with pypdfium2, else pypdf) over the summed
-wall time of each tool on them, failures included, so every tool has the same numerator. The
-sandbox overhead is the median over files of (sandboxed - in-process) time. Recall is docflow's
+wall time of each tool on them, failures included, so every tool has the same numerator. With
+`--rounds N` every extractor makes N passes, alternated with the others (a machine shared with
+other work slows them alike), and each file counts with its median time. The sandbox overhead
+is the median over files of (sandboxed - in-process) time. Recall is docflow's
 text against pdftotext's, as `docflow inspect --compare pdftotext` measures it (words; character
 recall for mostly-CJK PDFs, reported apart). Each tool gets `--timeout` seconds per file
 (pdftotext through subprocess, the Python libraries through SIGALRM). Prints a table, docflow's
 failures by code, then one JSON line.
 
-Usage: python bench/corpus_bench.py [--dir ../shared/corpus] [--timeout 60]
+Usage: python bench/corpus_bench.py [--dir ../shared/corpus] [--rounds 1] [--timeout 60]
          [--tools docflow,pdftotext,pypdf,pdfminer]
 """
 
@@ -34,7 +36,7 @@ import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -107,11 +109,11 @@ def run_pdfminer(data: bytes) -> str:
 
 def timed_library(
     fn: Callable[[bytes], str], files: list[tuple[Path, bytes]], timeout: float
-) -> tuple[float, Counter[str]]:
-    """Seconds over all files, and failures by kind (exception name or `timeout`)."""
+) -> tuple[dict[Path, float], Counter[str]]:
+    """Seconds per file, and failures by kind (exception name or `timeout`)."""
     failures: Counter[str] = Counter()
-    total = 0.0
-    for _, data in files:
+    seconds: dict[Path, float] = {}
+    for path, data in files:
         started = time.perf_counter()
         try:
             with _deadline(timeout):
@@ -120,16 +122,17 @@ def timed_library(
             failures["timeout"] += 1
         except Exception as exc:
             failures[type(exc).__name__] += 1
-        total += time.perf_counter() - started
-    return total, failures
+        seconds[path] = time.perf_counter() - started
+    return seconds, failures
 
 
 def timed_pdftotext(
     files: list[tuple[Path, bytes]], timeout: float
-) -> tuple[float, Counter[str], dict[Path, str]]:
+) -> tuple[dict[Path, float], Counter[str], dict[Path, str]]:
+    """Seconds per file, failures by kind, and the text of each PDF it read."""
     failures: Counter[str] = Counter()
     texts: dict[Path, str] = {}
-    total = 0.0
+    seconds: dict[Path, float] = {}
     for path, _ in files:
         started = time.perf_counter()
         try:
@@ -146,8 +149,8 @@ def timed_pdftotext(
                 texts[path] = done.stdout.decode("utf-8", "replace")
             else:
                 failures[f"exit {done.returncode}"] += 1
-        total += time.perf_counter() - started
-    return total, failures, texts
+        seconds[path] = time.perf_counter() - started
+    return seconds, failures, texts
 
 
 def timed_docflow(
@@ -184,6 +187,9 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--tools", default=",".join(TOOLS), help=f"any of {', '.join(TOOLS)}")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per file and tool")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="passes per extractor, alternated (median per file)"
+    )
     args = parser.parse_args()
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = set(tools) - set(TOOLS)
@@ -205,72 +211,75 @@ def main() -> int:
         flush=True,
     )
 
+    report: dict[str, Any] = {"dir": str(args.dir), "files": len(every), "pdfs": len(pdfs)}
+    report["pdf_pages"] = total_pdf_pages
+    report["rounds"] = args.rounds
+    # Per pass (extractor), the seconds of each file in each round.
+    times: dict[str, list[dict[Path, float]]] = {}
+    failures: dict[str, Counter[str]] = {}
+    docflow_outcome: dict[Path, str] = {}
+    docflow_texts: dict[Path, str | None] = {}
+    docflow_pages: dict[Path, int] = {}
+    reference: dict[Path, str] = {}
+    if "docflow" in tools:
+        inspect.warm_up()
+        import shared.documents.extract.pdf  # noqa: F401  (imported before timing)
+    for round_ in range(args.rounds):
+        if "docflow" in tools:
+            boxed, docflow_outcome, docflow_texts, docflow_pages = timed_docflow(
+                every, inspect.extract_sandboxed
+            )
+            times.setdefault("docflow sandboxed", []).append(boxed)
+            local = timed_docflow(every, inspect.extract_in_process)[0]
+            times.setdefault("docflow in-process", []).append(local)
+        if "pdftotext" in tools:
+            seconds, failures["pdftotext"], reference = timed_pdftotext(pdfs, args.timeout)
+            times.setdefault("pdftotext", []).append(seconds)
+        if "pypdf" in tools:
+            seconds, failures["pypdf"] = timed_library(run_pypdf, pdfs, args.timeout)
+            times.setdefault("pypdf", []).append(seconds)
+        if "pdfminer" in tools:
+            seconds, failures["pdfminer.six"] = timed_library(run_pdfminer, pdfs, args.timeout)
+            times.setdefault("pdfminer.six", []).append(seconds)
+        print(f"  round {round_ + 1} of {args.rounds} done", file=sys.stderr, flush=True)
+
+    def per_file(name: str) -> dict[Path, float]:
+        """Each file's median time over the rounds."""
+        passes = times[name]
+        return {path: statistics.median(p[path] for p in passes) for path in passes[0]}
+
     rows: list[dict[str, Any]] = []
 
-    def row(name: str, files: int, pages: int, seconds: float, failed: int) -> None:
+    def row(name: str, paths: Iterable[Path], pages: int, seconds: float, failed: int) -> None:
         rows.append(
             {
                 "extractor": name,
-                "files": files,
+                "files": len(list(paths)),
                 "pages": pages,
                 "seconds": round(seconds, 3),
                 "pages_per_second": _rate(pages, seconds),
                 "failed": failed,
             }
         )
-        print(f"  measured {name}: {seconds:.2f} s", file=sys.stderr, flush=True)
 
-    report: dict[str, Any] = {"dir": str(args.dir), "files": len(every), "pdfs": len(pdfs)}
-    report["pdf_pages"] = total_pdf_pages
-    docflow_texts: dict[Path, str | None] = {}
     if "docflow" in tools:
-        inspect.warm_up()
-        import shared.documents.extract.pdf  # noqa: F401  (imported before timing)
-
-        boxed, boxed_outcome, docflow_texts, docflow_pages = timed_docflow(
-            every, inspect.extract_sandboxed
-        )
-        local, _, _, _ = timed_docflow(every, inspect.extract_in_process)
-
-        def failed(paths: set[Path] | None) -> int:
-            return sum(
-                1
-                for path, code in boxed_outcome.items()
-                if code not in ("ok", "no_text") and (paths is None or path in paths)
-            )
-
-        pdf_boxed = sum(boxed[p] for p in pdf_paths)
-        pdf_local = sum(local[p] for p in pdf_paths)
-        row("docflow sandboxed", len(pdfs), total_pdf_pages, pdf_boxed, failed(pdf_paths))
-        row("docflow in-process", len(pdfs), total_pdf_pages, pdf_local, failed(pdf_paths))
+        boxed, local = per_file("docflow sandboxed"), per_file("docflow in-process")
+        bad = {path for path, code in docflow_outcome.items() if code not in ("ok", "no_text")}
+        for name, spent in (("docflow sandboxed", boxed), ("docflow in-process", local)):
+            on_pdfs = sum(spent[path] for path in pdf_paths)
+            row(name, pdf_paths, total_pdf_pages, on_pdfs, len(bad & pdf_paths))
         all_pages = sum(docflow_pages.values())
-        row(
-            "docflow sandboxed, all files", len(every), all_pages, sum(boxed.values()), failed(None)
-        )
-        row(
-            "docflow in-process, all files",
-            len(every),
-            all_pages,
-            sum(local.values()),
-            failed(None),
-        )
-        overhead = [(boxed[p] - local[p]) * 1000 for p in boxed]
+        for name, spent in (("docflow sandboxed", boxed), ("docflow in-process", local)):
+            row(f"{name}, all files", spent, all_pages, sum(spent.values()), len(bad))
+        overhead = [(boxed[path] - local[path]) * 1000 for path in boxed]
         report["sandbox_overhead_ms_median"] = round(statistics.median(overhead), 2)
-        codes = Counter(code for code in boxed_outcome.values() if code not in ("ok",))
+        codes = Counter(code for code in docflow_outcome.values() if code != "ok")
         report["docflow_outcomes"] = dict(sorted(codes.items()))
-    reference: dict[Path, str] = {}
-    if "pdftotext" in tools:
-        seconds, failures, reference = timed_pdftotext(pdfs, args.timeout)
-        row("pdftotext", len(pdfs), total_pdf_pages, seconds, sum(failures.values()))
-        report["pdftotext_failures"] = dict(failures)
-    if "pypdf" in tools:
-        seconds, failures = timed_library(run_pypdf, pdfs, args.timeout)
-        row("pypdf", len(pdfs), total_pdf_pages, seconds, sum(failures.values()))
-        report["pypdf_failures"] = dict(failures)
-    if "pdfminer" in tools:
-        seconds, failures = timed_library(run_pdfminer, pdfs, args.timeout)
-        row("pdfminer.six", len(pdfs), total_pdf_pages, seconds, sum(failures.values()))
-        report["pdfminer_failures"] = dict(failures)
+    for name in ("pdftotext", "pypdf", "pdfminer.six"):
+        if name in times:
+            spent = per_file(name)
+            row(name, spent, total_pdf_pages, sum(spent.values()), sum(failures[name].values()))
+            report[f"{name}_failures"] = dict(failures[name])
     report["extractors"] = rows
 
     if docflow_texts and reference:
