@@ -9,9 +9,10 @@ Order of the checks:
 
 1. PDF: `%PDF-` followed by a version digit within the first 1024 bytes (readers accept junk
    before the header, so we do too); or, further in but within the first 64 KiB, `%PDF-d.d`
-   at the start of a line with a `%%EOF` somewhere after it (pdftotext reads such files; the
-   extractor cuts the junk off at `pdf_header_offset`). The extra conditions keep a text that
-   merely quotes a PDF header a text.
+   at the start of a line with a `%%EOF` after it, in a file that is binary or ends as a PDF
+   ends (`startxref` ... `%%EOF`); pdftotext reads such files, and the extractor cuts the
+   junk off at `pdf_header_offset`. The extra conditions keep a text that quotes PDF syntax
+   (a tutorial with a code block) a text.
 2. ZIP (`PK\\x03\\x04` at offset 0): a DOCX when its central directory lists
    `word/document.xml` (nothing is decompressed then). Otherwise the package is asked where
    its main part is, as Word does: `_rels/.rels` names it through an officeDocument
@@ -311,8 +312,9 @@ def pdf_header_offset(data: bytes) -> int | None:
     """Where the PDF starts (its `%PDF-` header), or None when `data` is not a PDF.
 
     `%PDF-` and a digit within the first 1024 bytes; or, within the first 64 KiB, `%PDF-d.d`
-    at the start of a line with `%%EOF` after it. Bytes before the offset are junk that
-    readers skip (pdftotext does; PDFium wants them cut off).
+    at the start of a line with `%%EOF` after it, in a file that is binary or ends with
+    `startxref` ... `%%EOF`. Bytes before the offset are junk that readers skip (pdftotext
+    does; PDFium wants them cut off).
     """
     near = _near_pdf_header(data)
     if near is not None:
@@ -333,9 +335,19 @@ def pdf_header_offset(data: bytes) -> int | None:
             if eof is None:
                 eof = data.rfind(_PDF_EOF)
             if eof > at:
-                return at
+                return at if _pdf_body(data) else None
         at = data.find(_PDF_MAGIC, at + 1, far_end)
     return None
+
+
+def _pdf_body(data: bytes) -> bool:
+    """For a header far in: the file is binary (a PDF's compressed streams are), or it ends
+    as a PDF ends, `startxref` and then `%%EOF` with nothing but whitespace after it. A text
+    that quotes PDF syntax (a tutorial with a code block) is neither."""
+    if not _bytes_look_like_text(data):
+        return True
+    tail = data[-_PDF_HEADER_WINDOW:].rstrip(b" \t\r\n\f\x00")
+    return tail.endswith(_PDF_EOF) and b"startxref" in tail
 
 
 def _has_pdf_header(data: bytes) -> bool:

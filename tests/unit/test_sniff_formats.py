@@ -22,7 +22,11 @@ from tests.support.data import zip_bytes
 
 # --- PDF with leading junk ---------------------------------------------------------------
 
-PDF_BODY = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+PDF_BODY = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj\ntrailer <<>>\nstartxref\n9\n%%EOF\n"
+# A compressed stream: binary, and the file need not end as a PDF ends.
+BINARY_PDF_BODY = b"%PDF-1.7\n1 0 obj <</Length 8>> stream\n\x00\x01\x02\x03" * 30 + (
+    b"\nendstream endobj\n%%EOF\n\x00trailing junk"
+)
 
 
 @pytest.mark.parametrize("junk", [2000, 10_000, 60_000])
@@ -31,6 +35,22 @@ def test_pdf_header_past_the_first_kilobyte_at_a_line_start(junk: int) -> None:
     assert sniff(data) == PDF
     offset = pdf_header_offset(data)
     assert offset is not None and data[offset:].startswith(b"%PDF-1.4")
+
+
+def test_a_binary_pdf_far_in_needs_no_trailer_at_the_end() -> None:
+    data = b"Content-Type: application/pdf\r\n" * 100 + BINARY_PDF_BODY
+    assert sniff(data) == PDF
+
+
+def test_a_markdown_tutorial_quoting_pdf_syntax_stays_text() -> None:
+    data = (
+        b"# How a PDF file is laid out\n\n"
+        + b"Some prose about the format.\n" * 100
+        + b"\n```\n%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\nstartxref\n9\n%%EOF\n```\n"
+        + b"\n- the header\n- the trailer\n"
+    )
+    assert sniff(data) == MARKDOWN
+    assert pdf_header_offset(data) is None
 
 
 def test_pdf_header_in_the_first_kilobyte_reports_its_offset() -> None:
