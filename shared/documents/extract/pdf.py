@@ -285,7 +285,7 @@ def _read_page(
 def _object_info(
     raw: Any, obj: Any, objects: dict[int, tuple[float, bool]], fonts: dict[int, tuple[bool, bool]]
 ) -> tuple[float, bool]:
-    key = ctypes.cast(obj, ctypes.c_void_p).value or 0
+    key = ctypes.addressof(obj.contents)
     if key not in objects:
         size = ctypes.c_float()
         matrix = raw.FS_MATRIX()
@@ -300,11 +300,10 @@ def _object_info(
 
 def _font_info(raw: Any, font: Any, fonts: dict[int, tuple[bool, bool]]) -> tuple[bool, bool]:
     """(bold, CJK font that is not embedded), once per font."""
-    key = ctypes.cast(font, ctypes.c_void_p).value or 0
+    if not font:
+        return (False, False)
+    key = ctypes.addressof(font.contents)
     if key not in fonts:
-        if not font:
-            fonts[key] = (False, False)
-            return fonts[key]
         buffer = ctypes.create_string_buffer(256)
         size = raw.FPDFFont_GetBaseFontName(font, buffer, 256)
         name = buffer.raw[: max(size - 1, 0)].decode("latin-1") if size else ""

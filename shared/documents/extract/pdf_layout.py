@@ -147,8 +147,21 @@ def _breaks(prev: Line, cur: Line, col_right: float) -> bool:
     return width > 0 and prev.x1 < col_right - 0.2 * width
 
 
-def _column_right(lines: list[Line], line: Line) -> float:
-    return max((o.x1 for o in lines if o.positioned and abs(o.x0 - line.x0) < 20), default=line.x1)
+def _column_rights(lines: list[Line]) -> dict[int, float]:
+    """The right edge of the text in each 20-point band of left edges (a column)."""
+    rights: dict[int, float] = {}
+    for line in lines:
+        if line.positioned:
+            band = int(line.x0 // 20)
+            rights[band] = max(rights.get(band, line.x1), line.x1)
+    return rights
+
+
+def _column_right(rights: dict[int, float], line: Line) -> float:
+    band = int(line.x0 // 20)
+    return max(
+        rights.get(band - 1, line.x1), rights.get(band, line.x1), rights.get(band + 1, line.x1)
+    )
 
 
 def page_markdown(lines: list[Line], margins: set[str], body: float, sizes: list[float]) -> str:
@@ -161,6 +174,7 @@ def page_markdown(lines: list[Line], margins: set[str], body: float, sizes: list
             for i, line in enumerate(kept)
             if not ((i < 2 or i >= n - 2) and _key(line.text) in margins)
         ]
+    rights = _column_rights(kept)
     blocks: list[str] = []
     paragraph = ""
     prev: Line | None = None
@@ -201,7 +215,7 @@ def page_markdown(lines: list[Line], margins: set[str], body: float, sizes: list
                 pending_heading = (level, text)
         else:
             if pending_heading or (
-                prev is not None and paragraph and _breaks(prev, line, _column_right(kept, prev))
+                prev is not None and paragraph and _breaks(prev, line, _column_right(rights, prev))
             ):
                 flush()
             paragraph = _join(paragraph, text)
