@@ -406,7 +406,7 @@ def _link_list(node: LexborNode) -> bool:
 
 def _boilerplate(root: LexborNode, page_chars: int) -> Callable[[LexborNode], bool]:
     def skip(node: LexborNode) -> bool:
-        if node is root:
+        if node == root:
             return False
         tag = node.tag
         if tag == "nav":
