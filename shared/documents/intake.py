@@ -232,7 +232,7 @@ def accept_upload(
     _check_idempotency_key(idempotency_key)
     if not data:
         raise BadRequest("the file is empty", code="empty_file")
-    content_type = sniffing.sniff(data)
+    content_type = sniffing.sniff(data, name=filename)
     if content_type is None:
         raise UnsupportedMediaType(
             "unsupported file type (detected from its content)", code="unsupported_content"

@@ -134,7 +134,7 @@ def process(
         raise JobError("object_missing", "the stored file is missing") from None
 
     stage("parsing", 30)
-    content_type = sniff.sniff(data)
+    content_type = sniff.sniff(data, name=document.get("original_filename"))
     if content_type is None:
         raise JobError("unsupported_content", "the file is not a supported document type")
 

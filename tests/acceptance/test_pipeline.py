@@ -34,7 +34,7 @@ READABLE = {
     ),
     "board-minutes.docx": (
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "python-docx",
+        "docx",
         "The board of Fernhill Instruments met at the Leiden office",
     ),
     "product-faq.html": ("text/html", "html", "Answers to the questions our support team"),

@@ -52,9 +52,9 @@ def test_truncated_pdf_is_malformed() -> None:
 
 def test_docx_paragraphs_headings_and_tables() -> None:
     result = run("board-minutes.docx")
-    assert result.extractor == "python-docx"
+    assert result.extractor == "docx"
     assert result.title == "Board Minutes, 12 March 2026"
-    assert result.details == {"headings": 3, "tables": 1}
+    assert result.details == {"headings": 3, "tables": 1, "parts": ["body"]}
     assert "The board of Fernhill Instruments met at the Leiden office" in result.text
     table_rows = [line for line in result.text.splitlines() if line.count(" | ") == 2]
     assert len(table_rows) == 3  # a 3x3 table, one line per row, cells in order
