@@ -269,13 +269,12 @@ def _read_page(
                 if obj:
                     line.size, line.bold = _object_info(raw, obj, objects, fonts)
                 if raw.FPDFText_GetCharBox(textpage.raw, i0, left, right, bottom, top):
-                    line.x0, line.top, line.bottom = left.value, top.value, bottom.value
+                    line.x0 = left.value
                     if raw.FPDFText_GetCharBox(textpage.raw, i1, left, right, bottom, top):
                         line.x1 = right.value
-                        line.top, line.bottom = (
-                            max(line.top, top.value),
-                            min(line.bottom, bottom.value),
-                        )
+                        raw.FPDFText_GetCharOrigin(textpage.raw, i0, left, bottom)
+                        raw.FPDFText_GetCharOrigin(textpage.raw, i1, right, top)
+                        line.base0, line.base1 = bottom.value, top.value
                         line.positioned = line.size > 0
             lines.append(line)
         offset += len(part) + 2
@@ -315,21 +314,20 @@ def _font_info(raw: Any, font: Any, fonts: dict[int, tuple[bool, bool]]) -> tupl
     return fonts[key]
 
 
-_DOUBLED = re.compile(r"\S{6,}")
+# A whole word of three or more doubled characters ("MMuunn..."), found without a call per word.
+_DOUBLED = re.compile(r"(?<!\S)(?:(\S)\1){3,}(?!\S)")
 
 
 def _dedouble(text: str) -> str:
     """Undo "MMuunniicciippaall": fake bold drawn as each glyph twice, which PDFium reads twice
     (poppler drops the overlapping copy). Only words of six or more characters made entirely
-    of doubled pairs are touched."""
+    of doubled pairs, with a letter among them, are touched."""
     return _DOUBLED.sub(_halve, text)
 
 
 def _halve(match: re.Match[str]) -> str:
     word = match.group()
-    if len(word) % 2 == 0 and word[0::2] == word[1::2] and any(ch.isalpha() for ch in word):
-        return word[0::2]
-    return word
+    return word[0::2] if any(ch.isalpha() for ch in word) else word
 
 
 def _score(text: str) -> int:

@@ -4,8 +4,9 @@
 character) and the font size and weight of the text object its first character belongs to:
 one query per text object, never per character. From those, here:
 
-- lines that repeat at the top or bottom of most pages (digits ignored, so "Page 3 of 9"
-  matches "Page 4 of 9") are page headers and footers, and left out of the Markdown;
+- lines that repeat among the first or last two lines of most pages (numbers ignored, so
+  "Page 3 of 9" matches "Page 4 of 9", and a bare page number matches another) are page
+  headers and footers, and left out of the Markdown;
 - a short line in a font clearly larger than the body text is a heading (the largest size is
   level 1, then 2, 3); a short bold line at body size is a heading one level below those;
 - the lines of a paragraph are joined, and a word hyphenated across a line break is joined
@@ -32,13 +33,14 @@ class Line:
     bold: bool = False
     x0: float = 0.0
     x1: float = 0.0
-    top: float = 0.0
-    bottom: float = 0.0
+    base0: float = 0.0  # baseline of the first character
+    base1: float = 0.0  # baseline of the last (a line PDFium joined at a hyphen spans two)
     positioned: bool = False
 
 
 _DIGITS = re.compile(r"\d+")
 _SPACES = re.compile(r"\s+")
+_ROMAN_EDGES = re.compile(r"^[ivxlc]+\b|\b[ivxlc]+$")
 _BULLET = re.compile(r"^[•●▪◦‣∙·■□◆►➢✓\uf0b7\uf0a7*\u2013-]\s+")
 # PDFium joins a word hyphenated at a line end into one line, the hyphen as U+FFFE.
 _HYPHEN_BREAK = re.compile(r"(?<=[^\W\d_])\ufffe(?=([^\W\d_]))")
@@ -49,7 +51,11 @@ _MAX_HEADING_WORDS = 16
 
 
 def _key(text: str) -> str:
-    return _SPACES.sub(" ", _DIGITS.sub("#", text.lower())).strip()
+    """What a running header or footer keeps from page to page: the text without its
+    numbers (arabic anywhere, roman at either end), so "2 © ACME" matches "© ACME 3"."""
+    key = _SPACES.sub(" ", _DIGITS.sub(" ", text.lower())).strip()
+    key = _ROMAN_EDGES.sub("", key).strip(" -\u2013\u2014|.:/")
+    return key or "#"
 
 
 def repeated_margins(pages: list[list[Line]]) -> set[str]:
@@ -138,8 +144,8 @@ def _breaks(prev: Line, cur: Line, col_right: float) -> bool:
     size = max(prev.size, cur.size, 1.0)
     if abs(prev.size - cur.size) > 0.1 * size or prev.bold != cur.bold:
         return True
-    gap = prev.bottom - cur.top
-    if gap > 0.7 * size or cur.top > prev.top + size:  # a blank line, or a new column
+    drop = prev.base1 - cur.base0
+    if drop > 1.7 * size or drop < -0.5 * size:  # a blank line, or up to a new column
         return True
     if cur.x0 > prev.x0 + 3 * size or cur.x0 < prev.x0 - 3 * size:
         return True
@@ -148,20 +154,21 @@ def _breaks(prev: Line, cur: Line, col_right: float) -> bool:
 
 
 def _column_rights(lines: list[Line]) -> dict[int, float]:
-    """The right edge of the text in each 20-point band of left edges (a column)."""
-    rights: dict[int, float] = {}
+    """The right edge of the text in each 20-point band of left edges (a column): the 75th
+    percentile of the lines' right edges there, so a title spanning columns does not count."""
+    ends: dict[int, list[float]] = {}
     for line in lines:
         if line.positioned:
-            band = int(line.x0 // 20)
-            rights[band] = max(rights.get(band, line.x1), line.x1)
+            ends.setdefault(int(line.x0 // 20), []).append(line.x1)
+    rights: dict[int, float] = {}
+    for band in ends:
+        near = sorted(ends.get(band - 1, []) + ends[band] + ends.get(band + 1, []))
+        rights[band] = near[(len(near) * 3) // 4]
     return rights
 
 
 def _column_right(rights: dict[int, float], line: Line) -> float:
-    band = int(line.x0 // 20)
-    return max(
-        rights.get(band - 1, line.x1), rights.get(band, line.x1), rights.get(band + 1, line.x1)
-    )
+    return rights.get(int(line.x0 // 20), line.x1)
 
 
 def page_markdown(lines: list[Line], margins: set[str], body: float, sizes: list[float]) -> str:
@@ -226,7 +233,8 @@ def page_markdown(lines: list[Line], margins: set[str], body: float, sizes: list
 
 def _breaks_gap(prev: Line, cur: Line) -> bool:
     size = max(prev.size, cur.size, 1.0)
-    return prev.bottom - cur.top > 0.7 * size
+    drop = prev.base1 - cur.base0
+    return drop > 1.7 * size or drop < -0.5 * size
 
 
 def plain_markdown(text: str) -> str:
