@@ -86,6 +86,7 @@ _ctx.set_forkserver_preload(
         "shared.documents.extract.text",
         "pypdfium2",
         "docx",
+        "multiprocessing.popen_forkserver",  # else each child imports it to unpickle its Process
         __name__,  # last: the children's own code (`_serve`), and the server's warm-up below
     ]
 )
