@@ -318,3 +318,79 @@ def test_page_starts_with_an_empty_page_and_a_page_cap() -> None:
     )
     assert "calibration" in first and "invoices" not in first
     assert third.startswith("Fernhill Instruments") and "invoices" in third
+
+
+def test_text_drawn_by_an_annotation_is_kept() -> None:
+    """A FreeText annotation (a reviewer's note drawn on the page) is not in PDFium's page
+    text; it is read from the flattened page."""
+    appearance = b"BT /F1 10 Tf 2 4 Td (Reviewed by Anna Visser) Tj ET"
+    data = raw_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+            b" /Resources << /Font << /F1 5 0 R >> >> /Annots [6 0 R] >>",
+            stream(b"BT /F1 12 Tf 72 720 Td (Budget for the new laboratory) Tj ET"),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            b"<< /Type /Annot /Subtype /FreeText /Rect [72 600 272 620] /DA (/F1 10 Tf)"
+            b" /Contents (Reviewed by Anna Visser) /AP << /N 7 0 R >> >>",
+            b"<< /Type /XObject /Subtype /Form /BBox [0 0 200 20]"
+            b" /Resources << /Font << /F1 5 0 R >> >> /Length %d >>\nstream\n"
+            % len(appearance)
+            + appearance
+            + b"\nendstream",
+        ]
+    )
+    result = read(data)
+    assert result.text.startswith("Budget for the new laboratory")
+    assert "Reviewed by Anna Visser" in result.text and "Reviewed by Anna Visser" in result.markdown
+    assert result.details["pages_with_annotation_text"] == 1
+
+
+def test_link_annotations_do_not_trigger_flattening() -> None:
+    data = raw_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+            b" /Resources << /Font << /F1 5 0 R >> >> /Annots [6 0 R] >>",
+            stream(b"BT /F1 12 Tf 72 720 Td (See the website) Tj ET"),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            b"<< /Type /Annot /Subtype /Link /Rect [72 715 200 735]"
+            b" /A << /S /URI /URI (https://example.org) >> >>",
+        ]
+    )
+    result = read(data)
+    assert result.text == "See the website"
+    assert "pages_with_annotation_text" not in result.details
+
+
+def test_fake_bold_doubled_glyphs_are_read_once() -> None:
+    data = make_pdf(
+        [[(72, 700, 12, "MMuunniicciippaalliittéé ddee SSaaiinntt--SSaauuvveeuurr", "Helvetica")]]
+    )
+    result = read(data)
+    assert "Municipalité" in result.text and "Saint-Sauveur" in result.text
+    assert "ddee" in result.text  # two pairs only: too short to tell from a real word
+
+
+def test_page_numbers_alternating_sides_are_removed_as_footers() -> None:
+    pages = []
+    for n, topic in enumerate(["calibration", "shipping", "invoices", "staffing"], start=1):
+        footer = f"{n} \u00a9 Fernhill 2026" if n % 2 == 0 else f"\u00a9 Fernhill 2026 {n}"
+        pages.append(
+            [
+                (72, 700, 11, f"Report on {topic} for the board.", "Helvetica"),
+                (72, 40, 9, footer, "Helvetica"),
+                (300, 20, 9, str(n), "Helvetica"),
+            ]
+        )
+    result = read(make_pdf(pages))
+    assert "Fernhill" not in result.markdown
+    assert [line for line in result.markdown.split("\n\n")] == [
+        "Report on calibration for the board.",
+        "Report on shipping for the board.",
+        "Report on invoices for the board.",
+        "Report on staffing for the board.",
+    ]
+    assert result.text.count("Fernhill 2026") == 4
