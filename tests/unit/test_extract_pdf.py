@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import re
 
 import pypdf
 import pypdfium2 as pdfium
@@ -132,6 +133,30 @@ def test_leading_junk_before_the_header_is_skipped(junk: int) -> None:
     result = read(data)
     assert "Quarterly figures for the Leiden office" in result.text
     assert result.details["leading_bytes_skipped"] == data.index(b"%PDF-")
+
+
+def test_leading_junk_with_offsets_counted_from_the_file_start() -> None:
+    """Some writers count xref offsets from the first byte of the file, junk included: after
+    the junk is cut they are wrong by its length, and PDFium rebuilds the xref."""
+    junk = b"J" * 5000
+    head, table = raw_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+            b" /Resources << /Font << /F1 5 0 R >> >> >>",
+            stream(b"BT /F1 12 Tf 72 720 Td (Absolute offsets) Tj ET"),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        ]
+    ).split(b"xref\n", 1)
+    table = re.sub(
+        rb"(?m)^(\d{10})(?= 00000 n)", lambda m: b"%010d" % (int(m[1]) + len(junk)), table
+    )
+    table = re.sub(
+        rb"startxref\n(\d+)", lambda m: b"startxref\n%d" % (int(m[1]) + len(junk)), table
+    )
+    result = read(junk + head + b"xref\n" + table)
+    assert result.text == "Absolute offsets"
 
 
 def test_header_beyond_the_window_is_not_searched() -> None:

@@ -1,21 +1,28 @@
 """PDF: text through PDFium (pypdfium2), with fallbacks where PDFium alone loses text.
 
-- Leading junk: a `%PDF-` header found within the first 64 KiB is where the file starts (mail
-  gateways and uploaders prepend headers; offsets in the file are then relative to the header,
-  so the bytes before it are dropped; when that fails the whole file is tried as it came).
-- Encryption: PDFium opens a file whose user password is empty. An AES-256 (R5/R6) file with
-  an empty *owner* password PDFium refuses; pypdf (with `cryptography`) decrypts it with the
-  empty password and PDFium reads the decrypted copy. Any other password-protected file is
-  `encrypted_document`, not `malformed_document`: it is not damaged and retrying cannot help.
+- Leading junk: PDFium finds a `%PDF-` header within the first 1 KiB only; one found within
+  the first 64 KiB (mail and HTTP headers prepended by gateways) is taken as the file's start
+  and the bytes before it dropped. Offsets in the file are then right when the writer counted
+  them from the header, and PDFium rebuilds the xref when it counted them from the first
+  byte; if the cut file still fails, the file is tried as it came.
+- Encryption: PDFium opens a file whose user password is empty. A file with an empty *owner*
+  password (AES-256 R5/R6 among them) PDFium refuses; pypdf (with `cryptography`) decrypts
+  it with the empty password and PDFium reads the decrypted copy. Any other password-
+  protected file is `encrypted_document`, not `malformed_document`: it is not damaged and
+  retrying cannot help.
 - Form fields: when the document has an AcroForm (PDFium tells us without parsing anything),
   the filled values, which PDFium's page text leaves out, are read with pypdf and appended
   as `name: value` lines ("## Form fields" in the Markdown).
+- Annotations that draw text (filled widgets, free-text notes, stamps; not links): on pages
+  that have them, the page is flattened in memory and the lines it gains are added.
 - CJK with fonts that are not embedded: PDFium returns plausible wrong glyphs or nothing for
-  them. A page using a non-embedded font with a CJK font name (or no name) is read again
-  with pdfminer.six and its CMaps; its text replaces PDFium's when it holds more letters.
-  Other pages never pay for it.
+  them (vertical Identity-V text is dropped). A page using a non-embedded font with a CJK
+  font name (or no name) is read again with pdfminer.six and its CMaps (at most
+  `MAX_FALLBACK_PAGES` pages); its text replaces PDFium's when it holds more letters. The
+  check is one call per text object; other pages never pay for pdfminer.
+- Fake bold drawn as every glyph twice ("MMuunn") is read once.
 - Structure (`pdf_layout.py`): headings, paragraphs and a page map for the Markdown, from one
-  query per line and per text object, never per character.
+  query per line and per text object, never per character. The plain text is PDFium's.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from shared.documents.extract import (
 from shared.documents.extract.pdf_layout import Line
 
 HEADER_WINDOW = 64 * 1024  # how far into the file a `%PDF-` header is looked for
+MAX_FALLBACK_PAGES = 200  # pages at most read again with pdfminer.six
 _FPDF_ERR_PASSWORD = 4
 _CJK_FONT = re.compile(
     r"(?i)ryumin|gothicbbb|heisei|koz(min|go)|mincho|gothic|ming|song|hei|kai|myeongjo|"
@@ -92,7 +100,9 @@ def extract_pdf(data: bytes, limits: Limits) -> Extraction:
     finally:
         pdf.close()
 
-    fallback = _cjk_fallback(data, suspect, texts) if suspect else {}
+    # pdfminer.six reads ~10-20 pages/s: past this many pages it would risk the sandbox's
+    # timeout and fail the whole document, so the later pages keep PDFium's text.
+    fallback = _cjk_fallback(data, suspect[:MAX_FALLBACK_PAGES], texts) if suspect else {}
     for index, text in fallback.items():
         texts[index] = text
     fields = _form_fields(data) if has_form else []
@@ -128,6 +138,8 @@ def extract_pdf(data: bytes, limits: Limits) -> Extraction:
     details: dict[str, Any] = {"pages_with_text": sum(1 for t in texts if t), "pages_read": take}
     if fallback:
         details["pages_read_by_pdfminer"] = len(fallback)
+    if len(suspect) > MAX_FALLBACK_PAGES:
+        details["cjk_pages_not_read_again"] = len(suspect) - MAX_FALLBACK_PAGES
     if fields:
         details["form_fields"] = len(fields)
     if annotated:
