@@ -78,7 +78,6 @@ from collections import Counter
 from typing import Any
 
 import re2
-from lxml import etree  # type: ignore[import-untyped,unused-ignore]
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -404,6 +403,10 @@ def _read_package_xml(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Any:
         raw = member.read(_PACKAGE_PART_MAX + 1)  # the header's size may lie
     if len(raw) > _PACKAGE_PART_MAX:
         raise ValueError("package part too large")
+    # Imported here: only a DOCX whose main part is not word/document.xml gets this far, and
+    # the upload function should not load an XML library at start for those few files.
+    from lxml import etree  # type: ignore[import-untyped,unused-ignore]
+
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
     )

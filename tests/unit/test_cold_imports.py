@@ -20,7 +20,7 @@ import functions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUPABASE = ("supabase", "postgrest", "storage3")
-PARSERS = ("pypdfium2", "docx")
+PARSERS = ("pypdfium2", "docx", "lxml", "selectolax", "pypdf", "pdfminer")
 WATCHED = (*SUPABASE, *PARSERS, "httpx")
 # The request-serving functions: never the supabase client (DB_TRANSPORT=postgres,
 # STORAGE_BACKEND=local) nor a document parser (those run in the processing path only).
