@@ -419,3 +419,28 @@ def test_page_numbers_alternating_sides_are_removed_as_footers() -> None:
         "Report on staffing for the board.",
     ]
     assert result.text.count("Fernhill 2026") == 4
+
+
+def test_document_set_all_in_bold_has_no_bold_headings() -> None:
+    rows = [f"Item {n}: part number {n * 11}" for n in range(1, 7)]
+    data = make_pdf([[(72, 700 - 14 * i, 11, row, "Helvetica-Bold") for i, row in enumerate(rows)]])
+    result = read(data)
+    assert "#" not in result.markdown
+    assert all(row in result.markdown for row in rows)
+
+
+def test_first_line_indent_starts_a_paragraph() -> None:
+    lines = [
+        (72, "The first paragraph runs across the whole width of the column here and"),
+        (72, "ends on a full line too, so only the indent below marks the next one."),
+        (90, "The second paragraph starts with an indent, as books and reports do it"),
+        (72, "and continues at the left margin."),
+    ]
+    data = make_pdf(
+        [[(x, 700 - 13 * i, 11, text, "Helvetica") for i, (x, text) in enumerate(lines)]]
+    )
+    blocks = read(data).markdown.split("\n\n")
+    assert blocks == [
+        lines[0][1] + " " + lines[1][1],
+        lines[2][1] + " " + lines[3][1],
+    ]

@@ -110,13 +110,14 @@ def extract_pdf(data: bytes, limits: Limits) -> Extraction:
     margins = pdf_layout.repeated_margins(layouts)
     body = pdf_layout.body_size(layouts, margins)
     sizes = pdf_layout.heading_sizes(layouts, body)
+    bold_ok = pdf_layout.bold_is_rare(layouts)
     markdown = ""
     page_starts: list[int] = []
     for index, lines in enumerate(layouts):
         if index in fallback:
             block = pdf_layout.plain_markdown(texts[index])
         else:
-            block = pdf_layout.page_markdown(lines, margins, body, sizes)
+            block = pdf_layout.page_markdown(lines, margins, body, sizes, bold_ok)
         if block and markdown:
             markdown += "\n\n"
         page_starts.append(len(markdown) if block else -1)

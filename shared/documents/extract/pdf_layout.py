@@ -81,16 +81,38 @@ def body_size(pages: list[list[Line]], margins: set[str]) -> float:
 
 
 def heading_sizes(pages: list[list[Line]], body: float) -> list[float]:
-    """Up to three font sizes, largest first, clearly above the body size and used by
-    short lines only."""
+    """Up to three font sizes, largest first, clearly above the body size, used by short
+    lines only and carrying less than a fifth of the text (a size that common is body text
+    of another kind, such as a table)."""
     if body <= 0:
         return []
-    found: set[float] = set()
+    chars: Counter[float] = Counter()
+    long_lines: set[float] = set()
     for lines in pages:
         for line in lines:
-            if line.size >= body * 1.15 and _short(line.text):
-                found.add(round(line.size * 2) / 2)
+            if line.size > 0:
+                rounded = round(line.size * 2) / 2
+                chars[rounded] += len(line.text)
+                if not _short(line.text):
+                    long_lines.add(rounded)
+    total = sum(chars.values())
+    found = [
+        size
+        for size, count in chars.items()
+        if size >= body * 1.15 and size not in long_lines and count * 5 < total
+    ]
     return sorted(found, reverse=True)[:3]
+
+
+def bold_is_rare(pages: list[list[Line]]) -> bool:
+    """Whether bold lines carry under a fifth of the text: only then does a short bold line
+    stand out as a heading (in a document set all in bold, none does)."""
+    bold = total = 0
+    for lines in pages:
+        for line in lines:
+            total += len(line.text)
+            bold += len(line.text) if line.bold else 0
+    return bold * 5 < total
 
 
 def _short(text: str) -> bool:
@@ -102,7 +124,7 @@ def _short(text: str) -> bool:
     )
 
 
-def _heading_level(line: Line, body: float, sizes: list[float]) -> int:
+def _heading_level(line: Line, body: float, sizes: list[float], bold_ok: bool) -> int:
     if not line.positioned or not _short(line.text):
         return 0
     rounded = round(line.size * 2) / 2
@@ -110,7 +132,8 @@ def _heading_level(line: Line, body: float, sizes: list[float]) -> int:
         return sizes.index(rounded) + 1
     stripped = line.text.strip()
     if (
-        line.bold
+        bold_ok
+        and line.bold
         and body > 0
         and abs(line.size - body) <= body * 0.15
         and len(stripped) <= 80
@@ -147,7 +170,7 @@ def _breaks(prev: Line, cur: Line, col_right: float) -> bool:
     drop = prev.base1 - cur.base0
     if drop > 1.7 * size or drop < -0.5 * size:  # a blank line, or up to a new column
         return True
-    if cur.x0 > prev.x0 + 3 * size or cur.x0 < prev.x0 - 3 * size:
+    if cur.x0 > prev.x0 + 0.8 * size or cur.x0 < prev.x0 - 3 * size:  # an indent, a column
         return True
     width = col_right - prev.x0
     return width > 0 and prev.x1 < col_right - 0.2 * width
@@ -171,7 +194,9 @@ def _column_right(rights: dict[int, float], line: Line) -> float:
     return rights.get(int(line.x0 // 20), line.x1)
 
 
-def page_markdown(lines: list[Line], margins: set[str], body: float, sizes: list[float]) -> str:
+def page_markdown(
+    lines: list[Line], margins: set[str], body: float, sizes: list[float], bold_ok: bool
+) -> str:
     """One page as Markdown blocks separated by blank lines."""
     kept = [line for line in lines if line.text.strip()]
     n = len(kept)
@@ -206,7 +231,7 @@ def page_markdown(lines: list[Line], margins: set[str], body: float, sizes: list
             .strip()
             .replace("\ufffe", "-")
         )
-        level = _heading_level(line, body, sizes)
+        level = _heading_level(line, body, sizes, bold_ok)
         if level:
             if paragraph:
                 flush()
@@ -215,6 +240,7 @@ def page_markdown(lines: list[Line], margins: set[str], body: float, sizes: list
                 and pending_heading[0] == level
                 and prev
                 and not _breaks_gap(prev, line)
+                and len(pending_heading[1]) + len(text) <= _MAX_HEADING_CHARS
             ):
                 pending_heading = (level, pending_heading[1] + " " + text)  # a wrapped heading
             else:
