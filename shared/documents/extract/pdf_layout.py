@@ -40,6 +40,7 @@ class Line:
 
 _DIGITS = re.compile(r"\d+")
 _SPACES = re.compile(r"\s+")
+_LETTER = re.compile(r"[^\W\d_]")
 _ROMAN_EDGES = re.compile(r"^[ivxlc]+\b|\b[ivxlc]+$")
 _BULLET = re.compile(r"^[•●▪◦‣∙·■□◆►➢✓\uf0b7\uf0a7*\u2013-]\s+")
 # PDFium joins a word hyphenated at a line end into one line, the hyphen as U+FFFE.
@@ -120,7 +121,7 @@ def _short(text: str) -> bool:
     return (
         0 < len(stripped) <= _MAX_HEADING_CHARS
         and len(stripped.split()) <= _MAX_HEADING_WORDS
-        and any(ch.isalpha() for ch in stripped)
+        and _LETTER.search(stripped) is not None
     )
 
 
