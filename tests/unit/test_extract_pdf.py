@@ -172,7 +172,7 @@ def form_pdf(value: bytes) -> bytes:
     content = b"BT /F1 12 Tf 72 720 Td (Application form) Tj ET"
     return raw_pdf(
         [
-            b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [5 0 R 6 0 R] >> >>",
+            b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [5 0 R 6 0 R 8 0 R] >> >>",
             b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
             b" /Resources << /Font << /F1 7 0 R >> >> /Annots [5 0 R 6 0 R] >>",
@@ -184,6 +184,9 @@ def form_pdf(value: bytes) -> bytes:
             b"<< /FT /Btn /T (member) /V /Yes /Type /Annot /Subtype /Widget"
             b" /Rect [72 560 90 578] /P 3 0 R >>",
             b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            # A signed signature field: its value is a dictionary of binary data, not text.
+            b"<< /FT /Sig /T (signature) /V << /Type /Sig /Filter /Adobe.PPKLite"
+            b" /Contents <0badc0de> /ByteRange [0 10 20 30] >> >>",
         ]
     )
 
@@ -195,6 +198,7 @@ def test_filled_form_fields_are_in_text_and_markdown() -> None:
     assert "member: Yes" in result.text
     assert "## Form fields\n\n- Applicant name: Margaretha Jansen\n- member: Yes" in result.markdown
     assert result.details["form_fields"] == 2
+    assert "signature" not in result.text and "ByteRange" not in result.text
 
 
 def test_document_without_form_has_no_form_section() -> None:

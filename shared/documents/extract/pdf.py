@@ -368,14 +368,15 @@ def _cjk_fallback(data: bytes, pages: list[int], texts: list[str]) -> dict[int, 
     return better
 
 
+_CJK_RANGE = "\u3000-\u30ff\u3400-\u9fff\uac00-\ud7af\uff00-\uffef"
+_CJK_LINE_BREAK = re.compile(f"(?<=[{_CJK_RANGE}])\n(?=[{_CJK_RANGE}])")
+_UNMAPPED_CID = re.compile(r"\(cid:\d+\)")
+
+
 def _tidy_cjk(text: str) -> str:
-    """pdfminer writes vertical text one character a line: rejoin lines between CJK
-    characters."""
-    text = re.sub(
-        r"(?<=[\u3000-\u30ff\u3400-\u9fff\uac00-\ud7af\uff00-\uffef])\n(?=[\u3000-\u30ff\u3400-\u9fff\uac00-\ud7af\uff00-\uffef])",
-        "",
-        text,
-    )
+    """pdfminer writes vertical text one character a line when it does not see the column:
+    rejoin lines between CJK characters; drop its `(cid:N)` marks for unmapped codes."""
+    text = _CJK_LINE_BREAK.sub("", _UNMAPPED_CID.sub("", text))
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
@@ -391,7 +392,7 @@ def _form_fields(data: bytes) -> list[tuple[str, str]]:
         return []
     out: list[tuple[str, str]] = []
     for name, spec in fields.items():
-        value = _field_value(spec.get("/V"))
+        value = _field_value(spec.get("/V")) if spec.get("/FT") != "/Sig" else ""
         if not value:
             continue
         label = spec.get("/TU")
@@ -401,14 +402,17 @@ def _form_fields(data: bytes) -> list[tuple[str, str]]:
 
 
 def _field_value(value: Any) -> str:
-    if value is None:
-        return ""
+    """A text, choice or button value; anything else (a signature's dictionary) is not
+    text and is left out."""
+    from pypdf.generic import NameObject
+
     if isinstance(value, list):
         return ", ".join(filter(None, (_field_value(v) for v in value)))
-    text = str(value)
-    if text.startswith("/"):  # a name: a checkbox or radio state
-        return "" if text == "/Off" else text[1:]
-    return text
+    if isinstance(value, NameObject):  # a checkbox or radio state
+        return "" if value == "/Off" else str(value)[1:]
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    return ""
 
 
 def _oneline(text: str) -> str:
