@@ -113,10 +113,25 @@ def test_a_spare_child_has_the_memory_limit_of_its_call() -> None:
 
 def test_a_spare_that_died_idle_does_not_fail_the_document() -> None:
     run(targets.echo, "start the spares", limits=LIMITS)
-    spares = _wait_for(lambda: multiprocessing.active_children())
-    for child in spares:
-        os.kill(child.pid or 0, signal.SIGKILL)
+    for pid in _wait_for(_spares):
+        os.kill(pid, signal.SIGKILL)
     assert run(targets.echo, "still served", limits=LIMITS) == "still served"
+
+
+def test_a_dead_zygote_is_replaced() -> None:
+    run(targets.echo, "start the zygote", limits=LIMITS)
+    for zygote in multiprocessing.active_children():
+        zygote.kill()
+        zygote.join()
+    assert run(targets.echo, "still served", limits=LIMITS) == "still served"
+    assert run(targets.echo, "and again", limits=LIMITS) == "and again"
+
+
+def test_a_parser_killed_outright_is_resource_limit() -> None:
+    with pytest.raises(ExtractionError) as caught:
+        run(signal.raise_signal, signal.SIGKILL, limits=LIMITS)
+    assert caught.value.code == "resource_limit"
+    assert "SIGKILL" in caught.value.message
 
 
 def test_no_file_descriptors_leak() -> None:
@@ -133,15 +148,11 @@ def test_no_file_descriptors_leak() -> None:
 
 def test_spares_exit_with_the_worker() -> None:
     script = (
-        "import multiprocessing, os, sys, time\n"
+        "import os, sys, time\n"
         "from shared.documents.sandbox import SandboxLimits, run\n"
+        "from tests.unit.test_sandbox import _spares, _wait_for\n"
         "run(os.getpid, limits=SandboxLimits())\n"
-        "for _ in range(200):\n"
-        "    spares = multiprocessing.active_children()\n"
-        "    if spares:\n"
-        "        break\n"
-        "    time.sleep(0.05)\n"
-        "print(' '.join(str(child.pid) for child in spares), flush=True)\n"
+        "print(' '.join(str(pid) for pid in _wait_for(_spares)), flush=True)\n"
         "if sys.argv[1] == 'kill':\n"
         "    os.kill(os.getpid(), 9)\n"
     )
@@ -152,6 +163,22 @@ def test_spares_exit_with_the_worker() -> None:
         pids = [int(pid) for pid in finished.stdout.split()]
         assert pids, finished.stderr
         _wait_for(lambda pids=pids: not any(_alive(pid) for pid in pids))  # type: ignore[misc]
+
+
+def _spares() -> list[int]:
+    """The idle children: the processes whose parent is the sandbox's zygote."""
+    zygotes = {child.pid for child in multiprocessing.active_children()}
+    spares = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _alive(int(entry)):
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except FileNotFoundError:
+                continue
+            if parent in zygotes:
+                spares.append(int(entry))
+    return spares
 
 
 def _alive(pid: int) -> bool:
