@@ -248,11 +248,26 @@ def test_cjk_page_with_font_not_embedded_is_read_with_cmaps() -> None:
     result = read(data)
     assert "日本語の文書です" in result.text and "Page two in Latin" in result.text
     assert "日本語の文書です" in result.markdown
-    assert result.details["pages_read_by_pdfminer"] == 1
+    assert result.details["pages_read_by_pdfminer"] == 1  # page 2 is not read again
+    assert result.details["pages_text_from_pdfminer"] == 1
 
 
-def test_latin_document_does_not_use_the_fallback() -> None:
-    result = read(simple())
+@pytest.mark.parametrize("font", [b"Helvetica", b"FranklinGothic-Medium", b"CenturyGothic"])
+def test_western_fonts_not_embedded_do_not_use_the_fallback(font: bytes) -> None:
+    data = raw_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+            b" /Resources << /Font << /F1 5 0 R >> >> >>",
+            stream(b"BT /F1 12 Tf 72 720 Td (Minutes of the meeting) Tj ET"),
+            b"<< /Type /Font /Subtype /TrueType /BaseFont /"
+            + font
+            + b" /Encoding /WinAnsiEncoding >>",
+        ]
+    )
+    result = read(data)
+    assert result.text == "Minutes of the meeting"
     assert "pages_read_by_pdfminer" not in result.details
 
 

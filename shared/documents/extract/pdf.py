@@ -45,11 +45,15 @@ from shared.documents.extract.pdf_layout import Line
 HEADER_WINDOW = 64 * 1024  # how far into the file a `%PDF-` header is looked for
 MAX_FALLBACK_PAGES = 200  # pages at most read again with pdfminer.six
 _FPDF_ERR_PASSWORD = 4
+# Names of the CJK fonts a PDF may use without embedding them (Adobe's CJK font packs,
+# Windows, macOS and Linux CJK fonts). Western names such as "Franklin Gothic" or "Mingus" must
+# not match: a match costs the page a pdfminer.six reading.
 _CJK_FONT = re.compile(
-    r"(?i)ryumin|gothicbbb|heisei|koz(min|go)|mincho|gothic|ming|song|hei|kai|myeongjo|"
-    r"batang|dotum|gulim|gungsuh|hygo|hysm|msung|simsun|simhei|fangsong|meiryo|malgun|"
-    r"nanum|osaka|hiragino|hira(kaku|min)|uming|ukai|wenquanyi|cjk|source ?han|"
-    r"adobe(song|heiti|ming|myungjo|gothic|fangsong|kaiti)|japan|chinese|korean"
+    r"(?i)ryumin|gothicbbb|heisei|koz(min|go)|mincho|ms-?p?gothic|"
+    r"ms ?ui ?gothic|yu ?gothic|mingliu|mingstd|ming-|song(ti|std|-)|stsong|stfangsong|"
+    r"heiti|stheiti|simhei|mhei|kaiti|stkaiti|ukai|uming|myeongjo|myungjo|batang|dotum|"
+    r"gulim|gungsuh|hygo|hysm|msung|simsun|nsimsun|fangsong|meiryo|malgun|nanum|osaka|"
+    r"hiragino|hira(kaku|min)|wenquanyi|cjk|source ?han|japan|chinese|korean"
 )
 _GOOD_CHAR = re.compile(r"[^\W_]", re.UNICODE)
 # What PDFium prints for codes it maps through the wrong encoding (WinAnsi 0x80-0x9F, C0).
@@ -137,8 +141,9 @@ def extract_pdf(data: bytes, limits: Limits) -> Extraction:
             filter(None, [markdown, "## Form fields", "\n".join(f"- {line}" for line in lines_out)])
         )
     details: dict[str, Any] = {"pages_with_text": sum(1 for t in texts if t), "pages_read": take}
-    if fallback:
-        details["pages_read_by_pdfminer"] = len(fallback)
+    if suspect:
+        details["pages_read_by_pdfminer"] = min(len(suspect), MAX_FALLBACK_PAGES)
+        details["pages_text_from_pdfminer"] = len(fallback)
     if len(suspect) > MAX_FALLBACK_PAGES:
         details["cjk_pages_not_read_again"] = len(suspect) - MAX_FALLBACK_PAGES
     if fields:
