@@ -263,55 +263,70 @@ def _read_page(
     """The page's text, its lines with position and font, and whether it uses a CJK font
     that is not embedded. One PDFium call per text object and a few per line."""
     cjk = False
-    objects: dict[int, tuple[float, bool]] = {}  # text object -> (effective size, bold)
+    get_object, get_type, get_font = (
+        raw.FPDFPage_GetObject,
+        raw.FPDFPageObj_GetType,
+        raw.FPDFTextObj_GetFont,
+    )
+    text_type = raw.FPDF_PAGEOBJ_TEXT
     for i in range(raw.FPDFPage_CountObjects(page.raw)):
-        obj = raw.FPDFPage_GetObject(page.raw, i)
-        if raw.FPDFPageObj_GetType(obj) == raw.FPDF_PAGEOBJ_TEXT:
-            cjk = _font_info(raw, raw.FPDFTextObj_GetFont(obj), fonts)[1] or cjk
+        obj = get_object(page.raw, i)
+        if get_type(obj) == text_type:
+            cjk = _font_info(raw, get_font(obj), fonts)[1] or cjk
     full = textpage.get_text_range()
     # PDFium joins a word hyphenated at a line end into one, the hyphen as U+FFFE.
     text = _dedouble(normalize_newlines(full).replace("\ufffe", "-\n")).strip()
     lines: list[Line] = []
     positioned = len(full) == textpage.count_chars()
-    left, right, bottom, top = (ctypes.c_double() for _ in range(4))
+    tp = textpage.raw
+    text_object, char_box, char_origin = (
+        raw.FPDFText_GetTextObject,
+        raw.FPDFText_GetCharBox,
+        raw.FPDFText_GetCharOrigin,
+    )
+    objects: dict[int, tuple[float, bool]] = {}  # text object -> (effective size, bold)
+    scratch = (ctypes.c_float(), raw.FS_MATRIX())
+    x, y, left, right, bottom, top = (ctypes.c_double() for _ in range(6))
     offset = 0
     for part in full.split("\r\n"):
-        first = len(part) - len(part.lstrip())
-        last = len(part.rstrip()) - 1
-        if last >= first:
+        stripped = part.strip()
+        if stripped:
             line = Line(text=part)
             if positioned:
-                i0, i1 = offset + first, offset + last
-                obj = raw.FPDFText_GetTextObject(textpage.raw, i0)
+                i0 = offset + len(part) - len(part.lstrip())
+                i1 = offset + len(part.rstrip()) - 1
+                obj = text_object(tp, i0)
                 if obj:
-                    line.size, line.bold = _object_info(raw, obj, objects, fonts)
-                if raw.FPDFText_GetCharBox(textpage.raw, i0, left, right, bottom, top):
-                    line.x0 = left.value
-                    if raw.FPDFText_GetCharBox(textpage.raw, i1, left, right, bottom, top):
-                        line.x1 = right.value
-                        raw.FPDFText_GetCharOrigin(textpage.raw, i0, left, bottom)
-                        raw.FPDFText_GetCharOrigin(textpage.raw, i1, right, top)
-                        line.base0, line.base1 = bottom.value, top.value
-                        line.positioned = line.size > 0
+                    line.size, line.bold = _object_info(raw, obj, objects, fonts, scratch)
+                if char_origin(tp, i0, x, y) and char_box(tp, i1, left, right, bottom, top):
+                    line.x0, line.base0, line.x1 = x.value, y.value, right.value
+                    char_origin(tp, i1, x, y)
+                    line.base1 = y.value
+                    line.positioned = line.size > 0
             lines.append(line)
         offset += len(part) + 2
     return text, lines, cjk
 
 
 def _object_info(
-    raw: Any, obj: Any, objects: dict[int, tuple[float, bool]], fonts: dict[int, tuple[bool, bool]]
+    raw: Any,
+    obj: Any,
+    objects: dict[int, tuple[float, bool]],
+    fonts: dict[int, tuple[bool, bool]],
+    scratch: tuple[Any, Any],
 ) -> tuple[float, bool]:
+    """(effective font size, bold) of a text object: its font size scaled by its matrix."""
     key = ctypes.addressof(obj.contents)
-    if key not in objects:
-        size = ctypes.c_float()
-        matrix = raw.FS_MATRIX()
+    found = objects.get(key)
+    if found is None:
+        size, matrix = scratch
         effective = 0.0
         if raw.FPDFTextObj_GetFontSize(obj, size) and raw.FPDFPageObj_GetMatrix(obj, matrix):
             effective = pdf_layout.effective_size(
                 size.value, matrix.a, matrix.b, matrix.c, matrix.d
             )
-        objects[key] = (effective, _font_info(raw, raw.FPDFTextObj_GetFont(obj), fonts)[0])
-    return objects[key]
+        found = objects[key] = (effective, _font_info(raw, raw.FPDFTextObj_GetFont(obj), fonts)[0])
+    return found
 
 
 def _font_info(raw: Any, font: Any, fonts: dict[int, tuple[bool, bool]]) -> tuple[bool, bool]:

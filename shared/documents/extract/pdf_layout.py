@@ -94,7 +94,7 @@ def heading_sizes(pages: list[list[Line]], body: float) -> list[float]:
             if line.size > 0:
                 rounded = round(line.size * 2) / 2
                 chars[rounded] += len(line.text)
-                if not _short(line.text):
+                if rounded >= body * 1.15 and not _short(line.text):
                     long_lines.add(rounded)
     total = sum(chars.values())
     found = [
@@ -126,7 +126,9 @@ def _short(text: str) -> bool:
 
 
 def _heading_level(line: Line, body: float, sizes: list[float], bold_ok: bool) -> int:
-    if not line.positioned or not _short(line.text):
+    if not (line.positioned and (line.bold or line.size >= body * 1.15)):
+        return 0
+    if not _short(line.text):
         return 0
     rounded = round(line.size * 2) / 2
     if rounded in sizes:
@@ -227,11 +229,10 @@ def page_markdown(
             paragraph = ""
 
     for line in kept:
-        text = (
-            _SPACES.sub(" ", _HYPHEN_BREAK.sub(_unhyphenate, line.text))
-            .strip()
-            .replace("\ufffe", "-")
-        )
+        text = line.text
+        if "\ufffe" in text:
+            text = _HYPHEN_BREAK.sub(_unhyphenate, text).replace("\ufffe", "-")
+        text = " ".join(text.split())
         level = _heading_level(line, body, sizes, bold_ok)
         if level:
             if paragraph:
