@@ -102,6 +102,10 @@ _ctx.set_forkserver_preload(
         "shared.documents.extract.text",
         "pypdfium2",
         "docx",
+        # The PDF fallbacks import these on use (forms, encryption, CJK): 40-60 ms a child.
+        "pypdf",
+        "pdfminer.high_level",
+        "pdfminer.layout",
         "multiprocessing.popen_forkserver",  # else each child imports it to unpickle its Process
         __name__,  # last: the children's own code (`_serve`), and the server's warm-up below
     ]
