@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from shared.documents.extract.markdown import escape_inline, heading
 
 
-@dataclass
+@dataclass(slots=True)
 class Line:
     text: str
     size: float = 0.0  # effective font size in points; 0 when unknown
