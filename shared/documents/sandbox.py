@@ -226,20 +226,22 @@ class _Zygote:
             self.process.join()
 
 
+_MAX_ZYGOTES = 4
 _zygote_lock = threading.Lock()
-_zygotes: dict[int, _Zygote] = {}
+_zygotes: dict[int, _Zygote] = {}  # by memory limit, least recently used first
 
 
 def _fork(memory: int) -> tuple[_Zygote, int, list[int]]:
     """A child with `memory` as its RLIMIT_AS, from that limit's zygote (started if needed)."""
     for attempt in (1, 2):
         with _zygote_lock:
-            zygote = _zygotes.get(memory)
-            if zygote is None or not zygote.process.is_alive():
-                for old in _zygotes.values():
-                    old.close()  # one limit at a time: a worker uses one
-                _zygotes.clear()
-                zygote = _zygotes[memory] = _Zygote(memory)
+            zygote = _zygotes.pop(memory, None)
+            if zygote is not None and not zygote.process.is_alive():
+                zygote.close()
+                zygote = None
+            while len(_zygotes) >= _MAX_ZYGOTES:  # a worker uses one limit; tests use a few
+                _zygotes.pop(next(iter(_zygotes))).close()
+            zygote = _zygotes[memory] = zygote or _Zygote(memory)  # now the most recent
         try:
             return (zygote, *zygote.fork())
         except OSError:

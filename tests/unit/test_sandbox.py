@@ -111,6 +111,20 @@ def test_a_spare_child_has_the_memory_limit_of_its_call() -> None:
         )
 
 
+def test_concurrent_documents_under_different_limits_each_get_their_own() -> None:
+    limits = [
+        SandboxLimits(timeout_seconds=20, memory_bytes=megabytes * 1024 * 1024)
+        for megabytes in (384, 640)
+    ]
+
+    def one(index: int) -> tuple[int, int]:
+        return run(resource.getrlimit, resource.RLIMIT_AS, limits=limits[index % 2])
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(one, range(16)))
+    assert results == [(limits[i % 2].memory_bytes,) * 2 for i in range(16)]
+
+
 def test_a_spare_that_died_idle_does_not_fail_the_document() -> None:
     run(targets.echo, "start the spares", limits=LIMITS)
     for pid in _wait_for(_spares):
