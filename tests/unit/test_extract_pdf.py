@@ -172,7 +172,8 @@ def form_pdf(value: bytes) -> bytes:
     content = b"BT /F1 12 Tf 72 720 Td (Application form) Tj ET"
     return raw_pdf(
         [
-            b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [5 0 R 6 0 R 8 0 R] >> >>",
+            b"<< /Type /Catalog /Pages 2 0 R"
+            b" /AcroForm << /Fields [5 0 R 6 0 R 8 0 R 9 0 R 10 0 R] >> >>",
             b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
             b" /Resources << /Font << /F1 7 0 R >> >> /Annots [5 0 R 6 0 R] >>",
@@ -187,6 +188,9 @@ def form_pdf(value: bytes) -> bytes:
             # A signed signature field: its value is a dictionary of binary data, not text.
             b"<< /FT /Sig /T (signature) /V << /Type /Sig /Filter /Adobe.PPKLite"
             b" /Contents <0badc0de> /ByteRange [0 10 20 30] >> >>",
+            # A list box shows its options on the page; a drop-down (combo) does not.
+            b"<< /FT /Ch /T (office) /Opt [(Leiden) [(ams) (Amsterdam)]] /V () >>",
+            b"<< /FT /Ch /Ff 131072 /T (country) /Opt [(Netherlands) (Belgium)] /V (Belgium) >>",
         ]
     )
 
@@ -197,7 +201,9 @@ def test_filled_form_fields_are_in_text_and_markdown() -> None:
     assert "Applicant name: Margaretha Jansen" in result.text
     assert "member: Yes" in result.text
     assert "## Form fields\n\n- Applicant name: Margaretha Jansen\n- member: Yes" in result.markdown
-    assert result.details["form_fields"] == 2
+    assert "office (list): Leiden, Amsterdam" in result.text
+    assert "country: Belgium" in result.text and "Netherlands" not in result.text
+    assert result.details["form_fields"] == 4
     assert "signature" not in result.text and "ByteRange" not in result.text
 
 

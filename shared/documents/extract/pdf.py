@@ -400,25 +400,41 @@ def _tidy_cjk(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
+_COMBO = 1 << 17  # /Ff bit of a choice field shown as a drop-down (its options are hidden)
+
+
 def _form_fields(data: bytes) -> list[tuple[str, str]]:
-    """(label, value) of each filled AcroForm field, in document order. The label is the
-    field's tooltip (/TU) when it has a short one, else its qualified name."""
+    """(label, value) of each filled AcroForm field, in document order, and the options a
+    list box shows on the page (a drop-down shows only its value). The label is the field's
+    tooltip (/TU) when it has a short one, else its qualified name."""
     from pypdf import PdfReader
 
     try:
         reader = PdfReader(io.BytesIO(data))
         fields = reader.get_fields() or {}
+        out: list[tuple[str, str]] = []
+        for name, spec in fields.items():
+            kind = spec.get("/FT")
+            label = spec.get("/TU")
+            label = _oneline(label if isinstance(label, str) and 0 < len(label) <= 100 else name)
+            value = _field_value(spec.get("/V")) if kind != "/Sig" else ""
+            if value:
+                out.append((label, _oneline(value)))
+            flags = spec.get("/Ff", 0)
+            if kind == "/Ch" and isinstance(flags, int) and not flags & _COMBO:
+                shown = [_option(o) for o in spec.get("/Opt") or []]
+                if any(shown):
+                    out.append((f"{label} (list)", _oneline(", ".join(filter(None, shown)))))
     except Exception:  # pypdf can fail anywhere on hostile input: the page text stays
         return []
-    out: list[tuple[str, str]] = []
-    for name, spec in fields.items():
-        value = _field_value(spec.get("/V")) if spec.get("/FT") != "/Sig" else ""
-        if not value:
-            continue
-        label = spec.get("/TU")
-        label = str(label) if isinstance(label, str) and 0 < len(label) <= 100 else name
-        out.append((_oneline(label), _oneline(value)))
     return out
+
+
+def _option(option: Any) -> str:
+    """A choice option: a text, or an [export value, shown text] pair."""
+    if isinstance(option, list) and len(option) == 2:
+        option = option[1]
+    return _field_value(option)
 
 
 def _field_value(value: Any) -> str:
