@@ -1,5 +1,5 @@
 """docflow on real documents: the 260 files of `../shared/corpus` (public test suites; origins
-and licenses in its SOURCES.tsv), or the directory `DOCFLOW_CORPUS` names.
+and licenses in its SOURCES.tsv), or the directory `DOCFLOW_CORPUS` names (`_corpus()`).
 
 Per file, as the product handles it: the upload checks (detection from the bytes, the name's
 extension against it), then sandboxed extraction. Asserted, as issue 15 asks:
@@ -39,7 +39,24 @@ from shared.documents.extract import Extraction, ExtractionError
 from shared.platform.config import REPO_ROOT
 from shared.platform.errors import DocflowError
 
-CORPUS = Path(os.environ.get("DOCFLOW_CORPUS") or REPO_ROOT.parent / "shared" / "corpus")
+
+def _corpus() -> Path:
+    """DOCFLOW_CORPUS, else `shared/corpus` beside this checkout, else beside the local
+    repository it was cloned from (a CI clone elsewhere)."""
+    if os.environ.get("DOCFLOW_CORPUS"):
+        return Path(os.environ["DOCFLOW_CORPUS"])
+    here = REPO_ROOT.parent / "shared" / "corpus"
+    origin = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "config", "--get", "remote.origin.url"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not here.is_dir() and origin and Path(origin).is_dir():
+        return Path(origin).resolve().parent / "shared" / "corpus"
+    return here
+
+
+CORPUS = _corpus()
 FORMATS = ("pdf", "docx", "html", "csv", "md", "txt")
 
 pytestmark = pytest.mark.skipif(
