@@ -100,7 +100,6 @@ _ctx.set_forkserver_preload(
         "shared.documents.extract.tabular",
         "shared.documents.extract.text",
         "pypdfium2",
-        "docx",
         # The PDF fallbacks import these on use (forms, encryption, CJK): 40-60 ms a child.
         "pypdf",
         "pdfminer.high_level",
