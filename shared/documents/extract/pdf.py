@@ -257,93 +257,128 @@ def _decrypt_empty_password(data: bytes) -> bytes | None:
     return out.getvalue()
 
 
+class _Api:
+    """PDFium functions re-declared with plain addresses (`c_void_p`) for handles: an int
+    comes back, hashable and cheap, instead of a ctypes pointer object per call. Built once."""
+
+    def __init__(self, raw: Any) -> None:
+        vp, i, f = ctypes.c_void_p, ctypes.c_int, ctypes.CFUNCTYPE
+
+        def bind(fn: Any, restype: Any, *argtypes: Any) -> Any:
+            return f(restype, *argtypes)(ctypes.cast(fn, vp).value or 0)
+
+        self.count_objects = bind(raw.FPDFPage_CountObjects, i, vp)
+        self.get_object = bind(raw.FPDFPage_GetObject, vp, vp, i)
+        self.get_font = bind(raw.FPDFTextObj_GetFont, vp, vp)
+        self.font_size = bind(raw.FPDFTextObj_GetFontSize, i, vp, vp)
+        self.matrix = bind(raw.FPDFPageObj_GetMatrix, i, vp, vp)
+        self.text_object = bind(raw.FPDFText_GetTextObject, vp, vp, i)
+        self.loose_box = bind(raw.FPDFText_GetLooseCharBox, i, vp, i, vp)
+        self.count_chars = bind(raw.FPDFText_CountChars, i, vp)
+
+
+_API: _Api | None = None
+
+
+def _api(raw: Any) -> _Api:
+    global _API
+    if _API is None:
+        _API = _Api(raw)
+    return _API
+
+
+def _address(handle: Any) -> int:
+    return ctypes.cast(handle, ctypes.c_void_p).value or 0
+
+
 def _read_page(
     raw: Any, page: Any, textpage: Any, fonts: dict[int, tuple[bool, bool]]
 ) -> tuple[str, list[Line], bool]:
     """The page's text, its lines with position and font, and whether it uses a CJK font
-    that is not embedded. One PDFium call per text object and a few per line."""
+    that is not embedded. Two PDFium calls per text object (its font), three per line (the
+    loose boxes of its first and last characters, the text object of the first) and two
+    more per text object a line starts in (size and matrix)."""
+    api = _api(raw)
+    page_h = _address(page.raw)
+    tp = _address(textpage.raw)
+    get_object, get_font = api.get_object, api.get_font
+    page_fonts: set[int] = set()
+    for i in range(api.count_objects(page_h)):
+        font = get_font(get_object(page_h, i))
+        if font:
+            page_fonts.add(font)
     cjk = False
-    get_object, get_type, get_font = (
-        raw.FPDFPage_GetObject,
-        raw.FPDFPageObj_GetType,
-        raw.FPDFTextObj_GetFont,
-    )
-    text_type = raw.FPDF_PAGEOBJ_TEXT
-    for i in range(raw.FPDFPage_CountObjects(page.raw)):
-        obj = get_object(page.raw, i)
-        if get_type(obj) == text_type:
-            cjk = _font_info(raw, get_font(obj), fonts)[1] or cjk
+    for font in page_fonts:
+        cjk = _font_info(raw, font, fonts)[1] or cjk
     full = textpage.get_text_range()
     # PDFium joins a word hyphenated at a line end into one, the hyphen as U+FFFE.
     text = _dedouble(normalize_newlines(full).replace("\ufffe", "-\n")).strip()
     lines: list[Line] = []
-    positioned = len(full) == textpage.count_chars()
-    tp = textpage.raw
-    text_object, char_box, char_origin = (
-        raw.FPDFText_GetTextObject,
-        raw.FPDFText_GetCharBox,
-        raw.FPDFText_GetCharOrigin,
-    )
-    objects: dict[int, tuple[float, bool]] = {}  # text object -> (effective size, bold)
+    positioned = len(full) == api.count_chars(tp)
+    box = raw.FS_RECTF()
+    box_at = ctypes.addressof(box)
+    loose_box, text_object = api.loose_box, api.text_object
+    objects: dict[int, tuple[float, bool]] = {}  # text object -> (size, bold)
     scratch = (ctypes.c_float(), raw.FS_MATRIX())
-    x, y, left, right, bottom, top = (ctypes.c_double() for _ in range(6))
     offset = 0
     for part in full.split("\r\n"):
-        stripped = part.strip()
-        if stripped:
-            line = Line(text=part)
+        if part and not part.isspace():
+            line = Line(part)
             if positioned:
                 i0 = offset + len(part) - len(part.lstrip())
                 i1 = offset + len(part.rstrip()) - 1
-                obj = text_object(tp, i0)
-                if obj:
-                    line.size, line.bold = _object_info(raw, obj, objects, fonts, scratch)
-                if char_origin(tp, i0, x, y) and char_box(tp, i1, left, right, bottom, top):
-                    line.x0, line.base0, line.x1 = x.value, y.value, right.value
-                    char_origin(tp, i1, x, y)
-                    line.base1 = y.value
-                    line.positioned = line.size > 0
+                if loose_box(tp, i0, box_at):
+                    x0, base0 = box.left, box.bottom
+                    if loose_box(tp, i1, box_at):
+                        obj = text_object(tp, i0)
+                        found = objects.get(obj) if obj else None
+                        if found is None and obj:
+                            found = objects[obj] = _object_info(api, raw, obj, fonts, scratch)
+                        if found:
+                            line.size, line.bold = found
+                            line.x0, line.base0, line.x1, line.base1 = (
+                                x0,
+                                base0,
+                                box.right,
+                                box.bottom,
+                            )
+                            line.positioned = line.size > 0
             lines.append(line)
         offset += len(part) + 2
     return text, lines, cjk
 
 
 def _object_info(
+    api: _Api,
     raw: Any,
-    obj: Any,
-    objects: dict[int, tuple[float, bool]],
+    obj: int,
     fonts: dict[int, tuple[bool, bool]],
     scratch: tuple[Any, Any],
 ) -> tuple[float, bool]:
     """(effective font size, bold) of a text object: its font size scaled by its matrix."""
-    key = ctypes.addressof(obj.contents)
-    found = objects.get(key)
-    if found is None:
-        size, matrix = scratch
-        effective = 0.0
-        if raw.FPDFTextObj_GetFontSize(obj, size) and raw.FPDFPageObj_GetMatrix(obj, matrix):
-            effective = pdf_layout.effective_size(
-                size.value, matrix.a, matrix.b, matrix.c, matrix.d
-            )
-        found = objects[key] = (effective, _font_info(raw, raw.FPDFTextObj_GetFont(obj), fonts)[0])
-    return found
+    size, matrix = scratch
+    effective = 0.0
+    if api.font_size(obj, ctypes.addressof(size)) and api.matrix(obj, ctypes.addressof(matrix)):
+        effective = pdf_layout.effective_size(size.value, matrix.a, matrix.b, matrix.c, matrix.d)
+    return (effective, _font_info(raw, api.get_font(obj), fonts)[0])
 
 
-def _font_info(raw: Any, font: Any, fonts: dict[int, tuple[bool, bool]]) -> tuple[bool, bool]:
+def _font_info(raw: Any, font: int, fonts: dict[int, tuple[bool, bool]]) -> tuple[bool, bool]:
     """(bold, CJK font that is not embedded), once per font."""
     if not font:
         return (False, False)
-    key = ctypes.addressof(font.contents)
-    if key not in fonts:
+    found = fonts.get(font)
+    if found is None:
+        handle = ctypes.cast(font, type(raw.FPDFTextObj_GetFont.restype()))
         buffer = ctypes.create_string_buffer(256)
-        size = raw.FPDFFont_GetBaseFontName(font, buffer, 256)
+        size = raw.FPDFFont_GetBaseFontName(handle, buffer, 256)
         name = buffer.raw[: max(size - 1, 0)].decode("latin-1") if size else ""
-        weight = raw.FPDFFont_GetWeight(font)
+        weight = raw.FPDFFont_GetWeight(handle)
         bold = weight >= 600 or bool(re.search(r"(?i)bold|black|heavy|semibold|demi", name))
-        embedded = bool(raw.FPDFFont_GetIsEmbedded(font))
+        embedded = bool(raw.FPDFFont_GetIsEmbedded(handle))
         cjk = not embedded and (not name or not name.isascii() or bool(_CJK_FONT.search(name)))
-        fonts[key] = (bold, cjk)
-    return fonts[key]
+        found = fonts[font] = (bold, cjk)
+    return found
 
 
 # A whole word of three or more doubled characters ("MMuunn..."), found without a call per word.
