@@ -42,6 +42,7 @@ _DIGITS = re.compile(r"\d+")
 _SPACES = re.compile(r"\s+")
 _LETTER = re.compile(r"[^\W\d_]")
 _ROMAN_EDGES = re.compile(r"^[ivxlc]+\b|\b[ivxlc]+$")
+_ROMAN = frozenset("ivxlc")
 _BULLET = re.compile(r"^[•●▪◦‣∙·■□◆►➢✓\uf0b7\uf0a7*\u2013-]\s+")
 # PDFium joins a word hyphenated at a line end into one line, the hyphen as U+FFFE.
 _HYPHEN_BREAK = re.compile(r"(?<=[^\W\d_])\ufffe(?=([^\W\d_]))")
@@ -54,8 +55,10 @@ _MAX_HEADING_WORDS = 16
 def _key(text: str) -> str:
     """What a running header or footer keeps from page to page: the text without its
     numbers (arabic anywhere, roman at either end), so "2 © ACME" matches "© ACME 3"."""
-    key = _SPACES.sub(" ", _DIGITS.sub(" ", text.lower())).strip()
-    key = _ROMAN_EDGES.sub("", key).strip(" -\u2013\u2014|.:/")
+    key = " ".join(_DIGITS.sub(" ", text.lower()).split())
+    if key and (key[0] in _ROMAN or key[-1] in _ROMAN):
+        key = _ROMAN_EDGES.sub("", key).strip()
+    key = key.strip(" -\u2013\u2014|.:/")
     return key or "#"
 
 
@@ -157,13 +160,23 @@ def _join(left: str, right: str) -> str:
         return left[:-1] + right
     if left.endswith("\x02"):  # PDFium's mark for a hyphen at a line end
         left = left[:-1] + "-"
-    if _CJK.match(left[-1]) and _CJK.match(right[:1] or " "):
+    if left[-1] >= "\u3000" and _CJK.match(left[-1]) and _CJK.match(right[:1] or " "):
         return left + right
     return left + " " + right
 
 
+# First characters that cannot start a bullet or a numbered item (checked before the regex).
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ \"'(")
+_NUMBERED = re.compile(r"^\d{1,3}[.)]\s")
+
+
+def _list_item(text: str) -> bool:
+    return _BULLET.match(text) is not None or _NUMBERED.match(text) is not None
+
+
 def _breaks(prev: Line, cur: Line, col_right: float) -> bool:
-    if _BULLET.match(cur.text) or re.match(r"^\d{1,3}[.)]\s", cur.text):
+    first = cur.text[:1]
+    if first and (first.isdigit() or first not in _PLAIN) and _list_item(cur.text):
         return True
     if not (prev.positioned and cur.positioned):
         return True
@@ -210,6 +223,7 @@ def page_markdown(
             if not ((i < 2 or i >= n - 2) and _key(line.text) in margins)
         ]
     rights = _column_rights(kept)
+    big = body * 1.15
     blocks: list[str] = []
     paragraph = ""
     prev: Line | None = None
@@ -233,7 +247,7 @@ def page_markdown(
         if "\ufffe" in text:
             text = _HYPHEN_BREAK.sub(_unhyphenate, text).replace("\ufffe", "-")
         text = " ".join(text.split())
-        level = _heading_level(line, body, sizes, bold_ok)
+        level = _heading_level(line, body, sizes, bold_ok) if line.bold or line.size >= big else 0
         if level:
             if paragraph:
                 flush()
