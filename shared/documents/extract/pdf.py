@@ -270,6 +270,7 @@ class _Api:
         self.count_objects = bind(raw.FPDFPage_CountObjects, i, vp)
         self.get_object = bind(raw.FPDFPage_GetObject, vp, vp, i)
         self.get_font = bind(raw.FPDFTextObj_GetFont, vp, vp)
+        self.object_type = bind(raw.FPDFPageObj_GetType, i, vp)
         self.font_size = bind(raw.FPDFTextObj_GetFontSize, i, vp, vp)
         self.matrix = bind(raw.FPDFPageObj_GetMatrix, i, vp, vp)
         self.text_object = bind(raw.FPDFText_GetTextObject, vp, vp, i)
@@ -295,18 +296,32 @@ def _read_page(
     raw: Any, page: Any, textpage: Any, fonts: dict[int, tuple[bool, bool]]
 ) -> tuple[str, list[Line], bool]:
     """The page's text, its lines with position and font, and whether it uses a CJK font
-    that is not embedded. Two PDFium calls per text object (its font), three per line (the
-    loose boxes of its first and last characters, the text object of the first) and two
-    more per text object a line starts in (size and matrix)."""
+    that is not embedded. One pass over the page's objects reads each text object's font,
+    size and matrix (four PDFium calls); then two calls per line (the loose boxes of its
+    first and last characters) and, unless every text object on the page is set alike, one
+    more (the text object of its first character)."""
     api = _api(raw)
     page_h = _address(page.raw)
     tp = _address(textpage.raw)
-    get_object, get_font = api.get_object, api.get_font
-    page_fonts: set[int] = set()
+    get_object, get_font, font_size, get_matrix = (
+        api.get_object,
+        api.get_font,
+        api.font_size,
+        api.matrix,
+    )
+    size, matrix = ctypes.c_float(), raw.FS_MATRIX()
+    size_at, matrix_at = ctypes.addressof(size), ctypes.addressof(matrix)
+    styles: dict[int, tuple[int, float, float, float, float, float]] = {}  # object -> style
+    forms = False  # text inside form XObjects is not among the page's objects
     for i in range(api.count_objects(page_h)):
-        font = get_font(get_object(page_h, i))
+        obj = get_object(page_h, i)
+        font = get_font(obj)
         if font:
-            page_fonts.add(font)
+            if font_size(obj, size_at) and get_matrix(obj, matrix_at):
+                styles[obj] = (font, size.value, matrix.a, matrix.b, matrix.c, matrix.d)
+        elif not forms and api.object_type(obj) == raw.FPDF_PAGEOBJ_FORM:
+            forms = True
+    page_fonts = {style[0] for style in styles.values()}
     cjk = False
     for font in page_fonts:
         cjk = _font_info(raw, font, fonts)[1] or cjk
@@ -314,35 +329,47 @@ def _read_page(
     # PDFium joins a word hyphenated at a line end into one, the hyphen as U+FFFE.
     text = _dedouble(normalize_newlines(full).replace("\ufffe", "-\n")).strip()
     lines: list[Line] = []
-    positioned = len(full) == api.count_chars(tp)
+    if len(full) != api.count_chars(tp):  # text and character indices disagree
+        return text, [Line(part) for part in full.split("\r\n") if part.strip()], cjk
+    looks: dict[tuple[int, float, float, float, float, float], tuple[float, bool]] = {}
+
+    def look(style: tuple[int, float, float, float, float, float]) -> tuple[float, bool]:
+        found = looks.get(style)
+        if found is None:
+            font, points, a, b, c, d = style
+            effective = pdf_layout.effective_size(points, a, b, c, d)
+            found = looks[style] = (effective, _font_info(raw, font, fonts)[0])
+        return found
+
+    distinct = set(styles.values())
+    same = look(distinct.pop()) if len(distinct) == 1 and not forms else None
     box = raw.FS_RECTF()
     box_at = ctypes.addressof(box)
     loose_box, text_object = api.loose_box, api.text_object
-    objects: dict[int, tuple[float, bool]] = {}  # text object -> (size, bold)
-    scratch = (ctypes.c_float(), raw.FS_MATRIX())
+    scratch = (size, matrix)
     offset = 0
     for part in full.split("\r\n"):
         if part and not part.isspace():
-            line = Line(part)
-            if positioned:
-                i0 = offset + len(part) - len(part.lstrip())
-                i1 = offset + len(part.rstrip()) - 1
-                if loose_box(tp, i0, box_at):
-                    x0, base0 = box.left, box.bottom
-                    if loose_box(tp, i1, box_at):
-                        obj = text_object(tp, i0)
-                        found = objects.get(obj) if obj else None
-                        if found is None and obj:
-                            found = objects[obj] = _object_info(api, raw, obj, fonts, scratch)
-                        if found:
-                            line.size, line.bold = found
-                            line.x0, line.base0, line.x1, line.base1 = (
-                                x0,
-                                base0,
-                                box.right,
-                                box.bottom,
-                            )
-                            line.positioned = line.size > 0
+            i0 = offset + len(part) - len(part.lstrip())
+            i1 = offset + len(part.rstrip()) - 1
+            found = same
+            if found is None:
+                obj = text_object(tp, i0)
+                style = styles.get(obj) if obj else None
+                if style is not None:
+                    found = look(style)
+                elif obj:  # in a form XObject
+                    found = _object_info(api, raw, obj, fonts, scratch)
+            if found and found[0] > 0 and loose_box(tp, i0, box_at):
+                x0, base0 = box.left, box.bottom
+                if loose_box(tp, i1, box_at):
+                    line = Line(part, found[0], found[1], x0, box.right, base0, box.bottom, True)
+                else:
+                    line = Line(part, found[0], found[1])
+            elif found:
+                line = Line(part, found[0], found[1])
+            else:
+                line = Line(part)
             lines.append(line)
         offset += len(part) + 2
     return text, lines, cjk
