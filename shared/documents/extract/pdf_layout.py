@@ -213,8 +213,9 @@ def _column_right(rights: dict[int, float], line: Line) -> float:
 def page_markdown(
     lines: list[Line], margins: set[str], body: float, sizes: list[float], bold_ok: bool
 ) -> str:
-    """One page as Markdown blocks separated by blank lines."""
-    kept = [line for line in lines if line.text.strip()]
+    """One page as Markdown blocks separated by blank lines. The loop is `_breaks` and
+    `_join` written out, with the paragraph kept as a list of lines until it ends."""
+    kept = [line for line in lines if line.text and not line.text.isspace()]
     n = len(kept)
     if margins:
         kept = [
@@ -225,31 +226,33 @@ def page_markdown(
     rights = _column_rights(kept)
     big = body * 1.15
     blocks: list[str] = []
-    paragraph = ""
+    parts: list[str] = []  # the paragraph's lines, joined at its end
     prev: Line | None = None
     pending_heading: tuple[int, str] | None = None
 
     def flush() -> None:
-        nonlocal paragraph, pending_heading
+        nonlocal pending_heading
         if pending_heading:
             blocks.append(heading(pending_heading[1], pending_heading[0]))
             pending_heading = None
-        if paragraph:
+        if parts:
+            paragraph = " ".join(parts)
+            parts.clear()
             bullet = _BULLET.match(paragraph)
             if bullet:
                 blocks.append("- " + escape_inline(paragraph[bullet.end() :]))
             else:
                 blocks.append(escape_inline(paragraph))
-            paragraph = ""
 
     for line in kept:
-        text = line.text
+        raw = line.text
+        text = raw
         if "\ufffe" in text:
             text = _HYPHEN_BREAK.sub(_unhyphenate, text).replace("\ufffe", "-")
         text = " ".join(text.split())
         level = _heading_level(line, body, sizes, bold_ok) if line.bold or line.size >= big else 0
         if level:
-            if paragraph:
+            if parts:
                 flush()
             if (
                 pending_heading
@@ -262,12 +265,56 @@ def page_markdown(
             else:
                 flush()
                 pending_heading = (level, text)
-        else:
-            if pending_heading or (
-                prev is not None and paragraph and _breaks(prev, line, _column_right(rights, prev))
+            prev = line
+            continue
+        if pending_heading:
+            flush()
+        elif parts and prev is not None:
+            # _breaks(prev, line, column right of prev), written out
+            first = raw[0]
+            if not (prev.positioned and line.positioned) or (
+                (first.isdigit() or first not in _PLAIN) and _list_item(raw)
             ):
                 flush()
-            paragraph = _join(paragraph, text)
+            else:
+                size = prev.size if prev.size > line.size else line.size
+                if size < 1.0:
+                    size = 1.0
+                x0 = prev.x0
+                drop = prev.base1 - line.base0
+                if (
+                    abs(prev.size - line.size) > 0.1 * size
+                    or prev.bold != line.bold
+                    or drop > 1.7 * size
+                    or drop < -0.5 * size  # a blank line, or up to a new column
+                    or line.x0 > x0 + 0.8 * size  # an indent
+                    or line.x0 < x0 - 3 * size  # a column to the left
+                ):
+                    flush()
+                else:
+                    right = rights.get(int(x0 // 20), prev.x1)
+                    width = right - x0
+                    if width > 0 and prev.x1 < right - 0.2 * width:  # a short line
+                        flush()
+        # _join(paragraph, text), written out on the paragraph's last line
+        if not parts:
+            parts.append(text)
+        else:
+            last = parts[-1]
+            if (
+                last.endswith(_HYPHENS)
+                and len(last) > 1
+                and last[-2].isalpha()
+                and text[:1].islower()
+            ):
+                parts[-1] = last[:-1] + text
+            else:
+                if last.endswith("\x02"):  # PDFium's mark for a hyphen at a line end
+                    parts[-1] = last = last[:-1] + "-"
+                if last[-1] >= "\u3000" and _CJK.match(last[-1]) and _CJK.match(text[:1] or " "):
+                    parts[-1] = last + text
+                else:
+                    parts.append(text)
         prev = line
     flush()
     return "\n\n".join(blocks)
