@@ -77,17 +77,25 @@ def extract_pdf(data: bytes, limits: Limits) -> Extraction:
         # Before the loop: flattening annotations below removes the form from the document.
         has_form = raw.FPDF_GetFormType(pdf.raw) != raw.FORMTYPE_NONE
         fonts: dict[int, tuple[bool, bool]] = {}  # font handle -> (bold, CJK and not embedded)
+        # Pages and text pages through the raw API, closed here: pypdfium2's wrappers cost
+        # a finalizer and bookkeeping per page.
+        doc = _address(pdf.raw)
         for index in range(take):
-            page = pdf[index]
+            api = _api(raw)
+            page = api.load_page(doc, index)
+            if not page:
+                raise pdfium.PdfiumError(f"Failed to load page {index}.")
             try:
-                textpage = page.get_textpage()
+                textpage = api.load_textpage(page)
+                if not textpage:
+                    raise pdfium.PdfiumError(f"Failed to load text page {index}.")
                 try:
                     text, lines, cjk = _read_page(raw, page, textpage, fonts)
                 finally:
-                    textpage.close()
-                drawn = _has_drawn_annotations(raw, page)
+                    api.close_textpage(textpage)
+                drawn = _has_drawn_annotations(api, page)
             finally:
-                page.close()
+                api.close_page(page)
             if drawn:
                 extra = _annotation_text(raw, pdf, index, text)
                 if extra:
@@ -199,14 +207,14 @@ def _open(data: bytes) -> tuple[Any, bytes, dict[str, Any]]:
     raise ExtractionError("malformed_document", f"unreadable PDF ({error})") from None
 
 
-def _has_drawn_annotations(raw: Any, page: Any) -> bool:
+def _has_drawn_annotations(api: _Api, page: int) -> bool:
     """Whether the page has annotations whose appearance may show text (form fields, free
     text, stamps...): links and pop-ups do not count."""
-    for i in range(raw.FPDFPage_GetAnnotCount(page.raw)):
-        annot = raw.FPDFPage_GetAnnot(page.raw, i)
-        subtype = raw.FPDFAnnot_GetSubtype(annot)
-        raw.FPDFPage_CloseAnnot(annot)
-        if subtype not in (raw.FPDF_ANNOT_LINK, raw.FPDF_ANNOT_POPUP):
+    for i in range(api.annot_count(page)):
+        annot = api.get_annot(page, i)
+        subtype = api.annot_subtype(annot)
+        api.close_annot(annot)
+        if subtype not in (api.ANNOT_LINK, api.ANNOT_POPUP):
             return True
     return False
 
@@ -276,6 +284,38 @@ class _Api:
         self.text_object = bind(raw.FPDFText_GetTextObject, vp, vp, i)
         self.loose_box = bind(raw.FPDFText_GetLooseCharBox, i, vp, i, vp)
         self.count_chars = bind(raw.FPDFText_CountChars, i, vp)
+        self.text_index = bind(raw.FPDFText_GetTextIndexFromCharIndex, i, vp, i)
+        self.get_text = bind(raw.FPDFText_GetText, i, vp, i, i, vp)
+        self.load_page = bind(raw.FPDF_LoadPage, vp, vp, i)
+        self.close_page = bind(raw.FPDF_ClosePage, None, vp)
+        self.load_textpage = bind(raw.FPDFText_LoadPage, vp, vp)
+        self.close_textpage = bind(raw.FPDFText_ClosePage, None, vp)
+        self.annot_count = bind(raw.FPDFPage_GetAnnotCount, i, vp)
+        self.get_annot = bind(raw.FPDFPage_GetAnnot, vp, vp, i)
+        self.annot_subtype = bind(raw.FPDFAnnot_GetSubtype, i, vp)
+        self.close_annot = bind(raw.FPDFPage_CloseAnnot, None, vp)
+        self.ANNOT_LINK, self.ANNOT_POPUP = raw.FPDF_ANNOT_LINK, raw.FPDF_ANNOT_POPUP
+
+    def page_text(self, textpage: int) -> str:
+        """The text page's text, as pypdfium2's `get_text_range()` reads it: characters
+        PDFium leaves out of the text at either end are not asked for (crbug.com/pdfium/2079)."""
+        end = self.count_chars(textpage) - 1
+        start = 0
+        text_index = self.text_index
+        while start <= end and text_index(textpage, start) == -1:
+            start += 1
+        while start <= end and text_index(textpage, end) == -1:
+            end -= 1
+        if start > end:
+            return ""
+        count = end + 1 - start
+        # Room for the text and its NUL, and never less than PDFium may write (count + 1).
+        size = max(text_index(textpage, end) + 2 - text_index(textpage, start), count + 1)
+        buffer = (ctypes.c_ushort * size)()
+        got = self.get_text(textpage, start, count, ctypes.addressof(buffer))
+        return ctypes.string_at(buffer, 2 * max(min(got, size) - 1, 0)).decode(
+            "utf-16-le", "ignore"
+        )
 
 
 _API: _Api | None = None
@@ -293,7 +333,7 @@ def _address(handle: Any) -> int:
 
 
 def _read_page(
-    raw: Any, page: Any, textpage: Any, fonts: dict[int, tuple[bool, bool]]
+    raw: Any, page_h: int, tp: int, fonts: dict[int, tuple[bool, bool]]
 ) -> tuple[str, list[Line], bool]:
     """The page's text, its lines with position and font, and whether it uses a CJK font
     that is not embedded. One pass over the page's objects reads each text object's font,
@@ -301,8 +341,6 @@ def _read_page(
     first and last characters) and, unless every text object on the page is set alike, one
     more (the text object of its first character)."""
     api = _api(raw)
-    page_h = _address(page.raw)
-    tp = _address(textpage.raw)
     get_object, get_font, font_size, get_matrix = (
         api.get_object,
         api.get_font,
@@ -325,7 +363,7 @@ def _read_page(
     cjk = False
     for font in page_fonts:
         cjk = _font_info(raw, font, fonts)[1] or cjk
-    full = textpage.get_text_range()
+    full = api.page_text(tp)
     # PDFium joins a word hyphenated at a line end into one, the hyphen as U+FFFE.
     text = _dedouble(normalize_newlines(full).replace("\ufffe", "-\n")).strip()
     lines: list[Line] = []
