@@ -120,9 +120,7 @@ def extract_pdf(data: bytes, limits: Limits) -> Extraction:
     fields = _form_fields(data) if has_form else []
 
     margins = pdf_layout.repeated_margins(layouts)
-    body = pdf_layout.body_size(layouts, margins)
-    sizes = pdf_layout.heading_sizes(layouts, body)
-    bold_ok = pdf_layout.bold_is_rare(layouts)
+    body, sizes, bold_ok = pdf_layout.document_style(layouts, margins)
     markdown = ""
     page_starts: list[int] = []
     for index, lines in enumerate(layouts):

@@ -84,39 +84,52 @@ def body_size(pages: list[list[Line]], margins: set[str]) -> float:
     return sizes.most_common(1)[0][0] if sizes else 0.0
 
 
-def heading_sizes(pages: list[list[Line]], body: float) -> list[float]:
-    """Up to three font sizes, largest first, clearly above the body size, used by short
-    lines only and carrying less than a fifth of the text (a size that common is body text
-    of another kind, such as a table)."""
-    if body <= 0:
-        return []
-    chars: Counter[float] = Counter()
-    long_lines: set[float] = set()
-    for lines in pages:
-        for line in lines:
-            if line.size > 0:
-                rounded = round(line.size * 2) / 2
-                chars[rounded] += len(line.text)
-                if rounded >= body * 1.15 and not _short(line.text):
-                    long_lines.add(rounded)
-    total = sum(chars.values())
-    found = [
-        size
-        for size, count in chars.items()
-        if size >= body * 1.15 and size not in long_lines and count * 5 < total
-    ]
-    return sorted(found, reverse=True)[:3]
+def document_style(pages: list[list[Line]], margins: set[str]) -> tuple[float, list[float], bool]:
+    """(body size, heading sizes, whether bold is rare), from one pass over the lines:
 
+    - heading sizes: up to three font sizes, largest first, clearly above the body size,
+      used by short lines only and carrying less than a fifth of the text (a size that
+      common is body text of another kind, such as a table);
+    - bold is rare when bold lines carry under a fifth of the text: only then does a short
+      bold line stand out as a heading (in a document set all in bold, none does).
 
-def bold_is_rare(pages: list[list[Line]]) -> bool:
-    """Whether bold lines carry under a fifth of the text: only then does a short bold line
-    stand out as a heading (in a document set all in bold, none does)."""
+    The body size is the size carrying most characters; `body_size` leaves running headers
+    and footers out when there are any."""
+    chars: dict[float, int] = {}
+    by_size: dict[float, list[Line]] = {}
     bold = total = 0
     for lines in pages:
         for line in lines:
-            total += len(line.text)
-            bold += len(line.text) if line.bold else 0
-    return bold * 5 < total
+            n = len(line.text)
+            total += n
+            if line.bold:
+                bold += n
+            if line.size > 0:
+                rounded = round(line.size * 2) / 2
+                if rounded in chars:
+                    chars[rounded] += n
+                    by_size[rounded].append(line)
+                else:
+                    chars[rounded] = n
+                    by_size[rounded] = [line]
+    if margins:
+        body = body_size(pages, margins)
+    else:
+        body = max(chars.items(), key=lambda item: item[1])[0] if chars else 0.0
+    sizes: list[float] = []
+    if body > 0:
+        every = sum(chars.values())
+        sizes = sorted(
+            (
+                size
+                for size, count in chars.items()
+                if size >= body * 1.15
+                and count * 5 < every
+                and all(_short(line.text) for line in by_size[size])
+            ),
+            reverse=True,
+        )[:3]
+    return body, sizes, bold * 5 < total
 
 
 def _short(text: str) -> bool:
