@@ -379,15 +379,18 @@ def _read_page(
 
     distinct = set(styles.values())
     same = look(distinct.pop()) if len(distinct) == 1 and not forms else None
-    box = raw.FS_RECTF()
-    box_at = ctypes.addressof(box)
+    # FS_RECTF is (left, top, right, bottom): plain float arrays unpack faster than fields.
+    first_box, last_box = (ctypes.c_float * 4)(), (ctypes.c_float * 4)()
+    first_at, last_at = ctypes.addressof(first_box), ctypes.addressof(last_box)
     loose_box, text_object = api.loose_box, api.text_object
     scratch = (size, matrix)
     offset = 0
     for part in full.split("\r\n"):
         if part and not part.isspace():
-            i0 = offset + len(part) - len(part.lstrip())
-            i1 = offset + len(part.rstrip()) - 1
+            i0 = offset
+            if part[0].isspace():
+                i0 += len(part) - len(part.lstrip())
+            i1 = offset + (len(part.rstrip()) if part[-1].isspace() else len(part)) - 1
             found = same
             if found is None:
                 obj = text_object(tp, i0)
@@ -396,16 +399,14 @@ def _read_page(
                     found = look(style)
                 elif obj:  # in a form XObject
                     found = _object_info(api, raw, obj, fonts, scratch)
-            if found and found[0] > 0 and loose_box(tp, i0, box_at):
-                x0, base0 = box.left, box.bottom
-                if loose_box(tp, i1, box_at):
-                    line = Line(part, found[0], found[1], x0, box.right, base0, box.bottom, True)
-                else:
-                    line = Line(part, found[0], found[1])
-            elif found:
-                line = Line(part, found[0], found[1])
-            else:
+            if found is None:
                 line = Line(part)
+            elif found[0] > 0 and loose_box(tp, i0, first_at) and loose_box(tp, i1, last_at):
+                x0, _, _, base0 = first_box
+                _, _, x1, base1 = last_box
+                line = Line(part, found[0], found[1], x0, x1, base0, base1, True)
+            else:
+                line = Line(part, found[0], found[1])
             lines.append(line)
         offset += len(part) + 2
     return text, lines, cjk
