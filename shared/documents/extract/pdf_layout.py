@@ -262,7 +262,10 @@ def page_markdown(
         text = raw
         if "\ufffe" in text:
             text = _HYPHEN_BREAK.sub(_unhyphenate, text).replace("\ufffe", "-")
-        text = " ".join(text.split())
+        # Runs of spaces and other white space made one space (printable text with single
+        # inner spaces, the common line, is left as it is).
+        if not text.isprintable() or "  " in text or text[0] == " " or text[-1] == " ":
+            text = " ".join(text.split())
         level = _heading_level(line, body, sizes, bold_ok) if line.bold or line.size >= big else 0
         if level:
             if parts:
