@@ -297,6 +297,49 @@ def test_bigger_font_line_becomes_a_heading_and_bold_line_a_subheading() -> None
     assert result.text.startswith("Annual Report\n")
 
 
+def test_pages_set_in_one_size_keep_headings_and_paragraphs() -> None:
+    # Every text object on each page is set alike (one font, one size): the title page's
+    # lines are headings by their size, the body page's lines one paragraph per gap.
+    body = [
+        "The survey covered every office in the region and asked the staff about",
+        "their work, their tools and the training they had received over the last",
+        "two years, and it was answered by nearly all of them.",
+        "The second part of the survey asked about the buildings themselves, the",
+        "heating and the light, and the answers were far more varied.",
+    ]
+    data = make_pdf(
+        [
+            [
+                (72, 700, 24, "Annual Report", "Helvetica"),
+                (72, 560, 24, "Fernhill Instruments", "Helvetica"),
+            ],
+            [
+                (72, 700, 11, body[0], "Helvetica"),
+                (72, 687, 11, body[1], "Helvetica"),
+                (72, 674, 11, body[2], "Helvetica"),
+                (72, 640, 11, body[3], "Helvetica"),
+                (72, 627, 11, body[4], "Helvetica"),
+            ],
+        ]
+    )
+    result = read(data)
+    assert result.markdown == "\n\n".join(
+        [
+            "# Annual Report",
+            "# Fernhill Instruments",
+            " ".join(body[:3]),
+            " ".join(body[3:]),
+        ]
+    )
+    assert result.page_starts == [0, result.markdown.index("The survey")]
+    assert result.text.split("\n") == [
+        "Annual Report",
+        "Fernhill Instruments",
+        "",
+        *body,
+    ]
+
+
 def test_paragraph_lines_are_joined_and_hyphenation_undone() -> None:
     data = make_pdf(
         [
