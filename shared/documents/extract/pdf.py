@@ -21,8 +21,13 @@
   `MAX_FALLBACK_PAGES` pages); its text replaces PDFium's when it holds more letters. The
   check is one call per text object; other pages never pay for pdfminer.
 - Fake bold drawn as every glyph twice ("MMuunn") is read once.
-- Structure (`pdf_layout.py`): headings, paragraphs and a page map for the Markdown, from one
-  query per line and per text object, never per character. The plain text is PDFium's.
+- Structure (`pdf_layout.py`): headings, paragraphs and a page map for the Markdown. Each
+  text object's font, size and matrix are read in one pass over the page's objects (the
+  same pass finds the fonts for the CJK check); each line costs two queries (the loose boxes
+  of its first and last characters) and one more (its text object) only on pages whose text
+  objects are not all set alike. Never a query per character. The plain text is PDFium's.
+- Speed: handles are passed to PDFium as plain addresses and pages are opened and closed
+  through the raw API, without pypdfium2's wrapper objects and finalizers per page.
 """
 
 from __future__ import annotations
