@@ -351,18 +351,24 @@ def _read_page(
         api.matrix,
     )
     size, matrix = ctypes.c_float(), raw.FS_MATRIX()
-    size_at, matrix_at = ctypes.addressof(size), ctypes.addressof(matrix)
+    # FS_MATRIX is (a, b, c, d, e, f): a float array unpacks faster than its fields.
+    values = (ctypes.c_float * 6)()
+    size_at, values_at = ctypes.addressof(size), ctypes.addressof(values)
     styles: dict[int, tuple[int, float, float, float, float, float]] = {}  # object -> style
+    unstyled: set[int] = set()  # fonts of text objects whose size PDFium did not give
     forms = False  # text inside form XObjects is not among the page's objects
     for i in range(api.count_objects(page_h)):
         obj = get_object(page_h, i)
         font = get_font(obj)
         if font:
-            if font_size(obj, size_at) and get_matrix(obj, matrix_at):
-                styles[obj] = (font, size.value, matrix.a, matrix.b, matrix.c, matrix.d)
+            if font_size(obj, size_at) and get_matrix(obj, values_at):
+                a, b, c, d, _, _ = values
+                styles[obj] = (font, size.value, a, b, c, d)
+            else:
+                unstyled.add(font)
         elif not forms and api.object_type(obj) == raw.FPDF_PAGEOBJ_FORM:
             forms = True
-    page_fonts = {style[0] for style in styles.values()}
+    page_fonts = {style[0] for style in styles.values()} | unstyled
     cjk = False
     for font in page_fonts:
         cjk = _font_info(raw, font, fonts)[1] or cjk
