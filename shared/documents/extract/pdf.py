@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import logging
 import re
 from collections import Counter
 from typing import Any
@@ -49,6 +50,10 @@ from shared.documents.extract.pdf_layout import Line
 
 HEADER_WINDOW = 64 * 1024  # how far into the file a `%PDF-` header is looked for
 MAX_FALLBACK_PAGES = 200  # pages at most read again with pdfminer.six
+# pdfminer.six and pypdf log their complaints about a file's fonts and structure as warnings
+# ("Could not get FontBBox ..."): noise on the worker's stderr, the outcome says enough.
+logging.getLogger("pdfminer").setLevel(logging.ERROR)
+logging.getLogger("pypdf").setLevel(logging.ERROR)
 _FPDF_ERR_PASSWORD = 4
 # Names of the CJK fonts a PDF may use without embedding them (Adobe's CJK font packs,
 # Windows, macOS and Linux CJK fonts). Western names such as "Franklin Gothic" or "Mingus" must
