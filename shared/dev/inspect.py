@@ -398,6 +398,11 @@ class Table:
 def print_totals(summary: dict[str, Any], reports: Sequence[FileReport], out: Any) -> None:
     failed = ", ".join(f"{code} {n}" for code, n in summary["failed"].items()) or "none"
     rate = summary["pages_per_second"]
+    problems = [r for r in reports if not r.completed]
+    if problems:  # before the totals, so that the totals end the output
+        print(file=out)
+        for report in problems:
+            print(f"{report.path}: {report.error}: {report.message}", file=out)
     print(file=out)
     print(
         f"files {summary['files']}  ok {summary['ok']} (no text {summary['no_text']})  "
@@ -419,11 +424,6 @@ def print_totals(summary: dict[str, Any], reports: Sequence[FileReport], out: An
                 f"{stats['median']:.3f}  p10 {stats['p10']:.3f}  min {stats['min']:.3f}",
                 file=out,
             )
-    problems = [r for r in reports if not r.completed]
-    if problems:
-        print(file=out)
-        for report in problems:
-            print(f"{report.path}: {report.error}: {report.message}", file=out)
 
 
 def run(
