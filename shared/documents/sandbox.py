@@ -387,11 +387,16 @@ class _Pool:
             self._work.notify()
 
     def close(self) -> None:
-        """At exit: no more spares; the idle ones read end-of-file and exit."""
+        """At exit: no more spares; the idle ones read end-of-file and exit. A spare the keeper
+        is starting is waited for (and finished by it), or the half-started child would read
+        end-of-file instead of its start-up data and print a traceback as the worker exits."""
         with self._lock:
             self._closed = True
             spares, self._spares = list(self._spares), collections.deque()
+            keeper = self._keeper
             self._work.notify()
+        if keeper is not None and keeper is not threading.current_thread():
+            keeper.join(timeout=5)
         for spare in spares:
             spare.jobs.close()
             spare.answers.close()
@@ -401,9 +406,10 @@ class _Pool:
             with self._lock:
                 while not self._closed and not self._done and len(self._spares) >= self._wanted:
                     self._work.wait()
-                if self._closed:
-                    return
                 done, self._done = self._done, []
+                if self._closed:
+                    break
+
                 memory = self._memory if len(self._spares) < self._wanted else None
             if memory is not None:
                 try:
@@ -422,6 +428,8 @@ class _Pool:
                             done.append(spare)
             for child in done:
                 child.finish()
+        for child in done:  # closed: reap what is left
+            child.finish()
 
 
 _pool = _Pool()
