@@ -51,29 +51,30 @@ def retry_job(request: flask.Request, app: App, user: UserContext, job_id: str) 
     return json_response(queue.retry_job(db, app.settings, job["id"]), 202)
 
 
+def _stored_file(
+    app: App, user: UserContext, document_id: str, kind: str, content_type: str
+) -> flask.Response:
+    scope = app.db.as_user(user)
+    path = documents.stored_file_path(scope, path_uuid(document_id, "document"), kind)
+    try:
+        data = app.storage.get(path)
+    except NotFound:
+        raise documents.not_ready(kind) from None
+    return flask.Response(data, content_type=content_type)
+
+
 @router.route("GET", "/documents/{document_id}/text", auth="user")
 def get_document_text(
     request: flask.Request, app: App, user: UserContext, document_id: str
 ) -> flask.Response:
-    path = documents.document_text_path(app.db.as_user(user), path_uuid(document_id, "document"))
-    try:
-        text = app.storage.get(path)
-    except NotFound:
-        raise NotFound("no text extracted for this document yet", code="text_not_ready") from None
-    return flask.Response(text, mimetype="text/plain", content_type="text/plain; charset=utf-8")
+    return _stored_file(app, user, document_id, "text", "text/plain; charset=utf-8")
 
 
 @router.route("GET", "/documents/{document_id}/markdown", auth="user")
 def get_document_markdown(
     request: flask.Request, app: App, user: UserContext, document_id: str
 ) -> flask.Response:
-    scope = app.db.as_user(user)
-    path = documents.document_markdown_path(scope, path_uuid(document_id, "document"))
-    try:
-        markdown = app.storage.get(path)
-    except NotFound:
-        raise NotFound("no Markdown for this document yet", code="markdown_not_ready") from None
-    return flask.Response(markdown, content_type="text/markdown; charset=utf-8")
+    return _stored_file(app, user, document_id, "markdown", "text/markdown; charset=utf-8")
 
 
 @router.route("POST", "/documents/{document_id}/reanalyze", auth="user")

@@ -30,28 +30,32 @@ def get_document(scope: Database | UserScope, document_id: str) -> dict[str, Any
     }
 
 
-def document_text_path(scope: UserScope, document_id: str) -> str:
-    """Where the document's extracted text is stored (404 until a job extracted it)."""
+# The files a job stores for a document: the column that holds the path, and the 404 until
+# there is one (documents processed before Markdown existed have none until reanalyzed).
+_STORED = {
+    "text": ("text_path", "text_not_ready", "no text extracted for this document yet"),
+    "markdown": (
+        "markdown_path",
+        "markdown_not_ready",
+        "no Markdown for this document yet (reanalyze a document processed before it existed)",
+    ),
+}
+
+
+def not_ready(kind: str) -> NotFound:
+    _, code, message = _STORED[kind]
+    return NotFound(message, code=code)
+
+
+def stored_file_path(scope: UserScope, document_id: str, kind: str) -> str:
+    """Where the document's `text` or `markdown` is stored (404 until a job wrote it)."""
     row = scope.call("get_document", document_id=document_id)
     if row is None:
         raise NotFound("document not found", code="document_not_found")
-    if not row.get("text_path"):
-        raise NotFound("no text extracted for this document yet", code="text_not_ready")
-    return str(row["text_path"])
-
-
-def document_markdown_path(scope: UserScope, document_id: str) -> str:
-    """Where the document's Markdown is stored (404 until a job made it; documents processed
-    before Markdown existed have none until reanalyzed)."""
-    row = scope.call("get_document", document_id=document_id)
-    if row is None:
-        raise NotFound("document not found", code="document_not_found")
-    if not row.get("markdown_path"):
-        raise NotFound(
-            "no Markdown for this document yet (reanalyze a document processed before it existed)",
-            code="markdown_not_ready",
-        )
-    return str(row["markdown_path"])
+    column = _STORED[kind][0]
+    if not row.get(column):
+        raise not_ready(kind)
+    return str(row[column])
 
 
 def reanalyze_document(db: Database, settings: Settings, document_id: str) -> dict[str, Any]:
