@@ -21,6 +21,7 @@ ROUTES = {
     "uploads": "uploads",
     "jobs": "jobs",
     "documents": "jobs",
+    "templates": "jobs",
     "process_jobs": "process_jobs",
     "admin": "admin",
     "probe_health": "probe_health",

@@ -6,11 +6,12 @@ import flask
 import functions_framework
 
 from shared.documents import documents
+from shared.documents.analysis import templates
 from shared.jobs import queue
 from shared.platform.app import App
 from shared.platform.client import UserContext
 from shared.platform.errors import NotFound, Unprocessable
-from shared.platform.http import Router, json_response, path_uuid
+from shared.platform.http import Router, json_body, json_response, path_uuid
 
 router = Router("jobs")
 
@@ -82,8 +83,19 @@ def reanalyze_document(
     request: flask.Request, app: App, user: UserContext, document_id: str
 ) -> flask.Response:
     db = app.db
+    template = templates.check_name(
+        json_body(request).get("template"), app.settings.analysis_template
+    )
     document = documents.get_document(db.as_user(user), path_uuid(document_id, "document"))
-    return json_response(documents.reanalyze_document(db, app.settings, document["id"]), 202)
+    answer = documents.reanalyze_document(db, app.settings, document["id"], template)
+    return json_response(answer, 202)
+
+
+@router.route("GET", "/templates", auth="user")
+def list_templates(request: flask.Request, app: App, user: UserContext) -> flask.Response:
+    return json_response(
+        {"templates": templates.describe(), "default": app.settings.analysis_template}
+    )
 
 
 @router.route("GET", "/documents/{document_id}", auth="user")

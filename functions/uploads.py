@@ -1,4 +1,4 @@
-"""`uploads` function: POST /uploads (multipart `file`, optional `priority`)."""
+"""`uploads` function: POST /uploads (multipart `file`, optional `priority` and `template`)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ def _create_upload(request: flask.Request, app: App, user: UserContext) -> flask
         raise BadRequest("multipart field 'file' is required", code="missing_file")
     db = app.db
     priority = request.form.get("priority")
+    template = request.form.get("template")
     idempotency_key = request.headers.get("Idempotency-Key")
     # Name, type and rate limit before a byte of the content is read or sniffed.
     intake.check_before_content(
@@ -75,6 +76,7 @@ def _create_upload(request: flask.Request, app: App, user: UserContext) -> flask
         declared_type=file.mimetype,
         priority=priority,
         idempotency_key=idempotency_key,
+        template=template,
     )
     data = intake.read_limited(file.stream, settings.max_upload_bytes)
     answer = intake.accept_upload(
@@ -87,6 +89,7 @@ def _create_upload(request: flask.Request, app: App, user: UserContext) -> flask
         declared_type=file.mimetype,
         priority=priority,
         idempotency_key=idempotency_key,
+        template=template,
     )
     return _accepted(answer)
 
@@ -104,9 +107,16 @@ def _register_stored(request: flask.Request, app: App, user: UserContext) -> fla
         filename = path.rsplit("/", 1)[-1]
     db = app.db
     idempotency_key = request.headers.get("Idempotency-Key")
+    template = body.get("template")
     # Name and rate limit before the object is read or sniffed.
     intake.check_before_content(
-        db, settings, user, filename=filename, priority=priority, idempotency_key=idempotency_key
+        db,
+        settings,
+        user,
+        filename=filename,
+        priority=priority,
+        idempotency_key=idempotency_key,
+        template=template,
     )
     storage = app.storage
     path, data = intake.read_stored(storage, user, path, settings.max_stored_upload_bytes)
@@ -120,6 +130,7 @@ def _register_stored(request: flask.Request, app: App, user: UserContext) -> fla
         priority=priority,
         idempotency_key=idempotency_key,
         stored_path=path,
+        template=template,
     )
     return _accepted(answer)
 

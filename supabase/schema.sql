@@ -156,6 +156,7 @@ create table public.documents (
   created_at timestamp with time zone default now() not null,
   updated_at timestamp with time zone default now() not null,
   markdown_path text,
+  reanalyzed_at_by_template jsonb default '{}'::jsonb not null,
   constraint documents_content_type_check CHECK (((char_length(content_type) >= 1) AND (char_length(content_type) <= 255))),
   constraint documents_original_filename_check CHECK (((char_length(original_filename) >= 1) AND (char_length(original_filename) <= 255))),
   constraint documents_pkey PRIMARY KEY (id),
@@ -1715,26 +1716,31 @@ $function$;
 grant EXECUTE on function public.queue_health(window_seconds integer, degraded_success_rate double precision, unhealthy_success_rate double precision, degraded_stalled integer, unhealthy_stalled integer, degraded_backlog integer, degraded_oldest_seconds integer, now timestamp with time zone) to authenticated;
 grant EXECUTE on function public.queue_health(window_seconds integer, degraded_success_rate double precision, unhealthy_success_rate double precision, degraded_stalled integer, unhealthy_stalled integer, degraded_backlog integer, degraded_oldest_seconds integer, now timestamp with time zone) to service_role;
 
-CREATE OR REPLACE FUNCTION public.reanalyze_document(document_id uuid, max_attempts integer DEFAULT 4, min_interval_seconds integer DEFAULT 3600, rate_limit_per_minute integer DEFAULT 0, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+CREATE OR REPLACE FUNCTION public.reanalyze_document(document_id uuid, options jsonb DEFAULT '{}'::jsonb, max_attempts integer DEFAULT 4, min_interval_seconds integer DEFAULT 3600, rate_limit_per_minute integer DEFAULT 0, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
  RETURNS jsonb
  LANGUAGE plpgsql
  SET search_path TO ''
 AS $function$
 declare
   v_now timestamptz := coalesce(reanalyze_document.now, pg_catalog.now());
+  v_options jsonb := coalesce(reanalyze_document.options, '{}'::jsonb);
+  v_template text := coalesce(v_options ->> 'template', '');
   v_doc public.documents;
   v_new uuid;
   v_wait double precision;
 begin
+  if jsonb_typeof(v_options) <> 'object' then
+    raise exception 'options must be a JSON object' using errcode = '22023';
+  end if;
   select * into v_doc from public.documents d where d.id = reanalyze_document.document_id
      for update;
   if not found then
     raise exception 'document not found' using errcode = 'DF404', hint = 'document_not_found';
   end if;
-  v_wait := extract(epoch from (v_doc.last_reanalyzed_at
+  v_wait := extract(epoch from ((v_doc.reanalyzed_at_by_template ->> v_template)::timestamptz
               + make_interval(secs => reanalyze_document.min_interval_seconds)) - v_now);
   if v_wait > 0 then
-    raise exception 'a document can be reanalyzed once per % seconds',
+    raise exception 'a document can be reanalyzed once per % seconds with each template',
       reanalyze_document.min_interval_seconds
       using errcode = 'DF429', hint = 'reanalyze_too_soon',
             detail = json_build_object('retry_after', ceil(v_wait))::text;
@@ -1743,25 +1749,30 @@ begin
                                         v_now);
   begin
     insert into public.processing_jobs
-      (document_id, user_id, priority, max_attempts, source, run_at, created_at, updated_at)
+      (document_id, user_id, priority, max_attempts, options, source, run_at, created_at,
+       updated_at)
     values
-      (v_doc.id, v_doc.user_id, 'high', reanalyze_document.max_attempts, 'reanalyze', v_now,
-       v_now, v_now)
+      (v_doc.id, v_doc.user_id, 'high', reanalyze_document.max_attempts, v_options, 'reanalyze',
+       v_now, v_now, v_now)
     returning id into v_new;
   exception when unique_violation then
     raise exception 'the document already has an active job'
       using errcode = 'DF409', hint = 'job_active';
   end;
-  update public.documents d set last_reanalyzed_at = v_now, updated_at = v_now
+  update public.documents d
+     set last_reanalyzed_at = v_now,
+         reanalyzed_at_by_template = d.reanalyzed_at_by_template
+                                     || jsonb_build_object(v_template, v_now),
+         updated_at = v_now
    where d.id = v_doc.id;
   perform docflow_private.log_events(jsonb_build_array(jsonb_build_object(
     'event_type', 'enqueued', 'document_id', v_doc.id, 'user_id', v_doc.user_id,
     'job_id', v_new, 'created_at', v_now,
-    'details', jsonb_build_object('source', 'reanalyze'))));
+    'details', jsonb_build_object('source', 'reanalyze', 'template', v_options -> 'template'))));
   return jsonb_build_object('job_id', v_new, 'document_id', v_doc.id, 'status', 'pending');
 end;
 $function$;
-grant EXECUTE on function public.reanalyze_document(document_id uuid, max_attempts integer, min_interval_seconds integer, rate_limit_per_minute integer, now timestamp with time zone) to service_role;
+grant EXECUTE on function public.reanalyze_document(document_id uuid, options jsonb, max_attempts integer, min_interval_seconds integer, rate_limit_per_minute integer, now timestamp with time zone) to service_role;
 
 CREATE OR REPLACE FUNCTION public.record_events(events jsonb)
  RETURNS integer

@@ -58,10 +58,15 @@ def stored_file_path(scope: UserScope, document_id: str, kind: str) -> str:
     return str(row[column])
 
 
-def reanalyze_document(db: Database, settings: Settings, document_id: str) -> dict[str, Any]:
+def reanalyze_document(
+    db: Database, settings: Settings, document_id: str, template: str
+) -> dict[str, Any]:
+    """A new job for the document with `template` (checked by the caller); at most once an
+    interval per document and template."""
     answer: dict[str, Any] = db.call(
         "reanalyze_document",
         document_id=document_id,
+        options={"template": template},
         max_attempts=settings.job_max_attempts,
         min_interval_seconds=settings.reanalyze_interval_seconds,
         rate_limit_per_minute=settings.upload_rate_limit_per_minute,

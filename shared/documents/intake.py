@@ -24,6 +24,7 @@ import uuid
 from typing import IO, Any
 
 from shared.documents import sniff as sniffing
+from shared.documents.analysis import templates
 from shared.jobs.queue import PRIORITIES
 from shared.platform.client import Database, UserContext
 from shared.platform.config import Settings
@@ -195,12 +196,15 @@ def check_before_content(
     priority: str | None,
     idempotency_key: str | None,
     declared_type: str | None = None,
+    template: object = None,
 ) -> None:
     """Everything that can refuse an upload without its content, run before a byte of the file
-    is read or sniffed: priority (422), Idempotency-Key (400), filename (400), extension and
-    declared-type allowlists (415), then the rate limit (429), asked of the database without
-    using up a slot. `create_upload` still enforces the limit (this only answers early)."""
+    is read or sniffed: priority and template (422), Idempotency-Key (400), filename (400),
+    extension and declared-type allowlists (415), then the rate limit (429), asked of the
+    database without using up a slot. `create_upload` still enforces the limit (this only
+    answers early)."""
     _check_priority(priority)
+    templates.check_name(template, settings.analysis_template)
     _check_idempotency_key(idempotency_key)
     check_allowed(filename, declared_type)
     db.call(
@@ -223,12 +227,14 @@ def accept_upload(
     idempotency_key: str | None,
     declared_type: str | None = None,
     stored_path: str | None = None,
+    template: object = None,
 ) -> dict[str, Any]:
     """Check and register an upload. `stored_path` is set for the signed-upload flow: the
     client already put the object in its own folder, so nothing is stored or deleted here.
     The HTTP route runs `check_before_content` first; the cheap checks are repeated here so
     that this function is complete on its own."""
     priority = _check_priority(priority)
+    template = templates.check_name(template, settings.analysis_template)
     _check_idempotency_key(idempotency_key)
     if not data:
         raise BadRequest("the file is empty", code="empty_file")
@@ -252,6 +258,7 @@ def accept_upload(
             sha256=hashlib.sha256(data).hexdigest(),
             storage_path=object_name,
             priority=priority,
+            options={"template": template},
             idempotency_key=idempotency_key,
             max_attempts=settings.job_max_attempts,
             rate_limit_per_minute=settings.upload_rate_limit_per_minute,

@@ -488,7 +488,10 @@ class Settings(BaseSettings):
     reanalyze_interval_seconds: int = Field(
         default=3600,
         ge=0,
-        description="A document can be reanalyzed at most once per this many seconds.",
+        description=(
+            "A document can be reanalyzed at most once per this many seconds with each analysis "
+            "template."
+        ),
         json_schema_extra={"section": "queue", "off": "`0`, no minimum interval"},
     )
     process_max_jobs: int = Field(
@@ -512,6 +515,15 @@ class Settings(BaseSettings):
         description=(
             "`extractive`: offline and deterministic. `anthropic`: the Messages API. `openai`: "
             "Chat Completions at `OPENAI_BASE_URL` (OpenAI or any compatible server)."
+        ),
+        json_schema_extra={"section": "document pipeline"},
+    )
+    analysis_template: str = Field(
+        default="document_brief",
+        description=(
+            "The analysis template of an upload or reanalysis that names none "
+            "(`GET /templates` lists them: `document_brief`, `financial`). With `SUMMARIZER` "
+            "`extractive` the fields are filled offline by rules, else by the same LLM provider."
         ),
         json_schema_extra={"section": "document pipeline"},
     )

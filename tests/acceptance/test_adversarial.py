@@ -532,6 +532,18 @@ def test_authorization_matrix(server_client: FlaskClient, make_user: MakeUser, s
             lambda: done,
             {"anon": 401, "user_a": 200, "user_b": 404, "admin": 200, "scheduler": 401},
         ),
+        "document markdown": (
+            "GET",
+            "/documents/{document_id}/markdown",
+            lambda: done,
+            {"anon": 401, "user_a": 200, "user_b": 404, "admin": 200, "scheduler": 401},
+        ),
+        "templates": (
+            "GET",
+            "/templates",
+            None,
+            {"anon": 401, "user_a": 200, "user_b": 200, "admin": 200, "scheduler": 401},
+        ),
         "cancel": (
             "POST",
             "/jobs/{job_id}/cancel",

@@ -620,6 +620,51 @@ def test_reanalyze_document_lifecycle(db, make_user, sql):
     assert caught.value.code == "document_not_found"
 
 
+def test_reanalyze_limit_is_per_document_and_template(db, make_user, sql):
+    """Switching templates is possible within the interval; the same template again is not.
+    The job carries the template in its options (and a retry copies them)."""
+    user = make_user()
+    up = create_upload(db, user, now=at(0))
+    doc = up["document_id"]
+    assert claim_ids(db, "w1", now=at(1)) == [up["job_id"]]
+    complete_jobs(db, "w1", [item(up["job_id"])], now=at(1))
+
+    def reanalyze(template: str, now: datetime) -> dict:
+        return db.call(
+            "reanalyze_document",
+            document_id=doc,
+            options={"template": template},
+            min_interval_seconds=3600,
+            now=now,
+        )
+
+    brief = reanalyze("document_brief", at(10))
+    assert job_row(sql, brief["job_id"])["options"] == {"template": "document_brief"}
+    (event,) = job_events(sql, brief["job_id"])
+    assert event["details"]["template"] == "document_brief"
+    assert claim_ids(db, "w1", now=at(11)) == [brief["job_id"]]
+    complete_jobs(db, "w1", [item(brief["job_id"])], now=at(11))
+
+    financial = reanalyze("financial", at(20))  # another template: allowed at once
+    assert job_row(sql, financial["job_id"])["options"] == {"template": "financial"}
+    assert claim_ids(db, "w1", now=at(21)) == [financial["job_id"]]
+    complete_jobs(db, "w1", [item(financial["job_id"])], now=at(21))
+
+    n = counts(sql)
+    for template, wait in (("document_brief", 3580), ("financial", 3590)):
+        with pytest.raises(RateLimited) as caught:
+            reanalyze(template, at(30))
+        assert caught.value.code == "reanalyze_too_soon"
+        assert caught.value.retry_after == wait
+    assert counts(sql) == n
+    stamps = sql.execute(
+        "select reanalyzed_at_by_template from public.documents where id = %s", (doc,)
+    ).fetchone()[0]
+    assert set(stamps) == {"document_brief", "financial"}
+    again = reanalyze("document_brief", at(3610))
+    assert job_row(sql, again["job_id"])["source"] == "reanalyze"
+
+
 # --- intake: rate limit, unknown user -------------------------------------------------------
 
 
@@ -963,7 +1008,7 @@ SERVICE_ONLY = {
     "recover_stalled_jobs": "integer, timestamptz",
     "cancel_job": "uuid, timestamptz",
     "retry_job": "uuid, integer, integer, timestamptz",
-    "reanalyze_document": "uuid, integer, integer, integer, timestamptz",
+    "reanalyze_document": "uuid, jsonb, integer, integer, integer, timestamptz",
     "enqueue_jobs": "jsonb, text, timestamptz",
     "create_upload": (
         "uuid, text, text, bigint, text, text, text, text, integer, jsonb, integer, timestamptz"

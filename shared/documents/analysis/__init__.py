@@ -44,6 +44,14 @@ class Analysis:
         return {"template": self.template, "fields": self.fields, "unverified": self.unverified}
 
 
+def empty_fields(template: str) -> dict[str, Any]:
+    """The template's fields with nothing found: None or an empty list each."""
+    model = templates.get(template)
+    return {
+        name: [] if _is_list(info.annotation) else None for name, info in model.model_fields.items()
+    }
+
+
 def finalize(
     template: str,
     raw: dict[str, Any],

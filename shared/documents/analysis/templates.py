@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.platform.errors import Unprocessable
+
 Scale = Literal["thousand", "million", "billion", "trillion"]
 SCALE_FACTORS: dict[str, int] = {
     "thousand": 1_000,
@@ -147,6 +149,19 @@ DEFAULT_TEMPLATE = "document_brief"
 def get(name: str) -> type[_Model]:
     """The template called `name`; KeyError when there is none."""
     return TEMPLATES[name]
+
+
+def check_name(name: object, default: str) -> str:
+    """A template name from a request: `default` (the `ANALYSIS_TEMPLATE` setting) when none
+    is given; 422 `unknown_template` for a name not in the registry."""
+    if name is None or name == "":
+        name = default
+    if not isinstance(name, str) or name.strip() not in TEMPLATES:
+        raise Unprocessable(
+            f"template must be one of {', '.join(TEMPLATES)} (GET /templates)",
+            code="unknown_template",
+        )
+    return name.strip()
 
 
 def describe() -> list[dict[str, Any]]:
