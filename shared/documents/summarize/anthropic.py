@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from shared.documents.summarize.chat import (
-    _BadResponse,
+    BadResponse,
+    ChatClient,
     _ChatSummarizer,
-    _get,
     _Reply,
-    _token_count,
+    dig,
+    token_count,
 )
 
 ANTHROPIC_VERSION = "2023-06-01"
 
 
-class AnthropicSummarizer(_ChatSummarizer):
-    """The Messages API: POST {base_url}/v1/messages."""
+class AnthropicAPI(ChatClient):
+    """The Messages API: POST {base_url}/v1/messages (the summarizer and the extractor)."""
 
     name = "anthropic"
     default_model = "claude-3-5-haiku-latest"
@@ -35,6 +36,10 @@ class AnthropicSummarizer(_ChatSummarizer):
             "content-type": "application/json",
         }
 
+
+class AnthropicSummarizer(AnthropicAPI, _ChatSummarizer):
+    """Summaries over the Messages API."""
+
     def _body(self, system: str, prompt: str) -> dict[str, Any]:
         return {
             "model": self.model,
@@ -44,9 +49,9 @@ class AnthropicSummarizer(_ChatSummarizer):
         }
 
     def _reply(self, data: Any) -> _Reply:
-        content = _get(data, "content")
+        content = dig(data, "content")
         if not isinstance(content, list):
-            raise _BadResponse
+            raise BadResponse
         texts = [
             block["text"]
             for block in content
@@ -55,10 +60,10 @@ class AnthropicSummarizer(_ChatSummarizer):
             and isinstance(block.get("text"), str)
         ]
         if not texts or not texts[0].strip():
-            raise _BadResponse
+            raise BadResponse
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         return _Reply(
             text=texts[0],
-            input_tokens=_token_count(usage.get("input_tokens")),
-            output_tokens=_token_count(usage.get("output_tokens")),
+            input_tokens=token_count(usage.get("input_tokens")),
+            output_tokens=token_count(usage.get("output_tokens")),
         )

@@ -1,5 +1,9 @@
-"""What the LLM summarizers share: prompts, the token budget, map-reduce, errors, usage, cost,
-and parsing the model's reply.
+"""What the LLM providers share.
+
+`ChatClient` is one provider's HTTP: configuration checks, the request, HTTP and transport
+errors mapped to `JobError`s (the key and the text kept out of them), and cost. The summarizers
+(`_ChatSummarizer`: prompts, the token budget, map-reduce, parsing the reply) and the analysis
+extractor (`shared.documents.analysis.llm`) build on it.
 """
 
 from __future__ import annotations
@@ -72,28 +76,31 @@ class _Reply:
     output_tokens: int | None
 
 
-class _BadResponse(Exception):
-    pass
+class BadResponse(Exception):
+    """A 2xx body that holds no usable reply."""
 
 
-class _ChatSummarizer:
-    """The provider-independent part: prompts, budget, map-reduce, errors, usage and cost."""
+class ChatClient:
+    """One provider's HTTP, shared by the summarizers and the analysis extractor
+    (`shared.documents.analysis.llm`): the configuration checks, the request, HTTP errors
+    mapped to `JobError`s, the key and the text kept out of errors and logs, and cost."""
 
     name: str = ""
     default_model: ClassVar[str] = ""
     default_base_url: ClassVar[str] = ""
     key_setting: ClassVar[str] = ""
+    role: ClassVar[str] = "summarizer"  # in log messages and configuration errors
 
     def __init__(self, config: SummarizerConfig, http: httpx.Client | None = None) -> None:
         api_key = (config.api_key or "").strip()
         if not api_key:
             raise ConfigError(
-                f"{self.key_setting} is required for the {self.name} summarizer",
+                f"{self.key_setting} is required for the {self.name} {self.role}",
                 code="missing_api_key",
             )
         base_url = (config.base_url or self.default_base_url).strip().rstrip("/")
         if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"the {self.name} summarizer's base URL must be http(s)")
+            raise ConfigError(f"the {self.name} {self.role}'s base URL must be http(s)")
         self._api_key = api_key
         self.config = config
         self.model = (config.model or "").strip() or self.default_model
@@ -102,13 +109,6 @@ class _ChatSummarizer:
         self._timeout = httpx.Timeout(
             config.timeout_seconds, connect=min(config.timeout_seconds, 10.0)
         )
-        self.chunk_budget = config.max_input_tokens - self._overhead_tokens()
-        if self.chunk_budget < MIN_CHUNK_TOKENS:
-            raise ConfigError(
-                f"max_input_tokens={config.max_input_tokens} leaves no room for the text "
-                f"(the prompt takes about {self._overhead_tokens()} tokens; need at least "
-                f"{MIN_CHUNK_TOKENS} more)"
-            )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
@@ -122,6 +122,127 @@ class _ChatSummarizer:
     def _headers(self) -> dict[str, str]:
         raise NotImplementedError
 
+    # the request ------------------------------------------------------------------------------
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        """USD at the configured prices per million tokens."""
+        return (
+            input_tokens * self.config.price_input_per_mtok
+            + output_tokens * self.config.price_output_per_mtok
+        ) / 1_000_000
+
+    def _post(self, client: httpx.Client, body: dict[str, Any], prompt: str) -> tuple[Any, int]:
+        """The decoded JSON of a 2xx answer to `body`, and its status.
+
+        Raises the `JobError` of a transport failure, an HTTP error status or a body that is
+        not JSON. `prompt` is the text sent, so that an error never repeats it.
+        """
+        try:
+            response = client.post(
+                self.endpoint, headers=self._headers(), json=body, timeout=self._timeout
+            )
+        except httpx.TimeoutException as exc:
+            raise self._fail(
+                "summarizer_unavailable",
+                f"{self.name} request timed out ({type(exc).__name__})",
+                recoverable=True,
+            ) from None
+        except httpx.RequestError as exc:
+            raise self._fail(
+                "summarizer_unavailable",
+                f"{self.name} request failed ({type(exc).__name__})",
+                recoverable=True,
+            ) from None
+        status = response.status_code
+        if status >= 300:
+            raise self._http_error(response, prompt)
+        try:
+            return safejson.loads(response.content), status
+        except ValueError:
+            raise self._bad_response(status) from None
+
+    def _bad_response(self, status: int) -> JobError:
+        return self._fail(
+            "summarizer_bad_response",
+            f"{self.name} returned HTTP {status} with an unusable body",
+            recoverable=True,
+            status=status,
+        )
+
+    def _log_request(
+        self, status: int, input_tokens: int | None, output_tokens: int | None, started: float
+    ) -> None:
+        log.debug(
+            f"{self.role} request",
+            extra={
+                "provider": self.name,
+                "model": self.model,
+                "http_status": status,
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+
+    def _http_error(self, response: httpx.Response, prompt: str) -> JobError:
+        status = response.status_code
+        detail = self._error_detail(response, prompt)
+        message = f"{self.name} returned HTTP {status}" + (f" ({detail})" if detail else "")
+        if status == 429:
+            retry_after = response.headers.get("retry-after", "")
+            if retry_after.isdigit():
+                message += f"; retry after {retry_after}s"
+            return self._fail("summarizer_rate_limited", message, recoverable=True, status=status)
+        if status >= 500 or status == 408:
+            return self._fail("summarizer_unavailable", message, recoverable=True, status=status)
+        return self._fail("summarizer_rejected", message, recoverable=False, status=status)
+
+    def _error_detail(self, response: httpx.Response, prompt: str) -> str:
+        """The provider's error type and message, if short and free of secrets and text."""
+        try:
+            body = safejson.loads(response.content)
+        except ValueError:
+            return ""
+        error = body.get("error") if isinstance(body, dict) else None
+        kind: Any = ""
+        message: Any = ""
+        if isinstance(error, dict):
+            kind, message = error.get("type", ""), error.get("message", "")
+        elif isinstance(error, str):
+            message = error
+        kind = kind if isinstance(kind, str) else ""
+        message = message if isinstance(message, str) else ""
+        message = _normalize(message)
+        if message and not _safe_detail(message, self._api_key, prompt):
+            message = ""
+        kind = _normalize(kind)[:64] if _safe_detail(kind, self._api_key, prompt) else ""
+        return ": ".join(p for p in (kind, message) if p)
+
+    def _fail(
+        self, code: str, message: str, *, recoverable: bool, status: int | None = None
+    ) -> JobError:
+        log.warning(
+            f"{self.role} request failed",
+            extra={"provider": self.name, "error_code": code, "http_status": status},
+        )
+        return JobError(code, message.replace(self._api_key, "[redacted]"), recoverable)
+
+
+class _ChatSummarizer(ChatClient):
+    """The provider-independent part of summarizing: prompts, budget, map-reduce, usage."""
+
+    def __init__(self, config: SummarizerConfig, http: httpx.Client | None = None) -> None:
+        super().__init__(config, http)
+        self.chunk_budget = config.max_input_tokens - self._overhead_tokens()
+        if self.chunk_budget < MIN_CHUNK_TOKENS:
+            raise ConfigError(
+                f"max_input_tokens={config.max_input_tokens} leaves no room for the text "
+                f"(the prompt takes about {self._overhead_tokens()} tokens; need at least "
+                f"{MIN_CHUNK_TOKENS} more)"
+            )
+
+    # provider specifics -----------------------------------------------------------------------
+
     def _body(self, system: str, prompt: str) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -130,7 +251,11 @@ class _ChatSummarizer:
 
     # the flow ---------------------------------------------------------------------------------
 
-    def summarize(self, text: str, *, title: str | None = None) -> Summary:
+    def summarize(
+        self, text: str, *, title: str | None = None, markdown: str | None = None
+    ) -> Summary:
+        """`markdown` is accepted for the common interface and not used: the model reads the
+        plain text, which costs no tokens for page markers and markup."""
         if self._http is not None:
             return self._run(self._http, text, title)
         with httpx.Client(timeout=self._timeout) as client:
@@ -155,10 +280,7 @@ class _ChatSummarizer:
             ]
             summary, points = self._reduce(client, usage, partials, title_line, len(text))
         input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
-        cost = (
-            input_tokens * self.config.price_input_per_mtok
-            + output_tokens * self.config.price_output_per_mtok
-        ) / 1_000_000
+        cost = self.cost(input_tokens, output_tokens)
         return Summary(
             summary=summary,
             key_points=points,
@@ -246,93 +368,13 @@ class _ChatSummarizer:
 
     def _send(self, client: httpx.Client, prompt: str) -> _Reply:
         started = time.perf_counter()
+        data, status = self._post(client, self._body(_SYSTEM, prompt), prompt)
         try:
-            response = client.post(
-                self.endpoint,
-                headers=self._headers(),
-                json=self._body(_SYSTEM, prompt),
-                timeout=self._timeout,
-            )
-        except httpx.TimeoutException as exc:
-            raise self._fail(
-                "summarizer_unavailable",
-                f"{self.name} request timed out ({type(exc).__name__})",
-                recoverable=True,
-            ) from None
-        except httpx.RequestError as exc:
-            raise self._fail(
-                "summarizer_unavailable",
-                f"{self.name} request failed ({type(exc).__name__})",
-                recoverable=True,
-            ) from None
-        status = response.status_code
-        if status >= 300:
-            raise self._http_error(response, prompt)
-        try:
-            data = safejson.loads(response.content)
             reply = self._reply(data)
-        except (ValueError, _BadResponse):
-            raise self._fail(
-                "summarizer_bad_response",
-                f"{self.name} returned HTTP {status} with an unusable body",
-                recoverable=True,
-                status=status,
-            ) from None
-        log.debug(
-            "summarizer request",
-            extra={
-                "provider": self.name,
-                "model": self.model,
-                "http_status": status,
-                "input_tokens": reply.input_tokens,
-                "output_tokens": reply.output_tokens,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-            },
-        )
+        except BadResponse:
+            raise self._bad_response(status) from None
+        self._log_request(status, reply.input_tokens, reply.output_tokens, started)
         return reply
-
-    def _http_error(self, response: httpx.Response, prompt: str) -> JobError:
-        status = response.status_code
-        detail = self._error_detail(response, prompt)
-        message = f"{self.name} returned HTTP {status}" + (f" ({detail})" if detail else "")
-        if status == 429:
-            retry_after = response.headers.get("retry-after", "")
-            if retry_after.isdigit():
-                message += f"; retry after {retry_after}s"
-            return self._fail("summarizer_rate_limited", message, recoverable=True, status=status)
-        if status >= 500 or status == 408:
-            return self._fail("summarizer_unavailable", message, recoverable=True, status=status)
-        return self._fail("summarizer_rejected", message, recoverable=False, status=status)
-
-    def _error_detail(self, response: httpx.Response, prompt: str) -> str:
-        """The provider's error type and message, if short and free of secrets and text."""
-        try:
-            body = safejson.loads(response.content)
-        except ValueError:
-            return ""
-        error = body.get("error") if isinstance(body, dict) else None
-        kind: Any = ""
-        message: Any = ""
-        if isinstance(error, dict):
-            kind, message = error.get("type", ""), error.get("message", "")
-        elif isinstance(error, str):
-            message = error
-        kind = kind if isinstance(kind, str) else ""
-        message = message if isinstance(message, str) else ""
-        message = _normalize(message)
-        if message and not _safe_detail(message, self._api_key, prompt):
-            message = ""
-        kind = _normalize(kind)[:64] if _safe_detail(kind, self._api_key, prompt) else ""
-        return ": ".join(p for p in (kind, message) if p)
-
-    def _fail(
-        self, code: str, message: str, *, recoverable: bool, status: int | None = None
-    ) -> JobError:
-        log.warning(
-            "summarizer request failed",
-            extra={"provider": self.name, "error_code": code, "http_status": status},
-        )
-        return JobError(code, message.replace(self._api_key, "[redacted]"), recoverable)
 
 
 def _safe_detail(message: str, api_key: str, prompt: str, window: int = 24) -> bool:
@@ -412,19 +454,19 @@ def _from_mapping(data: dict[str, Any]) -> tuple[str, list[str]] | None:
     return summary.strip(), points
 
 
-def _get(data: Any, *path: str | int) -> Any:
-    """data[path[0]][path[1]]...; raise _BadResponse when a step is missing."""
+def dig(data: Any, *path: str | int) -> Any:
+    """data[path[0]][path[1]]...; raise BadResponse when a step is missing."""
     for step in path:
         if isinstance(step, int):
             if not isinstance(data, list) or len(data) <= step:
-                raise _BadResponse
+                raise BadResponse
         elif not isinstance(data, dict) or step not in data:
-            raise _BadResponse
+            raise BadResponse
         data = data[step]
     return data
 
 
-def _token_count(value: Any) -> int | None:
+def token_count(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     return None

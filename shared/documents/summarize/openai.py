@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from shared.documents.summarize.chat import (
-    _BadResponse,
+    BadResponse,
+    ChatClient,
     _ChatSummarizer,
-    _get,
     _Reply,
-    _token_count,
+    dig,
+    token_count,
 )
 
 
-class OpenAISummarizer(_ChatSummarizer):
-    """Chat Completions at any OpenAI-compatible base URL: POST {base_url}/chat/completions."""
+class OpenAIAPI(ChatClient):
+    """Chat Completions at any OpenAI-compatible base URL: POST {base_url}/chat/completions
+    (the summarizer and the extractor)."""
 
     name = "openai"
     default_model = "gpt-4o-mini"
@@ -28,6 +30,10 @@ class OpenAISummarizer(_ChatSummarizer):
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}", "content-type": "application/json"}
 
+
+class OpenAISummarizer(OpenAIAPI, _ChatSummarizer):
+    """Summaries over Chat Completions."""
+
     def _body(self, system: str, prompt: str) -> dict[str, Any]:
         return {
             "model": self.model,
@@ -39,12 +45,12 @@ class OpenAISummarizer(_ChatSummarizer):
         }
 
     def _reply(self, data: Any) -> _Reply:
-        text = _get(data, "choices", 0, "message", "content")
+        text = dig(data, "choices", 0, "message", "content")
         if not isinstance(text, str) or not text.strip():
-            raise _BadResponse
+            raise BadResponse
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         return _Reply(
             text=text,
-            input_tokens=_token_count(usage.get("prompt_tokens")),
-            output_tokens=_token_count(usage.get("completion_tokens")),
+            input_tokens=token_count(usage.get("prompt_tokens")),
+            output_tokens=token_count(usage.get("completion_tokens")),
         )
