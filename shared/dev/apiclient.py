@@ -204,6 +204,7 @@ class ApiClient:
         priority: str | None = None,
         idempotency_key: str | None = None,
         on_progress: ProgressCallback | None = None,
+        template: str | None = None,
     ) -> dict[str, Any]:
         """POST /uploads, streaming the file; returns `{document_id, job_id, status}`."""
         path = Path(path)
@@ -219,7 +220,12 @@ class ApiClient:
                 file,
                 filename=path.name,
                 size=info.st_size,
-                fields={"priority": priority} if priority else None,
+                fields={
+                    name: value
+                    for name, value in (("priority", priority), ("template", template))
+                    if value
+                }
+                or None,
             )
             headers = {
                 "Content-Type": body.content_type,

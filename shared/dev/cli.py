@@ -8,7 +8,8 @@
   docflow probe [--json]                           probe the services once
   docflow analytics [--window W] [--json]          the analytics report (1h, 24h, 7d, 30d)
   docflow retention [--dry-run] [--json]           delete expired rows (as /retention does)
-  docflow upload FILE... [--priority P] [--wait]   upload through the HTTP API (API_URL)
+  docflow upload FILE... [--priority P] [--template T] [--wait]
+                                                   upload through the HTTP API (API_URL)
   docflow status JOB_ID [--json]                   one job, through the HTTP API
   docflow demo                                     the end-to-end walkthrough (`make demo`)
   docflow inspect FILE|DIR... [--compare pdftotext] [--json] [--no-sandbox]
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from shared.dev import localdb, migrate
+from shared.dev import analysis_view, localdb, migrate
 from shared.platform.config import Settings, get_settings
 from shared.platform.errors import ConfigError, DocflowError
 from shared.platform.log import configure
@@ -399,6 +400,8 @@ def _print_outcome(label: str, job: dict[str, Any] | None, job_id: str, timeout:
             line += " (no text found)"
         print(line)
         print(f"  summary: {_summary_line(str(result.get('summary') or ''))}")
+        for line in analysis_view.lines(result.get("analysis")):
+            print(line)
     elif status == "failed":
         error = job.get("error") or {}
         print(f"  error {error.get('code')}: {error.get('message')}")
@@ -419,7 +422,9 @@ def cmd_upload(args: argparse.Namespace, settings: Settings) -> int:
             label = Path(name).name
             bar = BytesBar(label, label_width=width)
             try:
-                answer = api.upload(name, args.priority, on_progress=bar.update)
+                answer = api.upload(
+                    name, args.priority, template=args.template, on_progress=bar.update
+                )
             except (ApiError, FileUnreadable) as exc:
                 bar.finish("failed")
                 print(f"docflow: {exc}", file=sys.stderr)
@@ -485,6 +490,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         ]
     for name, value in rows:
         print(f"{name:<11}{value}")
+    if isinstance(result, dict):
+        for point in result.get("key_points") or []:
+            print(f"  - {_summary_line(str(point))}")
+        for line in analysis_view.lines(result.get("analysis"), indent=""):
+            print(line)
     return 0
 
 
@@ -548,6 +558,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     upload.add_argument("files", nargs="+", metavar="FILE")
     upload.add_argument("--priority", choices=PRIORITIES, help="job priority (default: normal)")
+    upload.add_argument(
+        "--template",
+        help="analysis template (default: the server's ANALYSIS_TEMPLATE; see GET /templates)",
+    )
     upload.add_argument(
         "--wait", action="store_true", help="follow each job until it ends, then its outcome"
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 from werkzeug.serving import make_server
 
-from shared.dev import localdb
+from shared.dev import analysis_view, localdb
 from shared.dev.server import create_app
 from shared.platform.auth import mint_token
 from shared.platform.config import REPO_ROOT, Settings
@@ -80,6 +80,8 @@ def _walkthrough(settings: Settings, database_url: str, base: str) -> int:
             print(f"  summary: {result.get('summary')}")
             for point in result.get("key_points") or []:
                 print(f"    - {point}")
+            for line in analysis_view.lines(result.get("analysis")):
+                print(line)
             print()
 
         response = http.get("/admin/analytics", params={"window": "1h"}, headers=admin)
