@@ -572,11 +572,12 @@ class Settings(BaseSettings):
     )
     summarizer_max_input_tokens: int = Field(
         default=8000,
-        ge=500,
+        ge=2500,
         description=(
             "Token budget of one request, prompt included (tokens are estimated at 4 characters "
             "each). A longer text is split, and the parts' summaries are summarized "
-            "(map-reduce)."
+            "(map-reduce); the analysis extracts from each part and merges. At least 2500: an "
+            "analysis request carries the template's JSON Schema (about 900 tokens)."
         ),
         json_schema_extra={"section": "document pipeline"},
     )
