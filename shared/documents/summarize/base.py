@@ -49,4 +49,10 @@ class Summary:
 class Summarizer(Protocol):
     name: str
 
-    def summarize(self, text: str, *, title: str | None = None) -> Summary: ...
+    def summarize(
+        self, text: str, *, title: str | None = None, markdown: str | None = None
+    ) -> Summary:
+        """Summarize `text`; `markdown` is the same document as the extraction's Markdown
+        (headings, GFM tables, `<!-- page N -->` markers), which a summarizer may read
+        instead of the flat text."""
+        ...
