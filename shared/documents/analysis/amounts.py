@@ -122,7 +122,7 @@ _AMOUNT = re2.compile(
     rf"(?P<pneg2>[-\x{{2212}}])?(?P<pnum>{NUMBER})(?:{_S}?(?P<pscale>{_SCALE})\b)?"
     # suffix marker: 5 USD, 12.5 million NOK, 1.234,56 €, 3 million Australian dollars
     rf"|(?P<sneg>[-\x{{2212}}(]{_S}?)?(?P<snum>{NUMBER})(?:{_S}?(?P<sscale>{_SCALE})\b)?{_S}?"
-    rf"(?P<scur>(?:{_ISO}|kr|{_WORD})\b\.?|€|£)"
+    rf"(?P<scur>(?:{_ISO}|kr|{_WORD})\b|€|£)"
 )
 _RANGE_TAIL = re2.compile(
     rf"^{_S}?(?:[-\x{{2013}}]|to){_S}?(?:{_PREFIX})?(?P<num>{NUMBER}){_S}?(?P<scale>{_SCALE})\b"
@@ -269,6 +269,8 @@ def _money(m: Any, text: str) -> list[Money] | None:
         end = num_end  # "$3 M&A": the letter starts a word, it is no scale
         scale_word = None
     scale = SCALES.get(scale_word) if scale_word else None
+    if prefixed and scale is None and (text[end : end + 1].isalpha() or text[end : end + 1] == "("):
+        return None  # "$2(PER)", "$1abc": a placeholder or code, not money
     written = " ".join(text[start:end].split())
     results = [Money(start, end, written, -value if negative else value, currency, scale)]
     if scale is None and prefixed:

@@ -63,7 +63,7 @@ CONTEXT = 1000
 _LINK = re2.compile(r"!?\[([^\]\n]*)\]\([^)\s]*\)")
 _URL = re2.compile(r"(?:https?://|www\.)[^\s<>\]\)|\x00]+")
 _DIGIT = re.compile(r"[0-9]")  # one character class: linear
-_SENTENCE_END = re2.compile(r"[.!?]+[\"')\]\x{201d}\x{2019}]*[ \t\n]+")
+_SENTENCE_END = re2.compile(r"[.!?]+[\"')\]\x{201d}\x{2019}]*(?:\[\d{1,4}\])*[ \t\n]+")
 _MARKUP = re2.compile(r"\*\*|__|`|\\(?:[^\w\s])")
 
 # --- organizations -----------------------------------------------------------------------------
@@ -159,6 +159,7 @@ _PERIOD = re2.compile(
         )
     )
 )
+_YEAR_AFTER = re2.compile(r"^[ \x{a0}]?\(((?:FY[ \x{a0}]?)?(?:19|20)\d\d)\)")
 _YEAR_CELL = re2.compile(r"^(?:19|20)\d\d[A-Za-z]?$")
 _METRIC = re2.compile(
     r"(?i)\b(revenues?|sales|turnover|ebitda|net income|net profit|profit for the (?:year|period)"
@@ -174,7 +175,20 @@ _METRIC_OF = {
 # "sales and marketing expenses", "EBITDA margin": the keyword names something else
 _METRIC_NOT = re2.compile(
     r"(?i)^[ \-]?(?:and marketing|tax|team|force|costs?|expenses?|margins?|growth|per|multiples?"
-    r"|staff|people|representatives?|channels?|volumes?|pipeline|targets?)\b"
+    r"|staff|people|representatives?|channels?|volumes?|pipeline|targets?|prices?)\b"
+)
+# "$5m of revenue": the amount comes first (the money match starts at the amount)
+_METRIC_AFTER = re2.compile(
+    r"^\S+(?:[ \x{a0}](?:thousand|million|billion|trillion))?[ \x{a0}]+(?:of|in)[ \x{a0}]+"
+    r"(?:annual[ \x{a0}]|total[ \x{a0}]|net[ \x{a0}])?(?i:(revenues?|sales|turnover|ebitda))\b"
+)
+# between a keyword and its amount: another amount or another money word means the amount
+# is a figure of something else ("revenue ..., with a net loss of $492 million")
+_BETWEEN_NOT = re2.compile(
+    r"[$\x{20ac}\x{a3}\x{a5}\x{20b9};]|\b(?:USD|EUR|GBP|NOK|SEK|DKK|CHF|JPY|AUD|CAD)\b"
+    r"|(?i:\b(?:loss|losses|profits?|income|costs?|expenses?|prices?|value|valuation"
+    r"|capitali[sz]ation|debt|cash|earnings|bonds?|dividends?|acquisition|acquired?|bought|paid"
+    r"|pay|fined?|salary|compensation|investments?|invested|funding|raised|whereas|while)\b)"
 )
 _GROWTH = re2.compile(
     r"(?i)\b(?:growth|grew|grow|grows|growing|increased?|increases|increasing|decreased?"
@@ -493,9 +507,13 @@ class _State:
             cell = text.count("|", 0, at) - (1 if text.startswith("|") else 0)
             if block.header and 0 <= cell < len(block.header) and block.header[cell] != label:
                 period = _period_in(block.header[cell])
+            after = at + money.end - money.start
+            year = _YEAR_AFTER.search(text[after : after + 12])
+            if period is None and year is not None:
+                period = year.group(1)  # "| Revenue | US$211.9 billion (2023) |"
             quote = text
         else:
-            field = _metric_near(text, start, at)
+            field = _metric_near(text, start, at, end)
             periods = {" ".join(m.group().split()) for m in _PERIOD.finditer(text[start:end])}
             period = periods.pop() if len(periods) == 1 else None
             quote = text[start:end].strip()
@@ -637,7 +655,7 @@ class _State:
             if not (len(shown.split()) >= 3 and len(quote) <= MAX_SENTENCE):
                 continue
             fields = list(targets)
-            if obligation_words and len(shown.split()) >= 5 and not shown.endswith("?"):
+            if obligation_words and _whole_sentence(shown, block.kind):
                 padded = f" {shown.casefold()} "
                 if any(w in padded for w in _OBLIGATION_WORDS):
                     fields.append("obligations")
@@ -753,6 +771,19 @@ def _sentences(text: str, kind: str) -> list[tuple[int, int]]:
     return spans or [(0, len(text))]
 
 
+def _whole_sentence(shown: str, kind: str) -> bool:
+    """A sentence that reads as one: 5 to 60 words, a capital first, a full stop last (a list
+    item may end without), no bullet or cell marks (text of a form or of columns run
+    together)."""
+    words = shown.split()
+    if not 5 <= len(words) <= 60 or not shown[:1].isupper():
+        return False
+    if "\u2022" in shown or "|" in shown:
+        return False
+    end = shown.rstrip("\"')\u201d\u2019")
+    return end.endswith(".") or (kind == "item" and not end.endswith(("?", ":")))
+
+
 def _context(block: Block, start: int, end: int, at: int) -> str:
     """The sentence from `start` to `end` of a block (a window of it around `at` when it is
     long), or a table row's cells."""
@@ -786,22 +817,30 @@ def _metric_field(label: str) -> str | None:
     return _METRIC_OF.get(m.group(1).casefold(), "net_income")
 
 
-def _metric_near(text: str, start: int, at: int) -> str | None:
-    """The metric named nearest before position `at` in the sentence from `start` (within
-    100 characters); else, when the sentence names one metric only, that one."""
-    named: list[tuple[int, str]] = []
-    for m in _METRIC.finditer(text[start : at + 200]):
-        if _METRIC_NOT.search(text[start + m.end() : start + m.end() + 30]) is not None:
+def _metric_near(text: str, start: int, at: int, end: int) -> str | None:
+    """The metric the amount at `at` is a figure of, in its sentence `start`..`end`: the
+    keyword nearest before it (within 80 characters, with no other amount and no other money
+    word such as "loss" or "price" between), or right after it ("$5m of revenue")."""
+    after = _METRIC_AFTER.search(text[at : min(end, at + 60)])
+    if after is not None:
+        return _METRIC_OF.get(after.group(1).casefold(), "net_income")
+    window_start = max(start, at - 80)
+    named: tuple[int, str] | None = None
+    for m in _METRIC.finditer(text[window_start:at]):
+        keyword_end = window_start + m.end()
+        if _METRIC_NOT.search(text[keyword_end : keyword_end + 30]) is not None:
             continue
-        if text[max(0, start + m.start() - 8) : start + m.start()].casefold().endswith("cost of "):
+        if text[max(0, window_start + m.start() - 8) : window_start + m.start()].casefold() == (
+            "cost of "
+        ):
             continue
-        named.append((start + m.start(), _METRIC_OF.get(m.group(1).casefold(), "net_income")))
-    before = [(pos, field) for pos, field in named if pos < at]
-    if before:
-        pos, field = before[-1]
-        return field if at - pos <= 100 else None
-    kinds = {field for _, field in named}
-    return kinds.pop() if len(kinds) == 1 else None
+        named = (keyword_end, _METRIC_OF.get(m.group(1).casefold(), "net_income"))
+    if named is None:
+        return None
+    between = text[named[0] : at]
+    if _BETWEEN_NOT.search(between) is not None:
+        return None
+    return named[1]
 
 
 def _period_in(cell: str) -> str | None:
@@ -829,15 +868,14 @@ def _organization(text: str, m: Any) -> str | None:
         return None
     if len([w for w in words if w[:1].isupper()]) > MAX_NAME_WORDS:
         return None  # a run of capitalized words (a title-case heading), not a name
-    if suffix in _AMBIGUOUS_SUFFIXES and _mostly_upper(text):
+    if suffix in _AMBIGUOUS_SUFFIXES and _mostly_upper(text[m.start() : end + 30]):
         return None  # "SUCH AS", "KNOWN AS" in an upper-case heading
     return " ".join(text[name_start:end].split())
 
 
 def _mostly_upper(text: str) -> bool:
-    sample = text[:400]
-    upper = sum(1 for c in sample if c.isupper())
-    lower = sum(1 for c in sample if c.islower())
+    upper = sum(1 for c in text if c.isupper())
+    lower = sum(1 for c in text if c.islower())
     return upper > lower
 
 
