@@ -448,7 +448,7 @@ _CASED = re.compile(r"[^\W\d_]")
 # A token of source code: a call, an assignment, a dotted or snake_case name, brackets.
 _CODE_TOKEN = re.compile(
     r"(?<!\S)(?:[a-z_]+\.[a-z_]+(?:\.[a-z_]+)*(?!\S)"
-    r"|[^\s={}\[\]<>;(_]*(?:[={}\[\]<>]|;\S|\w\(|[A-Za-z]_[A-Za-z])\S*)"
+    r"|\S*?(?:[={}\[\]<>]|;\S|\w\(|[A-Za-z]_[A-Za-z])\S*)"
 )
 
 

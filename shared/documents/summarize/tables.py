@@ -358,17 +358,18 @@ def _numeric(column: Column, numbers: list[Number], name: str) -> None:
         if _YEAR_HEADER.search(name) or all(1800 <= v <= 2100 for v in values):
             column.role = "year"
         elif _ID_HEADER.search(name) or (
-            column.distinct == column.filled and len(values) > 2 and values == sorted(values)
+            len(values) > 2 and values == [values[0] + i for i in range(len(values))]
         ):
-            column.role = "identifier"
+            column.role = "identifier"  # named so, or numbered 1, 2, 3, ...
 
 
 # --- wording ------------------------------------------------------------------------------------
 
 
 def fmt(value: float, *, exact: bool = False) -> str:
-    """1,234 / 12.5 / 1.2 million: exact values keep their digits (up to 4 decimals),
-    others (sums, means) are rounded to about three significant digits."""
+    """1,234 / 12.5 / 1.2 million: exact values keep their digits (up to 4 decimals); sums
+    and means are rounded: millions and more in words with one decimal, from 100 to whole
+    numbers, below that to 2 decimals (3 significant digits below 1)."""
     magnitude = abs(value)
     if not exact and magnitude >= 1e6:
         for size, word in ((1e12, "trillion"), (1e9, "billion"), (1e6, "million")):
@@ -379,16 +380,18 @@ def fmt(value: float, *, exact: bool = False) -> str:
     if value == int(value) and magnitude < 1e15:
         return f"{int(value):,}"
     if not exact:
-        digits = max(0, 2 - math.floor(math.log10(magnitude))) if magnitude else 0
         if magnitude >= 100:
             return f"{round(value):,}"
-        text = f"{value:,.{min(digits, 4)}f}"
+        digits = 2 if magnitude >= 1 else 2 - math.floor(math.log10(magnitude))
+        text = f"{value:,.{min(digits, 6)}f}"
     else:
         text = f"{value:,.4f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _money(column: Column, value: float, *, exact: bool) -> str:
+    if column.role == "year":
+        return str(int(value))
     text = fmt(value, exact=exact)
     if column.kind == "percentage":
         return text + "%"
