@@ -428,7 +428,8 @@ def test_a_mixed_document_summarizes_the_prose_and_describes_the_largest_table()
     assert _sentences(result) - {result.key_points[-1]} <= set(PROSE)
     units = [i * 10 for i in range(1, 9)]
     assert result.key_points[-1] == (
-        f"A table of 8 rows and 2 columns (Product, Units); Units from {min(units)} to {max(units)}."
+        "A table of 8 rows and 2 columns (Product, Units); "
+        f"Units from {min(units)} to {max(units)}."
     )
     assert len(result.key_points) == 4
 
