@@ -477,3 +477,27 @@ def _check_shape(result: Summary) -> None:
     assert len(result.summary) <= extractive_module.SUMMARY_MAX_CHARS
     assert len(result.key_points) <= 5
     assert all(len(p) <= extractive_module.KEY_POINT_MAX_CHARS for p in result.key_points)
+
+
+def test_units_and_currency_from_the_header_words() -> None:
+    lines = ["| revenue_eur | distance km | Duration min |", "|---|---|---|"]
+    lines += ["| 1200.50 | 12 | 30 |", "| 800.25 | 8 | 45 |", "| 99.25 | 20 | 15 |"]
+    points = {p.split(":", 1)[0]: p for p in _summarize("\n".join(lines)).key_points}
+    assert points["revenue_eur"].startswith("revenue_eur: currency values from 99.25 to 1,200.5,")
+    assert points["distance km"].startswith("distance km: integer values from 8 to 20, total 40")
+    # "min" may be minutes or a minimum: no unit is claimed.
+    assert points["Duration min"].startswith("Duration min: integer values from 15 to 45,")
+
+
+def test_a_sentence_that_only_introduces_a_list_is_not_shown() -> None:
+    markdown = (
+        f"{PROSE[0]}\n\nEvery sensor ships with a radio module for the following networks:\n\n"
+        "- LoRaWAN in the European and the American frequency bands\n"
+        "- NB-IoT where the local operator supports it\n"
+    )
+    shown = _sentences(_summarize(markdown))
+    assert not any(text.endswith(":") for text in shown)
+    # A list item in the summary gets its full stop.
+    assert "LoRaWAN in the European and the American frequency bands" in {
+        text.rstrip(".") for text in shown
+    }

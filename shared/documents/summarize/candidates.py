@@ -517,6 +517,8 @@ def candidates(parsed: Parsed, max_blocks: int) -> list[Candidate]:
             key = line_key(sentence)
             if key in seen or key.rstrip(".:") in titles or not is_prose(sentence):
                 continue
+            if sentence.endswith(":"):
+                continue  # it introduces what follows (a list, a table) and says little alone
             closed = sentence[-1] in _FINAL
             if not (closed or block.item) and word_count(sentence) < 8:
                 continue  # a label, a caption, a cut line: not a sentence

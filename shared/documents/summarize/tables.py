@@ -277,9 +277,16 @@ def _header_unit(name: str) -> str:
             return unit.upper() if unit.upper() in _CURRENCY_CODES else unit
         if unit.lower() in _UNITS or unit.lower() in ("usd m", "eur m", "m usd", "k", "000s"):
             return unit
-    for word in re.findall(r"[A-Za-z]{3}", name):
-        if word in _CURRENCY_CODES:
-            return str(word)
+    words = [w for w in re.split(r"[^A-Za-z]+", name) if w]
+    for word in words:
+        if word in _CURRENCY_CODES:  # "Revenue USD", "EUR amount"
+            return word
+    if len(words) > 1:  # a last word: "revenue_eur", "weight kg"
+        last = words[-1]
+        if last.upper() in _CURRENCY_CODES:
+            return last.upper()
+        if len(last) >= 2 and last.lower() in _UNITS and last.lower() not in ("in", "min"):
+            return last
     for symbol in ("$", "\u20ac", "\u00a3", "\u00a5"):
         if symbol in name:
             return symbol
