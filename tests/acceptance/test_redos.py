@@ -4,13 +4,26 @@ The inputs that made the backtracking sniffer take seconds per request (64 KiB o
 took 17 s, and held the GIL, so every other request waited) go through the upload route and
 through the worker's parsing stage, at 64 KiB and at 5 MiB, named `.txt` and `.md`.
 
-This file carries the suite's one wall-clock bound (AGENTS.md allows exactly this exception):
-a denial of service is a timing property. All the inputs together, route and parsing stage,
+This file carries the suite's wall-clock bounds (AGENTS.md allows exactly this exception): a
+denial of service is a timing property. All the inputs together, route and parsing stage,
 must take under `BOUND_SECONDS`; with the linear-time sniffer they take a fraction of it
 (figures in docs/benchmarks.md, `python bench/redos_bench.py`).
 
+The offline analysis extractor (`shared.documents.analysis.rules`) reads the same untrusted
+text. Its adversarial inputs (runs of separators, currency signs, month names, legal-form
+suffixes, percentages, table rows: each 5 MiB) go through `rules.extract` for both templates,
+and at 64 KiB through `analysis.analyze` (which adds the grounding check). That is the file's
+second wall-clock bound, `EXTRACTION_BOUND_SECONDS`, in the same spirit: all of it together
+must take under the bound, and no input may be cut short by the time budget (the extractor is
+given the whole bound as its budget, so a super-linear pattern shows as `_truncated` or as
+time over the bound; with linear patterns it takes about 12 s of it here,
+`python bench/analysis_bench.py` for the throughput). `analyze` does not get the sniffer's
+inputs: the grounding check's Markdown normalization is not linear on a line of `[` (see the
+test's docstring).
+
 The other tests here check the order of the intake: a refused name or type, and a user at the
-rate limit, are answered before a byte of the content is read or sniffed.
+rate limit, are answered before a byte of the content is read or sniffed. Those need the test
+database; the extractor's test does not.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ from flask.testing import FlaskClient
 
 from shared.documents import intake, pipeline
 from shared.documents import sniff as sniff_module
+from shared.documents.analysis import analyze, rules, templates
 from shared.documents.extract import Extraction
 from shared.jobs.worker import Worker
 from shared.platform.client import Database
@@ -47,6 +61,24 @@ UNITS = ("[a](", "[", "<", "a|", "*a", "#")
 SIZES = (64 * 1024, 5 * 1024 * 1024)
 NAMES = ("adversarial.txt", "adversarial.md")
 BOUND_SECONDS = 2.0
+# The extractor's inputs: what its patterns look for, repeated (`-\n` is a line per item).
+EXTRACTOR_UNITS = (
+    "1,1,",
+    "1.1.",
+    "1 000 ",
+    "$$",
+    "$1",
+    "\u20ac1.",
+    "| $1 ",
+    "9%",
+    "March ",
+    "12/12/",
+    "Inc. ",
+    "Acme Inc. ",
+    "Revenue $1m ",
+    "-\n",
+)
+EXTRACTION_BOUND_SECONDS = 30.0
 
 
 def adversarial(unit: str, size: int) -> bytes:
@@ -100,6 +132,43 @@ def test_every_adversarial_input_is_answered_and_parsed_within_the_bound(
     assert total < BOUND_SECONDS, (
         f"{len(cases)} adversarial uploads took {total:.2f} s (route {sum(route.values()):.2f} s,"
         f" parsing {sum(parsing.values()):.2f} s); slowest {slowest}"
+    )
+
+
+def test_the_extractor_reads_every_adversarial_input_whole_within_the_bound() -> None:
+    """5 MiB of each extractor unit, and of each sniffer unit, through `rules.extract` for both
+    templates; 64 KiB of each extractor unit through `analyze` (the grounding check on top).
+    The sniffer's units skip `analyze`: evidence.Locator's link and comment patterns are
+    Python `re` patterns that backtrack on a line of `[` or `<!--` (64 KiB of `[` takes ~16 s
+    there), which is the grounding check's to fix, not the extractor's."""
+    big = 5 * 1024 * 1024
+    small = 64 * 1024
+    timings: dict[tuple[str, str, int], float] = {}
+    for unit in EXTRACTOR_UNITS + UNITS:
+        text = adversarial(unit, big).decode(errors="ignore")
+        for template in templates.TEMPLATES:
+            started = time.perf_counter()
+            _, unverified = rules.extract(
+                text,
+                template=template,
+                title=None,
+                author=None,
+                budget_seconds=EXTRACTION_BOUND_SECONDS,
+            )
+            timings[(unit, template, big)] = time.perf_counter() - started
+            assert [u for u in unverified if u["field"] == "_truncated"] == [], (unit, template)
+    for unit in EXTRACTOR_UNITS:
+        text = adversarial(unit, small).decode(errors="ignore")
+        for template in templates.TEMPLATES:
+            started = time.perf_counter()
+            analysis = analyze(text, template=template)
+            timings[(unit, template, small)] = time.perf_counter() - started
+            assert [u for u in analysis.unverified if u["field"] == "_truncated"] == []
+
+    total = sum(timings.values())
+    slowest = max(timings.items(), key=lambda item: item[1])
+    assert total < EXTRACTION_BOUND_SECONDS, (
+        f"{len(timings)} adversarial extractions took {total:.2f} s; slowest {slowest}"
     )
 
 

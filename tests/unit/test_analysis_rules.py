@@ -260,7 +260,10 @@ def test_organizations_from_metadata_and_title() -> None:
         "value": "Fernhill Instruments - Annual Report 2026",
         "evidence": {"quote": "Fernhill Instruments - Annual Report 2026"},
     }
-    assert raw["document_type"] == {"value": "annual report", "evidence": {"quote": "Annual Report"}}
+    assert raw["document_type"] == {
+        "value": "annual report",
+        "evidence": {"quote": "Annual Report"},
+    }
     assert [o["value"] for o in raw["organizations"]] == ["Fernhill Instruments AS"]
     assert financial(markdown)["company"]["value"] == "Fernhill Instruments AS"
 
@@ -342,7 +345,11 @@ def test_financial_figures_with_period_and_currency() -> None:
     raw = financial(REPORT)
     assert raw["company"]["value"] == "Northwind AS"
     assert raw["industry"]["value"] == "marine instrumentation"
-    assert [p["value"] for p in raw["periods"]] == ["FY2025", "year ended 31 December 2025", "FY2024"]
+    assert [p["value"] for p in raw["periods"]] == [
+        "FY2025",
+        "year ended 31 December 2025",
+        "FY2024",
+    ]
     assert [(m["value"], m["currency"], m["scale"], m["period"]) for m in raw["revenue"]] == [
         (812.0, "NOK", "million", "FY2025"),
         (812.0, "NOK", "million", "FY2025"),
@@ -354,7 +361,9 @@ def test_financial_figures_with_period_and_currency() -> None:
     assert [(m["value"], m["period"]) for m in raw["net_income"]] == [(61.0, "FY2025")]
     assert [g["value"] for g in raw["growth_rates"]] == [12.0]
     assert [(c["value"], c["text"]) for c in raw["headcount"]] == [(1250, "1,250 employees")]
-    assert [d["text"] for d in raw["deal_terms"]] == ["The seller offers 100% of the shares for cash."]
+    assert [d["text"] for d in raw["deal_terms"]] == [
+        "The seller offers 100% of the shares for cash."
+    ]
     assert [r["text"] for r in raw["risks"]] == ["Currency exposure to the euro."]
 
 

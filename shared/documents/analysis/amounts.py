@@ -204,10 +204,15 @@ def _word_currency(word: str) -> str | None:
 
 def find_money(text: str) -> Iterator[Money]:
     """The money amounts in `text`, in order."""
+    for found in scan_money(text):
+        yield from found
+
+
+def scan_money(text: str) -> Iterator[list[Money]]:
+    """One list per match of the pattern: the amounts it is (two for a range), or none (a
+    caller that bounds its work counts these too)."""
     for m in _AMOUNT.finditer(text):
-        found = _money(m, text)
-        if found is not None:
-            yield from found
+        yield _money(m, text) or []
 
 
 def _money(m: Any, text: str) -> list[Money] | None:
@@ -292,21 +297,32 @@ def _money(m: Any, text: str) -> list[Money] | None:
 
 def find_percentages(text: str) -> Iterator[Percent]:
     """The percentages in `text`, in order."""
+    for found in scan_percentages(text):
+        if found is not None:
+            yield found
+
+
+def scan_percentages(text: str) -> Iterator[Percent | None]:
+    """One item per match of the pattern: the percentage, or None."""
     for m in _PERCENT.finditer(text):
-        start, end = m.span()
-        num = m.group(_PERCENT_INDEX["num"])
-        num_start = m.start(_PERCENT_INDEX["num"])
-        neg = m.group(_PERCENT_INDEX["neg"])
-        if not _free_after(text, num_start + len(num)):
-            continue
-        value = parse_number(num)
-        if value is None:
-            continue
-        if neg is not None and not _free_before(text, start):
-            neg = None
-            start = num_start
-        elif neg is None and not _free_before(text, num_start):
-            continue
-        if neg is not None and neg.strip() != "+":
-            value = -value
-        yield Percent(start, end, " ".join(text[start:end].split()), value)
+        yield _percent(m, text)
+
+
+def _percent(m: Any, text: str) -> Percent | None:
+    start, end = m.span()
+    num = m.group(_PERCENT_INDEX["num"])
+    num_start = m.start(_PERCENT_INDEX["num"])
+    neg = m.group(_PERCENT_INDEX["neg"])
+    if not _free_after(text, num_start + len(num)):
+        return None
+    value = parse_number(num)
+    if value is None:
+        return None
+    if neg is not None and not _free_before(text, start):
+        neg = None
+        start = num_start
+    elif neg is None and not _free_before(text, num_start):
+        return None
+    if neg is not None and neg.strip() != "+":
+        value = -value
+    return Percent(start, end, " ".join(text[start:end].split()), value)

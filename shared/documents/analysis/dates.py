@@ -100,10 +100,16 @@ class Found:
 
 def find(text: str) -> Iterator[Found]:
     """The dates in `text`, in order."""
-    for match in _PATTERN.finditer(text):
-        found = _read(match, text)
+    for found in scan(text):
         if found is not None:
             yield found
+
+
+def scan(text: str) -> Iterator[Found | None]:
+    """One item per match of the pattern: the date, or None for a match that is no date
+    (a caller that bounds its work counts these too)."""
+    for match in _PATTERN.finditer(text):
+        yield _read(match, text)
 
 
 def _iso(year: int, month: int, day: int | None = None) -> str | None:

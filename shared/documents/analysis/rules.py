@@ -50,10 +50,12 @@ import re2
 from shared.documents.analysis import amounts, dates, templates
 
 MAX_VALUES = 500  # per list field
+MAX_MATCHES = 5_000  # matches looked at per kind of value (repeats are not new values)
 MAX_STATEMENTS = 20  # obligations, risks, deal terms
 MAX_UNVERIFIED = 200
 MAX_BLOCK = 20_000  # characters in one block; a longer line is cut at a space
 BATCH = 32_000  # characters of blocks handled together
+BATCH_BLOCKS = 1_000  # and at most this many blocks
 MAX_SENTENCE = 600  # a longer sentence is no statement
 CONTEXT = 1000
 
@@ -63,6 +65,8 @@ CONTEXT = 1000
 _LINK = re2.compile(r"!?\[([^\]\n]*)\]\([^)\s]*\)")
 _URL = re2.compile(r"(?:https?://|www\.)[^\s<>\]\)|\x00]+")
 _DIGIT = re.compile(r"[0-9]")  # one character class: linear
+_SPECIAL_FIRST = frozenset("`~<#|-*+>0123456789")  # what a line of Markdown may start with
+_BLANK_RUN = re2.compile(r"\n(?:[ \t\r\f\v]*\n){2,}")
 _SENTENCE_END = re2.compile(r"[.!?]+[\"')\]\x{201d}\x{2019}]*(?:\[\d{1,4}\])*[ \t\n]+")
 _MARKUP = re2.compile(r"\*\*|__|`|\\(?:[^\w\s])")
 
@@ -239,14 +243,17 @@ def extract(
     pinned down. Stops at `budget_seconds` and says so in `unverified` (`_truncated`)."""
     fields = templates.get(template).model_fields
     deadline = time.perf_counter() + budget_seconds
-    state = _State(template, set(fields))
+    state = _State(template, set(fields), deadline)
     for batch in _batches(_blocks(markdown)):
         if time.perf_counter() >= deadline:
-            state.unverified.append(
-                {"field": "_truncated", "value": {"reason": "time_budget"}, "reason": "time_budget"}
-            )
+            state.out_of_time = True
+        if state.out_of_time:
             break
         state.feed(batch)
+    if state.out_of_time:
+        state.unverified.append(
+            {"field": "_truncated", "value": {"reason": "time_budget"}, "reason": "time_budget"}
+        )
     state.finish(markdown, title, author)
     raw = {name: value for name, value in state.raw.items() if name in fields}
     return raw, state.unverified[:MAX_UNVERIFIED]
@@ -270,8 +277,23 @@ def _blocks(markdown: str) -> Iterator[Block]:
             yield Block(kind, "\n".join(parts), section)
         parts, size = [], 0
 
+    if "\n\n\n\n" in markdown:  # long runs of blank lines: one split line each, else
+        markdown = _BLANK_RUN.sub("\n\n", markdown)
     for line in markdown.split("\n"):
         stripped = line.strip()
+        if (
+            stripped
+            and parts
+            and kind == "paragraph"
+            and not in_fence
+            and stripped[0] not in _SPECIAL_FIRST
+            and size + len(stripped) <= MAX_BLOCK
+        ):
+            # the common case, a line that goes on a paragraph: no other checks apply
+            parts.append(stripped)
+            size += len(stripped) + 1
+            previous_row = False
+            continue
         if stripped.startswith(("```", "~~~")):
             yield from flush()
             in_fence = not in_fence
@@ -336,7 +358,7 @@ def _batches(blocks: Iterator[Block]) -> Iterator[list[Block]]:
     for block in blocks:
         batch.append(block)
         size += len(block.text)
-        if size >= BATCH:
+        if size >= BATCH or len(batch) >= BATCH_BLOCKS:
             yield batch
             batch, size = [], 0
     if batch:
@@ -373,8 +395,11 @@ def _clean(text: str) -> str:
 
 
 class _State:
-    def __init__(self, template: str, fields: set[str]) -> None:
+    def __init__(self, template: str, fields: set[str], deadline: float) -> None:
         self.template = template
+        self.deadline = deadline
+        self.out_of_time = False
+        self.examined: dict[str, int] = {}
         self.wants = fields
         self.raw: dict[str, Any] = {
             name: [] for name in fields if name not in ("document_type", "title", "company")
@@ -405,6 +430,18 @@ class _State:
             return False
         seen.add(key)
         values.append(value)
+        return True
+
+    def more(self, kind: str) -> bool:
+        """Whether to look at one more match of `kind`: at most MAX_MATCHES each, and the
+        clock is read every 256 matches (a batch full of matches stops at the budget too)."""
+        seen = self.examined.get(kind, 0) + 1
+        self.examined[kind] = seen
+        if seen > MAX_MATCHES or self.out_of_time:
+            return False
+        if seen % 256 == 0 and time.perf_counter() >= self.deadline:
+            self.out_of_time = True
+            return False
         return True
 
     def full(self, field: str, cap: int = MAX_VALUES) -> bool:
@@ -443,8 +480,10 @@ class _State:
             self._industry(text)
 
     def _dates(self, batch: _Batch) -> None:
-        for found in dates.find(batch.text):
-            if batch.in_url(found.start):
+        for found in dates.scan(batch.text):
+            if not self.more("dates"):
+                break
+            if found is None or batch.in_url(found.start):
                 continue
             if not found.values:
                 if len(self.unverified) < MAX_UNVERIFIED:
@@ -473,9 +512,16 @@ class _State:
         )
         if not (wants_amounts or wants_metrics):
             return
-        for money in amounts.find_money(batch.text):
-            if batch.in_url(money.start):
-                continue
+        for found in amounts.scan_money(batch.text):
+            if not self.more("money"):
+                break
+            for money in found:
+                self._one_money(batch, money, wants_amounts, wants_metrics)
+
+    def _one_money(
+        self, batch: _Batch, money: amounts.Money, wants_amounts: bool, wants_metrics: bool
+    ) -> None:
+        if not batch.in_url(money.start):
             block, at = batch.locate(money.start)
             start, end = batch.sentence(block, at)
             if wants_amounts:
@@ -486,7 +532,7 @@ class _State:
                         "currency": money.currency,
                         "scale": money.scale,
                         "text": money.text,
-                        "context": _context(block, start, end, at),
+                        "context": batch.context(block, start, end, at),
                         "evidence": {"quote": money.text},
                     },
                 )
@@ -538,15 +584,17 @@ class _State:
         growth = "growth_rates" in self.wants and not self.full("growth_rates")
         if not (wants or growth):
             return
-        for pct in amounts.find_percentages(batch.text):
-            if batch.in_url(pct.start):
+        for pct in amounts.scan_percentages(batch.text):
+            if not self.more("percentages"):
+                break
+            if pct is None or batch.in_url(pct.start):
                 continue
             block, at = batch.locate(pct.start)
             start, end = batch.sentence(block, at)
             value = {
                 "value": pct.value,
                 "text": pct.text,
-                "context": _context(block, start, end, at),
+                "context": batch.context(block, start, end, at),
                 "evidence": {"quote": pct.text},
             }
             if wants:
@@ -563,6 +611,8 @@ class _State:
         if self.full("periods", 100):
             return
         for m in _PERIOD.finditer(batch.text):
+            if not self.more("periods"):
+                break
             written = " ".join(m.group().split())
             self.add(
                 "periods",
@@ -576,6 +626,8 @@ class _State:
             return
         text = batch.text
         for m in _HEADCOUNT.finditer(text):
+            if not self.more("headcount"):
+                break
             number = m.group(_HEAD_1) or m.group(_HEAD_2)
             if number is None or (m.start() > 0 and text[m.start() - 1] in "$€£¥.,"):
                 continue
@@ -602,6 +654,8 @@ class _State:
 
     def _industry(self, text: str) -> None:
         for m in _INDUSTRY.finditer(text):
+            if not self.more("industry"):
+                break
             value = m.group(_IND_LABEL) or m.group(_IND_PHRASE)
             if value is None:
                 continue
@@ -620,6 +674,8 @@ class _State:
         if not want and (self.template != "financial" or len(self.legal_names) >= MAX_VALUES):
             return
         for m in _ORG.finditer(text):
+            if not self.more("organizations"):
+                break
             org = _organization(text, m)
             if org is None:
                 continue
@@ -646,6 +702,9 @@ class _State:
             and not self.full("obligations", MAX_STATEMENTS)
             and "obligations" not in targets
         )
+        if obligation_words and not targets:
+            folded = text.casefold()
+            obligation_words = any(w.strip() in folded for w in _OBLIGATION_WORDS)
         if not targets and not obligation_words:
             return
         spans = [(0, len(text))] if block.kind == "item" else _sentences(text, block.kind)
@@ -726,6 +785,7 @@ class _Batch:
         self.text = self.SEPARATOR.join(block.text for block in blocks)
         self._sentences: dict[int, list[tuple[int, int]]] = {}
         self._urls: list[tuple[int, int]] | None = None
+        self._rows: dict[int, str] = {}
 
     def locate(self, at: int) -> tuple[Block, int]:
         """The block of joined offset `at`, and the offset in that block."""
@@ -739,6 +799,15 @@ class _Batch:
             spans = self._sentences[id(block)] = _sentences(block.text, block.kind)
         index = bisect.bisect_right(spans, (at, len(block.text) + 1)) - 1
         return spans[max(0, index)]
+
+    def context(self, block: Block, start: int, end: int, at: int) -> str:
+        """`_context`, once per table row."""
+        if block.kind != "row":
+            return _context(block, start, end, at)
+        found = self._rows.get(id(block))
+        if found is None:
+            found = self._rows[id(block)] = _context(block, start, end, at)
+        return found
 
     def in_url(self, at: int) -> bool:
         if self._urls is None:
