@@ -5,7 +5,9 @@ extracting, analyzing, finalizing. The full extracted text goes to storage
 (`<user_id>/text/<document_id>.txt`), and beside it the same content as GitHub Markdown
 (`<user_id>/text/<document_id>.md`), never into the job row; the result carries the figures of the
 contract (§5): pages, characters, words, detected type, extractor, summarizer, summary, key
-points, and the time each stage took.
+points, the analysis against the job's template (`options.template`, else the
+`ANALYSIS_TEMPLATE` setting; see `shared.documents.analysis`), and the time each stage took.
+LLM usage and cost in the result are the summary's and the analysis's together.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from shared.documents import extract, sandbox, sniff, summarize
+from shared.documents import analysis, extract, sandbox, sniff, summarize
+from shared.documents.analysis import templates
 from shared.jobs.context import Handler, JobContext
 from shared.jobs.worker import Worker
 from shared.platform.client import Database
@@ -147,12 +150,28 @@ def process(
     has_text = bool(text.strip())
 
     stage("analyzing", 70)
+    template = _template(job, settings)
     if has_text:
-        summary = _summarizer(summarizer_config(settings)).summarize(text, title=extraction.title)
+        config = summarizer_config(settings)
+        summary = _summarizer(config).summarize(
+            text, title=extraction.title, markdown=extraction.markdown or None
+        )
         summary_result = summary.as_result()
+        found = analysis.analyze(
+            extraction.markdown or text,
+            template=template,
+            title=extraction.title,
+            author=extraction.author,
+            config=config,
+        )
+        _add_usage(summary_result, found.usage)
+        analysis_result = found.as_result()
     else:  # a scanned PDF: nothing to summarize (OCR is out of scope); same result shape
         summary_result = summarize.Summary(
             summary="", key_points=[], summarizer=settings.summarizer, model=None, chunks=0
+        ).as_result()
+        analysis_result = analysis.Analysis(
+            template=template, fields=analysis.empty_fields(template), unverified=[]
         ).as_result()
 
     stage("finalizing", 90)
@@ -178,8 +197,27 @@ def process(
         "truncated": meta["truncated"],
         **meta["details"],
         **summary_result,
+        "analysis": analysis_result,
         "timings_ms": timings,
     }
+
+
+def _template(job: dict[str, Any], settings: Settings) -> str:
+    """The job's template; one no longer in the registry (a job queued before a template was
+    removed) fails the job rather than running another."""
+    options = job.get("options") or {}
+    name = options.get("template") if isinstance(options, dict) else None
+    name = name or settings.analysis_template
+    if name not in templates.TEMPLATES:
+        raise JobError("unknown_template", f"no analysis template {name!r}", recoverable=False)
+    return str(name)
+
+
+def _add_usage(result: dict[str, Any], usage: analysis.Usage) -> None:
+    result["input_tokens"] += usage.input_tokens
+    result["output_tokens"] += usage.output_tokens
+    result["requests"] += usage.requests
+    result["cost_usd"] = round(result["cost_usd"] + usage.cost_usd, 8)
 
 
 def document_worker(db: Database, settings: Settings, *, concurrency: int | None = None) -> Worker:

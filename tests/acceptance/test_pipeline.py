@@ -285,6 +285,9 @@ def test_the_stage_shows_on_the_job_while_it_runs(
 def test_an_llm_summarizer_through_the_queue(
     client_for: ClientFor, make_user: MakeUser, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The summary and the analysis both from the provider: a 429 on the first request sends
+    the job back to the queue; its usage and cost are the two requests' together; the
+    analysis value whose quote is not in the document is unverified."""
     configure(
         monkeypatch,
         SUMMARIZER="openai",
@@ -297,45 +300,65 @@ def test_an_llm_summarizer_through_the_queue(
     )
     user = make_user()
     [job_id] = _jobs(client_for, user, ["quarterly-report.txt"])
-    reply = {
-        "choices": [
+    summary = {"summary": "Revenue grew; hiring is the risk.", "key_points": ["Revenue +11 %"]}
+    fields = {
+        "risks": [
             {
-                "message": {
-                    "content": json.dumps(
-                        {
-                            "summary": "Revenue grew; hiring is the risk.",
-                            "key_points": ["Revenue +11 %"],
-                        }
-                    )
-                }
+                "text": "Two senior engineering roles are still open.",
+                "evidence": {"quote": "two senior engineering roles are still open"},
             }
         ],
-        "usage": {"prompt_tokens": 400, "completion_tokens": 50},
-    }
+        "amounts": [  # not in the document
+            {"value": 5, "currency": "USD", "scale": "million", "text": "$5 million",
+             "evidence": {"quote": "revenue of $5 million"}},
+        ],
+    }  # fmt: skip
+
+    def reply(content: dict[str, Any], prompt: int, completion: int) -> httpx.Response:
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion}
+        message = {"message": {"content": json.dumps(content)}}
+        return httpx.Response(200, json={"choices": [message], "usage": usage})
+
+    answers = iter([httpx.Response(429, json={"error": {"type": "rate_limit"}})])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        pending = next(answers, None)
+        if pending is not None:
+            return pending
+        if "response_format" in json.loads(request.content):
+            return reply(fields, 900, 120)
+        return reply(summary, 400, 50)
+
     with respx.mock(assert_all_called=True) as mock:
         route = mock.post("https://llm.example.test/v1/chat/completions")
-        route.side_effect = [
-            httpx.Response(429, json={"error": {"type": "rate_limit"}}),
-            httpx.Response(200, json=reply),
-        ]
+        route.side_effect = answer
         # The 429 is recoverable: the attempt goes back to the queue with backoff (0 s here),
         # and the same drain runs it again.
         report = process_jobs(client_for("process_jobs")).get_json()
         assert (report["retried"], report["completed"], report["claimed"]) == (1, 1, 2), report
     job = _status(client_for, user, job_id)
     assert (job["status"], job["attempts"]) == ("completed", 2)
-    request = route.calls[-1].request
+    request = route.calls[1].request
     assert request.headers["Authorization"] == "Bearer sk-test-key-never-logged"
     assert "Revenue grew eleven percent" in json.loads(request.content)["messages"][-1]["content"]
-    result = _status(client_for, user, job_id)["result"]
+    result = job["result"]
     assert (result["summary"], result["key_points"]) == (
         "Revenue grew; hiring is the risk.",
         ["Revenue +11 %"],
     )
     assert (result["summarizer"], result["input_tokens"], result["output_tokens"]) == (
         "openai",
-        400,
-        50,
+        400 + 900,
+        50 + 120,
     )
-    assert result["cost_usd"] == pytest.approx(400 * 1.0 / 1e6 + 50 * 2.0 / 1e6)
-    assert "sk-test-key" not in json.dumps(_status(client_for, user, job_id))
+    assert result["requests"] == 2
+    assert result["cost_usd"] == pytest.approx(1300 * 1.0 / 1e6 + 170 * 2.0 / 1e6)
+    analysis = result["analysis"]
+    assert analysis["template"] == "document_brief"
+    (risk,) = analysis["fields"]["risks"]
+    assert risk["evidence"]["quote"] == "two senior engineering roles are still open"
+    assert analysis["fields"]["amounts"] == []
+    assert [(u["field"], u["reason"]) for u in analysis["unverified"]] == [
+        ("amounts", "quote_not_found")
+    ]
+    assert "sk-test-key" not in json.dumps(job)

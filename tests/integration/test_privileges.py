@@ -174,7 +174,8 @@ FUNCTION_ALLOWLIST: dict[str, Allowed] = {
             "public.recover_stalled_jobs(integer, timestamp with time zone)",
             "public.cancel_job(uuid, timestamp with time zone)",
             "public.retry_job(uuid, integer, integer, timestamp with time zone)",
-            "public.reanalyze_document(uuid, jsonb, integer, integer, integer, timestamp with time zone)",
+            "public.reanalyze_document("
+            "uuid, jsonb, integer, integer, integer, timestamp with time zone)",
             "public.set_document_text(uuid, text, text, timestamp with time zone)",
             "public.record_events(jsonb)",
             "public.record_health_check(text, text, integer, text, jsonb, integer, integer,"

@@ -6,9 +6,10 @@ Forms read: "14 March 2026", "14th of March 2026", "14-Mar-2026", "March 14, 202
 ("1-3 March 2026", "March 1-3, 2026": both ends), and a month with its year ("March 2026",
 "Sept. 2026" -> "2026-09"). Every date is checked against the calendar (no 31 February).
 
-Not dates: bare years, quarters, times, version numbers, dates without a year, two-digit years.
-A numeric date whose day and month are both 12 or less and differ (03/04/2026) is returned as
-ambiguous, never as a date: the caller sends it to `unverified`.
+Not dates: bare years, quarters, times, version numbers, dates without a year. A numeric date
+whose day and month are both 12 or less and differ (03/04/2026) is returned as ambiguous,
+never as a date: the caller sends it to `unverified`. So is a numeric date with a two-digit
+year written with `/` (12/20/24: the century is a guess), with its readings in 20YY.
 
 One RE2 pattern (google-re2: an automaton, linear in the text, no backtracking) finds every
 form; its alternatives are ordered so that at one starting point the longest form wins (a full
@@ -73,8 +74,8 @@ _PATTERN = re2.compile(
             rf"\b(?P<m2>{_MONTH})\.?{_SP}(?P<d2>\d{{1,2}}){_ORD},?{_SP}(?P<y2>\d{{4}})\b",
             # 2026-03-14, 2026/03/14
             r"\b(?P<iy>\d{4})(?P<is>[-/])(?P<im>\d{1,2})(?P<is2>[-/])(?P<id>\d{1,2})",
-            # 14.03.2026, 3/14/2026, 14-03-2026
-            r"\b(?P<na>\d{1,2})(?P<ns>[./-])(?P<nb>\d{1,2})(?P<ns2>[./-])(?P<ny>\d{4})",
+            # 14.03.2026, 3/14/2026, 14-03-2026; 12/20/24 (a two-digit year: never a date)
+            r"\b(?P<na>\d{1,2})(?P<ns>[./-])(?P<nb>\d{1,2})(?P<ns2>[./-])(?P<ny>\d{4}|\d{2})",
             # March 2026
             rf"\b(?P<m3>{_MONTH})\.?,?{_SP}(?P<y3>\d{{4}})\b",
         )
@@ -164,6 +165,12 @@ def _read(m: Any, text: str) -> Found | None:
             return None
         year = int(g("ny"))
         a, b = int(g("na")), int(g("nb"))
+        if len(g("ny")) == 2:
+            if g("ns") != "/":  # 12-01-24 and 3.4.26 read as codes and versions as often
+                return None
+            orders = {(b, a), (a, b)} if a <= 12 and b <= 12 else {(b, a) if a > 12 else (a, b)}
+            readings = sorted(filter(None, (_iso(2000 + year, m, d) for m, d in orders)))
+            return Found(start, end, written, (), tuple(readings)) if readings else None
         if year not in _YEARS_NUMERIC:
             return None
         if a > 12 and b <= 12:

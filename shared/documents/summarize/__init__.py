@@ -1,8 +1,9 @@
 """Summarizers behind one interface: extractive (the default), Anthropic and OpenAI-compatible.
 
-- `extractive`: offline and deterministic, no model and no network. Sentences are scored by
-  the summed normalized frequencies of their non-stopword words; the best few, in document
-  order, make the summary and the next best distinct ones the key points. Linear in the text.
+- `extractive`: offline and deterministic, no model and no network. LexRank over the prose
+  sentences of the Markdown (`candidates.py` says what is never a candidate); key points
+  cover the major sections; tabular documents are described from computed column figures
+  (`tables.py`).
 - `anthropic` (Messages API) and `openai` (Chat Completions at any compatible base URL): over
   httpx with the configured timeouts. The model is asked for JSON
   `{"summary": ..., "key_points": [...]}` and its reply is parsed leniently. A text over the
