@@ -43,9 +43,11 @@ test: sysdeps-test setup ## System packages, then the whole test suite against a
 dev: sysdeps-demo setup ## Serve every function on http://127.0.0.1:8080/<route> with a worker, until Ctrl-C
 	$(BIN)/docflow serve --port 8080 --worker
 
-bench: sysdeps-test setup ## Benchmarks: queue (vs raw SQL, Procrastinate), pipeline (vs pypdf), the document corpus (vs pdftotext, pypdf, pdfminer.six), upload intake, analytics, retention, ReDoS, cold start
+bench: sysdeps-test setup ## Benchmarks: queue (vs raw SQL, Procrastinate), pipeline (vs pypdf), summaries and analysis (MB/s), the document corpus (vs pdftotext, pypdf, pdfminer.six), upload intake, analytics, retention, ReDoS, cold start
 	$(BIN)/python bench/queue_bench.py
 	$(BIN)/python bench/pipeline_bench.py
+	$(BIN)/python bench/summarize_bench.py
+	$(BIN)/python bench/analysis_bench.py
 	@if [ -d ../shared/corpus ]; then $(BIN)/python bench/corpus_bench.py --rounds 3; \
 	else echo "corpus_bench: no ../shared/corpus here (bench/corpus_bench.py --dir DIR), skipped"; fi
 	$(BIN)/python bench/intake_bench.py
