@@ -292,6 +292,16 @@ def test_organizations_from_metadata_and_title() -> None:
     assert financial(markdown)["company"]["value"] == "Fernhill Instruments AS"
 
 
+def test_a_heading_on_every_page_is_not_the_title() -> None:
+    """One level-1 heading is the title; one per page titles the pages, and the metadata
+    title (in the text) wins over a heading."""
+    assert brief("# Annual Report\n\nText.")[0]["title"]["value"] == "Annual Report"
+    pages = "<!-- page 1 -->\n# Page 1: Overview\n\nA.\n<!-- page 2 -->\n# Page 2: Results\n\nB."
+    assert brief(pages)[0]["title"] is None
+    raw, _ = brief("# Overview\n\nThe Annual Report 2026 follows.", title="Annual Report 2026")
+    assert raw["title"]["value"] == "Annual Report 2026"
+
+
 def test_metadata_title_only_when_it_is_in_the_text() -> None:
     assert brief("Plain text.", title="Board Minutes")[0]["title"] is None
     raw, _ = brief("Board Minutes\n\nPlain text.", title="Board Minutes")

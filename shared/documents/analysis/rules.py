@@ -12,7 +12,7 @@ What it reads:
   scale written with it, its sentence (or table row) as context;
 - organizations: the title/author metadata or the first heading when they name one, and
   capitalized names ending in a legal-form suffix (Inc., Ltd, GmbH, AS, S.A., ...);
-- title (the first level-1 heading, else the metadata title when it is in the text) and the
+- title (the metadata title when it is in the text, else the only level-1 heading) and the
   document type from its keywords;
 - obligations, risks and deal terms only from clearly labeled places (list items and
   sentences under an "Action items"/"Next steps"/"Obligations", a "Risks" or a "Deal terms"
@@ -408,6 +408,7 @@ class _State:
         self.unverified: list[dict[str, Any]] = []
         self.seen: dict[str, set[Any]] = {}
         self.first_h1: str | None = None
+        self.h1_count = 0
         self.first_heading: str | None = None
         self.first_org: dict[str, Any] | None = None
         self.legal_names: list[dict[str, Any]] = []  # financial: names with a legal form
@@ -458,8 +459,10 @@ class _State:
             if block.kind == "heading":
                 if self.first_heading is None:
                     self.first_heading = _clean(block.text)
-                if block.level == 1 and self.first_h1 is None:
-                    self.first_h1 = _clean(block.text)
+                if block.level == 1:
+                    self.h1_count += 1
+                    if self.first_h1 is None:
+                        self.first_h1 = _clean(block.text)
             elif block.kind == "row":
                 if self.industry is None and "industry" in self.wants:
                     self._industry_row(block.text)
@@ -736,9 +739,13 @@ class _State:
                 folded.append(markdown.casefold())
             return " ".join(text.split()).casefold() in folded[0]
 
-        doc_title: str | None = self.first_h1
-        if doc_title is None and title and title.strip() and in_document(title):
+        # The metadata title when the text has it; else the level-1 heading when there is one
+        # only (a heading on every page, "Page 1: Overview", titles a page, not the document).
+        doc_title: str | None = None
+        if title and title.strip() and in_document(title):
             doc_title = " ".join(title.split())
+        elif self.h1_count == 1:
+            doc_title = self.first_h1
         if "title" in self.wants:
             self.raw["title"] = (
                 {"value": doc_title[:500], "evidence": {"quote": doc_title}} if doc_title else None
