@@ -216,3 +216,25 @@ def test_the_financial_template_through_an_llm_over_http(
     assert reasons == [("headcount", "invalid"), ("revenue", "quote_not_found")]
     # The invalid headcount made the extractor ask once more (same answer): 3 requests.
     assert (result["input_tokens"], result["requests"]) == (3000, 3)
+
+
+def test_the_demo_samples_have_clean_key_points_and_an_analysis(
+    client_for: ClientFor, make_user: MakeUser
+) -> None:
+    """What `make demo` prints for each sample: key points without the annual report's page
+    footer ("Fernhill Instruments - Annual Report 2026 - page 1 of 4") or Markdown markup."""
+    user = make_user()
+    names = sorted(p.name for p in SAMPLES.iterdir() if p.is_file() and p.suffix != ".py")
+    jobs = {name: _upload(client_for, user, name)["job_id"] for name in names}
+    report = process_jobs(client_for("process_jobs")).get_json()
+    assert report["completed"] == len(jobs), report
+    http = client_for("jobs")
+    markup = re.compile(r"^\s*(?:#|[-*+] |\d+[.)] |>)|\|.*\||\]\(|<[a-z/!]|```|\*\*")
+    for name, job_id in jobs.items():
+        result = _result(http, user, job_id)
+        assert result["analysis"]["template"] == "document_brief", name
+        points = result["key_points"]
+        assert points, name
+        for point in [*points, result["summary"]]:
+            assert "page 1 of 4" not in point.lower() and "Annual Report 2026 -" not in point
+            assert not markup.search(point), (name, point)
