@@ -2,7 +2,8 @@
 
   docflow db start|stop|status|reset|migrate|url|destroy
                                                    the embedded Postgres (or DATABASE_URL)
-  docflow serve [--port 8080] [--worker]           every function on one port
+  docflow serve [--port 8080] [--worker] [--schedules]
+                                                   every function on one port
   docflow worker                                   the long-running worker
   docflow token --user UUID [--admin]              mint a local user access token
   docflow probe [--json]                           probe the services once
@@ -150,8 +151,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         _ensure_database(settings)
     stop = threading.Event()
     worker = _start_worker(settings, stop) if args.worker else None
-    if args.worker:  # `make dev`: the local stand-in for Cloud Scheduler
-        _start_schedules(settings, stop)
+    if args.worker or args.schedules:  # `make dev`: the local stand-in for Cloud Scheduler
+        _start_schedules(
+            settings, stop, probe_every=args.probe_every, retention_every=args.retention_every
+        )
     print(
         f"docflow serving every function on http://{args.host}:{args.port}/<route>", file=sys.stderr
     )
@@ -168,10 +171,16 @@ PROBE_EVERY_SECONDS = 60
 RETENTION_EVERY_SECONDS = 24 * 3600
 
 
-def _start_schedules(settings: Settings, stop: threading.Event) -> threading.Thread:
+def _start_schedules(
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    probe_every: float = PROBE_EVERY_SECONDS,
+    retention_every: float = RETENTION_EVERY_SECONDS,
+) -> threading.Thread:
     """The local stand-in for Cloud Scheduler: probe the services every minute, as
     /probe_health is called in production, and run retention at start and then daily, as
-    /retention is."""
+    /retention is. The soak (bench/soak.py) shortens both periods."""
     import time
     from collections.abc import Callable
 
@@ -183,9 +192,8 @@ def _start_schedules(settings: Settings, stop: threading.Event) -> threading.Thr
 
     log = get_logger("schedules")
     schedules: list[tuple[str, float, Callable[[], object]]] = [
-        ("probe", PROBE_EVERY_SECONDS, lambda: probe_and_notify(get_db(), get_storage(), settings)),
-        ("retention", RETENTION_EVERY_SECONDS,
-         lambda: run_retention(get_db(), get_storage(), settings)),
+        ("probe", probe_every, lambda: probe_and_notify(get_db(), get_storage(), settings)),
+        ("retention", retention_every, lambda: run_retention(get_db(), get_storage(), settings)),
     ]  # fmt: skip
     due = {name: time.monotonic() for name, _, _ in schedules}
 
@@ -529,6 +537,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run a long-running worker and the local schedules (probe every minute, "
         "retention daily)",
+    )
+    serve.add_argument(
+        "--schedules",
+        action="store_true",
+        help="run the local schedules without a worker (the soak runs its own workers)",
+    )
+    serve.add_argument(
+        "--probe-every",
+        type=_positive_seconds,
+        default=PROBE_EVERY_SECONDS,
+        metavar="SECONDS",
+        help=f"with the schedules: probe this often (default {PROBE_EVERY_SECONDS})",
+    )
+    serve.add_argument(
+        "--retention-every",
+        type=_positive_seconds,
+        default=RETENTION_EVERY_SECONDS,
+        metavar="SECONDS",
+        help="with the schedules: run retention at start and then this often (default daily)",
     )
     serve.set_defaults(func=cmd_serve)
 
