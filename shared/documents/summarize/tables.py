@@ -12,7 +12,9 @@ cells; nothing is generated:
 - for categorical columns the most frequent values with their counts;
 - the empty cells per column.
 
-At most `candidates.MAX_TABLE_ROWS` rows of a table are examined (the row count is exact).
+At most `candidates.MAX_TABLE_ROWS` rows and `MAX_COLUMNS` columns of a table are examined
+(the row and column counts are exact). The work is linear in the cells there are: a short row
+is not padded to the table's width, its missing cells are counted as empty.
 """
 
 from __future__ import annotations
@@ -22,11 +24,15 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+import re2
+
 SUMMARY_MAX_CHARS = 600
 POINT_MAX_CHARS = 200
 _AGREE = 0.95  # share of non-empty cells that must parse for a type to hold
+MAX_COLUMNS = 1_000  # columns examined (a row of 1 MB may have 500,000)
 
-_DELIMITER_ROW = re.compile(r"[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*")
+# RE2: its spaces around an optional `|` backtrack in `re` (a line of spaces took seconds).
+_DELIMITER_ROW = re2.compile(r"[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*")
 _PIPE = re.compile(r"(?<!\\)\|")
 
 
@@ -175,7 +181,6 @@ _ID_HEADER = re.compile(
     r"(?:^|\b|_)(?:id|code|zip|postcode|fips|no|nr|number|num|key|index|phone)(?:\b|_|$)|#",
     re.IGNORECASE,
 )
-_HEADER_UNIT = re.compile(r"[(\[]\s*([^()\[\]]{1,12}?)\s*[)\]]\s*$")
 
 
 @dataclass
@@ -269,10 +274,23 @@ class Column:
         return self.kind in ("integer", "decimal", "currency", "percentage")
 
 
+def _bracketed(name: str) -> str:
+    r"""What the name's closing brackets hold, 1-12 characters: "USD" in "Revenue (USD)", "kg"
+    in "Weight [ kg ]"; "" if nothing. Linear: the pattern `[(\[]\s*([^()\[\]]{1,12}?)\s*[)\]]\s*$`
+    backtracked through runs of spaces from every bracket (minutes for a 1 MB header)."""
+    name = name.rstrip()
+    if name[-1:] not in (")", "]"):
+        return ""
+    opening = max(name.rfind(bracket, 0, len(name) - 1) for bracket in "()[]")
+    if opening < 0 or name[opening] not in "([":
+        return ""
+    inner = name[opening + 1 : -1].strip()
+    return inner if len(inner) <= 12 else ""
+
+
 def _header_unit(name: str) -> str:
-    match = _HEADER_UNIT.search(name)
-    if match:
-        unit = match.group(1).strip()
+    unit = _bracketed(name)
+    if unit:
         if unit.upper() in _CURRENCY_CODES or unit in _CURRENCY_SYMBOLS or unit == "%":
             return unit.upper() if unit.upper() in _CURRENCY_CODES else unit
         if unit.lower() in _UNITS or unit.lower() in ("usd m", "eur m", "m usd", "k", "000s"):
@@ -293,9 +311,10 @@ def _header_unit(name: str) -> str:
     return ""
 
 
-def analyze_column(name: str, cells: list[str]) -> Column:
+def analyze_column(name: str, cells: list[str], missing: int = 0) -> Column:
+    """A column's type and statistics; `missing`: rows too short to have the column (empty)."""
     values = [c for c in cells if c and not c.isspace()]
-    empty = len(cells) - len(values)
+    empty = len(cells) + missing - len(values)
     present = [v for v in values if v.strip().lower() not in _NULLS]
     counts = Counter(values)
     column = Column(name=name, kind="text", filled=len(values), empty=empty, distinct=len(counts))
@@ -521,14 +540,15 @@ class Description:
 
 
 def analyze(table: Table) -> list[Column]:
-    width = table.width
-    names = [*table.header, *[""] * (width - len(table.header))]
-    return [
-        analyze_column(
-            names[i].strip(), [row[i].strip() if i < len(row) else "" for row in table.rows]
-        )
-        for i in range(width)
-    ]
+    """The first `MAX_COLUMNS` columns, read in one pass over the cells the rows have."""
+    width = min(table.width, MAX_COLUMNS)
+    names = [*table.header[:width], *[""] * (width - len(table.header))]
+    cells: list[list[str]] = [[] for _ in range(width)]
+    for row in table.rows:
+        for column, cell in zip(cells, row, strict=False):  # a row may be short or long
+            column.append(cell.strip())
+    rows = len(table.rows)
+    return [analyze_column(names[i].strip(), cells[i], rows - len(cells[i])) for i in range(width)]
 
 
 def _notability(column: Column) -> int:
@@ -548,10 +568,10 @@ def _notability(column: Column) -> int:
 
 def describe(tables: list[Table], key_points: int) -> Description:
     """Summary sentences and key points for a document that is mostly tables."""
-    largest = max(tables, key=lambda t: (t.size, -tables.index(t)))
+    largest = max(enumerate(tables), key=lambda e: (e[1].size, -e[0]))[1]  # the first largest
     columns = analyze(largest)
     has_header = any(c.name for c in columns)
-    rows, width = largest.row_count, len(columns)
+    rows, width = largest.row_count, largest.width
 
     listed = ", ".join(f"{_label(c, i)} ({_kind_name(c)})" for i, c in enumerate(columns[:8]))
     if width > 8:
@@ -571,6 +591,8 @@ def describe(tables: list[Table], key_points: int) -> Description:
     sentences = [first]
     if rows > len(largest.rows):
         sentences.append(f"The first {len(largest.rows):,} rows were examined.")
+    if width > len(columns):
+        sentences.append(f"The first {len(columns):,} columns were examined.")
 
     highlights = []
     measures = [c for c in columns if c.numeric and not c.role]
@@ -599,7 +621,7 @@ def describe(tables: list[Table], key_points: int) -> Description:
     empty = sum(c.empty for c in columns)
     if rows:
         if empty:
-            worst = max(range(width), key=lambda i: (columns[i].empty, -i))
+            worst = max(range(len(columns)), key=lambda i: (columns[i].empty, -i))
             where = _ref(columns[worst], worst)
             many = _plural(empty, "cell is", "cells are")
             sentences.append(
@@ -611,7 +633,7 @@ def describe(tables: list[Table], key_points: int) -> Description:
             sentences.append("None of the cells is empty.")
     summary = _join(sentences, SUMMARY_MAX_CHARS)
 
-    order = sorted(range(width), key=lambda i: (-_notability(columns[i]), i))
+    order = sorted(range(len(columns)), key=lambda i: (-_notability(columns[i]), i))
     chosen = sorted(i for i in order[:key_points] if rows and _notability(columns[i]) > 0)
     points = [column_point(columns[i], i) for i in chosen]
     for number, table in enumerate(tables, 1):
@@ -627,7 +649,7 @@ def table_point(
 ) -> str:
     """A table in one key point: "A table of 42 rows and 5 columns (Name, ...); Revenue ..."."""
     columns = columns if columns is not None else analyze(table)
-    rows, width = table.row_count, len(columns)
+    rows, width = table.row_count, table.width
     names = ", ".join(_label(c, i) for i, c in enumerate(columns[:5]) if c.name)
     if names and width > 5:
         names += ", \u2026"
