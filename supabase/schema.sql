@@ -2243,15 +2243,28 @@ CREATE OR REPLACE FUNCTION public.set_document_text(document_id uuid, text_path 
  LANGUAGE plpgsql
  SET search_path TO ''
 AS $function$
+declare
+  v_now timestamptz := coalesce(set_document_text.now, pg_catalog.now());
+  v_old public.documents;
 begin
-  update public.documents d
-     set text_path = set_document_text.text_path,
-         markdown_path = set_document_text.markdown_path,
-         updated_at = coalesce(set_document_text.now, pg_catalog.now())
-   where d.id = set_document_text.document_id;
+  select * into v_old from public.documents d
+   where d.id = set_document_text.document_id
+     for update;
   if not found then
     raise exception 'document not found' using errcode = 'DF404', hint = 'document_not_found';
   end if;
+  update public.documents d
+     set text_path = set_document_text.text_path,
+         markdown_path = set_document_text.markdown_path,
+         updated_at = v_now
+   where d.id = v_old.id;
+  insert into public.storage_deletions (object_path, reason, queued_at)
+  select distinct p.path, 'document_text_replaced', v_now
+    from (values (v_old.text_path), (v_old.markdown_path)) as p(path)
+   where p.path is not null
+     and p.path is distinct from set_document_text.text_path
+     and p.path is distinct from set_document_text.markdown_path
+     and p.path is distinct from v_old.storage_path;
 end;
 $function$;
 grant EXECUTE on function public.set_document_text(document_id uuid, text_path text, markdown_path text, now timestamp with time zone) to service_role;

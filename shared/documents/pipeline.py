@@ -8,12 +8,21 @@ contract (§5): pages, characters, words, detected type, extractor, summarizer, 
 points, the analysis against the job's template (`options.template`, else the
 `ANALYSIS_TEMPLATE` setting; see `shared.documents.analysis`), and the time each stage took.
 LLM usage and cost in the result are the summary's and the analysis's together.
+
+A job that replaces a document's text (a reanalyze) writes the pair under names of its own
+(`<document_id>.<version>.txt` and `.md`) and switches the document to both in one
+`set_document_text`, which queues the replaced pair in `storage_deletions`: a failed write
+leaves the document on its previous text and Markdown, never a mix. Storage that fails
+(`StorageUnavailable`, or an `OSError` from a local write) while reading or finalizing is
+the recoverable `storage_unavailable`: the queue retries the job with backoff and fails it
+with that code after its last attempt. A missing upload is `object_missing`, not retried.
 """
 
 from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -24,11 +33,16 @@ from shared.jobs.context import Handler, JobContext
 from shared.jobs.worker import Worker
 from shared.platform.client import Database
 from shared.platform.config import Settings
-from shared.platform.errors import JobError, NotFound
-from shared.platform.storage import Storage, get_storage
+from shared.platform.errors import DocflowError, JobError, NotFound
+from shared.platform.log import get_logger
+from shared.platform.storage import Storage, StorageUnavailable, get_storage
 
 Extractor = Callable[[bytes, str, Settings], extract.Extraction]
 _WORD = re.compile(r"\w+")
+log = get_logger("pipeline")
+# What a failing storage backend raises: `StorageUnavailable` (I/O error, 5xx, no connection);
+# `LocalStorage.put` lets the `OSError` of a failed write through as it is.
+_STORAGE_DOWN = (StorageUnavailable, OSError)
 
 
 def limits_for(settings: Settings) -> tuple[extract.Limits, sandbox.SandboxLimits]:
@@ -77,14 +91,17 @@ def _summarizer(config: summarize.SummarizerConfig) -> summarize.Summarizer:
     return summarize.make_summarizer(config)
 
 
-def text_path(user_id: str, document_id: str) -> str:
-    """In a subfolder, so the signed-upload flow (one level only) can never register it."""
-    return f"{user_id}/text/{document_id}.txt"
+def text_path(user_id: str, document_id: str, version: str | None = None) -> str:
+    """In a subfolder, so the signed-upload flow (one level only) can never register it.
+    `version` names a replacement (a reanalyze); a document's first text has none."""
+    suffix = f".{version}" if version else ""
+    return f"{user_id}/text/{document_id}{suffix}.txt"
 
 
-def markdown_path(user_id: str, document_id: str) -> str:
+def markdown_path(user_id: str, document_id: str, version: str | None = None) -> str:
     """Beside the text, in the same subfolder."""
-    return f"{user_id}/text/{document_id}.md"
+    suffix = f".{version}" if version else ""
+    return f"{user_id}/text/{document_id}{suffix}.md"
 
 
 def handler(
@@ -135,6 +152,8 @@ def process(
         data = storage.get(document["storage_path"])
     except NotFound:
         raise JobError("object_missing", "the stored file is missing") from None
+    except _STORAGE_DOWN as err:
+        raise _storage_down("reading", "could not read the stored file", err) from None
 
     stage("parsing", 30)
     content_type = sniff.sniff(data, name=document.get("original_filename"))
@@ -175,13 +194,7 @@ def process(
         ).as_result()
 
     stage("finalizing", 90)
-    user_id, document_id = str(document["user_id"]), str(document["id"])
-    path, md_path = text_path(user_id, document_id), markdown_path(user_id, document_id)
-    storage.put(path, text.encode("utf-8"), "text/plain; charset=utf-8", overwrite=True)
-    storage.put(
-        md_path, extraction.markdown.encode("utf-8"), "text/markdown; charset=utf-8", overwrite=True
-    )
-    db.call("set_document_text", document_id=document_id, text_path=path, markdown_path=md_path)
+    _store_text(db, storage, document, text, extraction.markdown)
     stage(None)
 
     meta = extraction.metadata()
@@ -200,6 +213,51 @@ def process(
         "analysis": analysis_result,
         "timings_ms": timings,
     }
+
+
+def _store_text(
+    db: Database, storage: Storage, document: dict[str, Any], text: str, markdown: str
+) -> None:
+    """Store the text and its Markdown, then point the document at both at once.
+
+    A document's first text goes to the plain names. A replacement goes to names of its own,
+    so the objects the document points at are never touched: `set_document_text` switches to
+    the new pair in one update and queues the old pair for deletion. When a write fails, the
+    objects this attempt may have written under its own names are deleted again (best effort;
+    the plain names are left, since a retry overwrites them and nothing points at them yet).
+    """
+    user_id, document_id = str(document["user_id"]), str(document["id"])
+    replacing = bool(document.get("text_path") or document.get("markdown_path"))
+    version = uuid.uuid4().hex[:12] if replacing else None
+    path = text_path(user_id, document_id, version)
+    md_path = markdown_path(user_id, document_id, version)
+    try:
+        storage.put(path, text.encode("utf-8"), "text/plain; charset=utf-8", overwrite=True)
+        storage.put(
+            md_path, markdown.encode("utf-8"), "text/markdown; charset=utf-8", overwrite=True
+        )
+    except _STORAGE_DOWN as err:
+        if version is not None:  # a failed upload may still have stored its object
+            _discard(storage, [path, md_path], document_id)
+        raise _storage_down("finalizing", "could not store the extracted text", err) from None
+    db.call("set_document_text", document_id=document_id, text_path=path, markdown_path=md_path)
+
+
+def _discard(storage: Storage, names: list[str], document_id: str) -> None:
+    """Delete objects no document points at; one left behind is only an unreferenced file."""
+    try:
+        storage.delete_many(names)
+    except (DocflowError, OSError) as err:
+        log.warning(
+            "could not delete an unused text object",
+            extra={"document_id": document_id, "objects": len(names), "error": type(err).__name__},
+        )
+
+
+def _storage_down(stage: str, message: str, err: Exception) -> JobError:
+    """The recoverable job error for a storage backend that failed during `stage`."""
+    log.warning("storage failed during a job", extra={"stage": stage, "error": type(err).__name__})
+    return JobError("storage_unavailable", f"{message}; storage is unavailable", recoverable=True)
 
 
 def _template(job: dict[str, Any], settings: Settings) -> str:

@@ -1,6 +1,10 @@
 """File storage behind one interface: a local directory (default) or Supabase Storage.
 
 Object names are `<user_id>/<server-generated name>`; callers never choose them from user input.
+A backend that cannot be reached or fails an I/O (a local read, delete or stat that raises
+`OSError`, a Supabase Storage 5xx or a connection error) raises `StorageUnavailable`: a 503
+`unavailable` for HTTP callers, and for the pipeline the recoverable job error
+`storage_unavailable`. A missing object is `NotFound` (`object_not_found`) on both backends.
 supabase-py's storage client (storage3, httpx) is imported only when STORAGE_BACKEND=supabase
 builds a `SupabaseStorage` (at start-up: `shared.platform.app`), never by importing this module.
 """
@@ -20,6 +24,14 @@ from shared.platform.log import get_logger
 log = get_logger("storage")
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)*")
+
+
+class StorageUnavailable(Unavailable):
+    """The storage backend failed (an I/O error, a 5xx, no connection): worth trying again."""
+
+    def __init__(self, message: str, *, op: str) -> None:
+        super().__init__(message, retry_after=5)
+        self.op = op
 
 
 def _check_name(name: str) -> None:
@@ -66,20 +78,37 @@ class LocalStorage:
             raise
 
     def get(self, name: str) -> bytes:
+        path = self._path(name)
         try:
-            return self._path(name).read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFound("stored object not found", code="object_not_found") from None
+        except OSError as exc:
+            raise _local_failure("get", exc) from exc
 
     def delete(self, name: str) -> None:
-        self._path(name).unlink(missing_ok=True)
+        path = self._path(name)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise _local_failure("delete", exc) from exc
 
     def delete_many(self, names: list[str]) -> None:
         for name in names:
             self.delete(name)
 
     def exists(self, name: str) -> bool:
-        return self._path(name).is_file()
+        path = self._path(name)
+        try:
+            return path.is_file()
+        except OSError as exc:
+            raise _local_failure("exists", exc) from exc
+
+
+def _local_failure(op: str, exc: OSError) -> StorageUnavailable:
+    """An I/O error of the local backend, logged with its errno only (never the path)."""
+    log.error("storage call failed", extra={"op": op, "errno": exc.errno})
+    return StorageUnavailable("storage request failed", op=op)
 
 
 class SupabaseStorage:
@@ -104,10 +133,11 @@ class SupabaseStorage:
             if status == "413":
                 raise PayloadTooLarge("the object is too large for the bucket") from exc
             if status.startswith("5") or not status:
-                raise Unavailable("storage request failed", retry_after=5) from exc
+                raise StorageUnavailable("storage request failed", op=what) from exc
             raise DocflowError("storage request rejected", code="storage_error") from exc
         except httpx.TransportError as exc:
-            raise Unavailable("storage unreachable", retry_after=5) from exc
+            log.error("storage unreachable", extra={"op": what, "error": type(exc).__name__})
+            raise StorageUnavailable("storage unreachable", op=what) from exc
 
     def put(self, name: str, data: bytes, content_type: str, *, overwrite: bool = False) -> None:
         _check_name(name)
