@@ -469,6 +469,89 @@ def test_a_write_fault_during_reanalyze_keeps_the_old_pair_and_the_retry_switche
         assert "twelve percent" not in line and "nine percent" not in line
 
 
+def test_a_supabase_write_fault_on_a_replacement_discards_its_objects_and_the_retry_switches(
+    make_user: MakeUser, db: Database, sql: psycopg.Connection, settings: Settings
+) -> None:
+    """Supabase Storage answers 503 to the Markdown upload of a reanalysis: the objects the
+    attempt wrote under its own names are deleted again, the document keeps its pair; the
+    retry uploads a new pair and switches to it."""
+    user = make_user()
+    created = create_upload(db, user, data=V2, filename="report.txt")
+    job_id, document_id = str(created["job_id"]), str(created["document_id"])
+    old_pair = (f"{user.user_id}/text/{document_id}.txt", f"{user.user_id}/text/{document_id}.md")
+    db.call("set_document_text", document_id=document_id, text_path=old_pair[0],
+            markdown_path=old_pair[1])  # fmt: skip
+    upload = sql.execute(
+        "select storage_path from public.documents where id = %s", (document_id,)
+    ).fetchone()
+    assert upload is not None
+    prefix = f"{OBJECTS}/documents/{user.user_id}/text/{document_id}."
+
+    def name(request: httpx.Request) -> str:
+        return str(request.url).removeprefix(f"{OBJECTS}/documents/")
+
+    answers = iter([200, 503, 200, 200])  # text, Markdown (fails), then the retry's two
+    with respx.mock(assert_all_mocked=True, assert_all_called=True) as api:
+        api.get(f"{OBJECTS}/documents/{upload[0]}").respond(200, content=V2)
+        writes = api.post(url__startswith=prefix)
+        writes.side_effect = lambda request: httpx.Response(next(answers), json={"Key": "k"})
+        removes = api.delete(f"{OBJECTS}/documents").respond(200, json=[])
+
+        assert counts(drain(db, settings, supabase_storage())) == {"claimed": 1, "retried": 1}
+        row = job_row(sql, job_id)
+        assert (row["status"], row["error_code"]) == ("pending", "storage_unavailable")
+        assert document_paths(sql, document_id) == old_pair
+        first_try = [name(call.request) for call in writes.calls]
+        assert len(first_try) == 2 and first_try[1].endswith(".md")
+        assert not set(first_try) & set(old_pair)
+        discarded = httpx.Response(200, content=removes.calls.last.request.content).json()
+        assert set(discarded["prefixes"]) == set(first_try)
+        assert queued(sql) == {}
+
+        let_backoff_pass(sql, job_id)
+        assert counts(drain(db, settings, supabase_storage())) == {"claimed": 1, "completed": 1}
+        retried = [name(call.request) for call in writes.calls][2:]
+    assert document_paths(sql, document_id) == tuple(retried)
+    assert not set(retried) & (set(first_try) | set(old_pair))
+    assert queued(sql) == dict.fromkeys(old_pair, "document_text_replaced")
+
+
+def test_set_document_text_queues_only_what_it_replaces(
+    make_user: MakeUser, db: Database, sql: psycopg.Connection
+) -> None:
+    """The switch itself: the same pair again (a rerun) queues nothing; a new pair queues the
+    old one; a path still in use (the upload, or one of the new pair) is never queued."""
+    user = make_user()
+    document_id = str(create_upload(db, user)["document_id"])
+    upload = sql.execute(
+        "select storage_path from public.documents where id = %s", (document_id,)
+    ).fetchone()
+    assert upload is not None
+
+    def switch(text: str | None, markdown: str | None) -> None:
+        db.call("set_document_text", document_id=document_id, text_path=text,
+                markdown_path=markdown)  # fmt: skip
+
+    switch("u/text/a.txt", "u/text/a.md")
+    switch("u/text/a.txt", "u/text/a.md")
+    assert queued(sql) == {}
+    switch("u/text/b.txt", "u/text/a.md")  # the Markdown stays in use
+    assert queued(sql) == {"u/text/a.txt": "document_text_replaced"}
+    switch(upload[0], "u/text/c.md")  # never the upload, even were it the text
+    assert queued(sql) == {
+        "u/text/a.txt": "document_text_replaced",
+        "u/text/b.txt": "document_text_replaced",
+        "u/text/a.md": "document_text_replaced",
+    }
+    switch("u/text/d.txt", "u/text/d.md")
+    assert set(queued(sql)) == {
+        "u/text/a.txt",
+        "u/text/b.txt",
+        "u/text/a.md",
+        "u/text/c.md",
+    }
+
+
 # --- storage delete fails during retention ------------------------------------------------------
 
 
