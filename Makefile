@@ -60,6 +60,12 @@ bench: sysdeps-test setup ## Benchmarks: queue (vs raw SQL, Procrastinate), pipe
 crash: sysdeps-demo setup ## Crash harness: SIGKILLed workers and a PostgreSQL restart lose no job
 	$(BIN)/python bench/crash.py
 
+# The chart needs matplotlib, the `bench` extra (not part of `make test`): installed here when
+# missing. Report, chart and logs go to /tmp/docflow-soak/<timestamp>/.
+soak: sysdeps-demo setup ## Soak: MINUTES (15) of mixed uploads at RATE (half the measured capacity) against serve, 2 workers and the schedules; non-zero exit when a goal is missed
+	@$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/soak.py --minutes $(or $(MINUTES),15) $(if $(RATE),--rate $(RATE))
+
 lint: setup ## ruff, mypy and the import layers (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -89,4 +95,4 @@ clean: ## Stop and delete the local cluster, remove the venv and local data
 	-$(BIN)/docflow db destroy
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help sysdeps-demo sysdeps-test setup demo test dev bench crash lint schema docs fmt db-start db-stop db-reset clean
+.PHONY: help sysdeps-demo sysdeps-test setup demo test dev bench crash soak lint schema docs fmt db-start db-stop db-reset clean
