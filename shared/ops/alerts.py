@@ -4,6 +4,12 @@ The monitor calls `Notifier.deliver` when an alert opens, when it recovers, and 
 repeat interval while it stays active and unacknowledged. Delivery never raises: a failure is
 logged (the HTTP status or the exception type, never a URL, a password or a response body) and
 `deliver` returns False, so that the caller retries on its next run and probing carries on.
+
+A receiver that hangs costs a run little: each network step of a delivery waits at most
+`PROBE_TIMEOUT_SECONDS` (`notifier_for`), and within one run (`notify_due`) a channel that
+raised (no connection, a timeout) is not tried again for the notifications after it; they
+count as not delivered and go out on the next run. So a run with every channel hanging ends
+after about one timeout per channel, however many notifications are due.
 """
 
 from __future__ import annotations
@@ -161,13 +167,18 @@ class Notifier:
     def enabled(self) -> bool:
         return self.webhook_enabled or self.email_enabled
 
-    def deliver(self, notification: Notification) -> bool:
-        """True when every configured channel accepted the notification; never raises."""
+    def deliver(self, notification: Notification, *, unreachable: set[str] | None = None) -> bool:
+        """True when every configured channel accepted the notification; never raises.
+
+        `unreachable` is the channels that raised earlier in the same run: they are not tried
+        (the notification is not delivered, and goes out on the next run), and a channel that
+        raises now is added to it.
+        """
         ok = True
         if self.webhook_enabled:
-            ok = self._guarded("webhook", self._send_webhook, notification) and ok
+            ok = self._guarded("webhook", self._send_webhook, notification, unreachable) and ok
         if self.email_enabled:
-            ok = self._guarded("email", self._send_email, notification) and ok
+            ok = self._guarded("email", self._send_email, notification, unreachable) and ok
         return ok
 
     def _guarded(
@@ -175,8 +186,15 @@ class Notifier:
         channel: str,
         send: Callable[[Notification, dict[str, Any]], bool],
         n: Notification,
+        unreachable: set[str] | None,
     ) -> bool:
         extra = {"channel": channel, "alert_id": n.alert_id, "notify_kind": n.kind}
+        if unreachable is not None and channel in unreachable:
+            log.warning(
+                "notification not delivered",
+                extra={**extra, "reason": "channel_failed_earlier_in_run"},
+            )
+            return False
         try:
             delivered = send(n, extra)
         except Exception as exc:
@@ -185,6 +203,8 @@ class Notifier:
                 "notification not delivered",
                 extra={**extra, "error_type": type(exc).__name__},
             )
+            if unreachable is not None:
+                unreachable.add(channel)
             return False
         if delivered:
             log.info("notification delivered", extra=extra)
@@ -246,11 +266,16 @@ class Notifier:
 
 
 def notifier_for(settings: Settings) -> Notifier:
+    """The configured channels. Deliveries are part of a probe run, so each of their network
+    steps (connect, each read or write, each SMTP reply) waits at most PROBE_TIMEOUT_SECONDS,
+    as the probes do."""
     return Notifier(
         NotifyConfig(
             webhook_url=settings.alert_webhook_url.get_secret_value()
             if settings.alert_webhook_url
             else None,
+            webhook_timeout_seconds=settings.probe_timeout_seconds,
+            smtp_timeout_seconds=settings.probe_timeout_seconds,
             smtp_host=settings.smtp_host,
             smtp_port=settings.smtp_port,
             smtp_username=settings.smtp_username,
@@ -267,11 +292,13 @@ def notifier_for(settings: Settings) -> Notifier:
 def notify_due(
     db: Database, settings: Settings, notifier: Notifier, *, now: datetime | None = None
 ) -> dict[str, int]:
-    """Deliver what is due; only delivered notifications are marked (the rest retry later)."""
+    """Deliver what is due; only delivered notifications are marked (the rest retry later).
+    A channel that raised is not tried again in this run (see the module's docstring)."""
     if not notifier.enabled:
         return {"due": 0, "delivered": 0, "failed": 0}
     due = db.call("due_notifications", repeat_seconds=settings.alert_repeat_seconds, now=now)
     delivered = []
+    unreachable: set[str] = set()
     for alert in due:
         ok = notifier.deliver(
             Notification(
@@ -283,7 +310,8 @@ def notify_due(
                 kind=alert["kind"],
                 created_at=str(alert["created_at"]),
                 details=alert.get("details") or {},
-            )
+            ),
+            unreachable=unreachable,
         )
         if ok:
             delivered.append(alert["id"])
