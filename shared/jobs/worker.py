@@ -180,8 +180,11 @@ class Worker:
                     for job in claimed:
                         ctx = JobContext(job, self.db, self._heartbeat_nudge)
                         with self._lock:
+                            older = self._held.get(ctx.id)
                             self._held[ctx.id] = ctx
                             self._tasks += 1
+                        if older is not None:
+                            self._superseded(older)
                         executor.submit(self._execute, ctx)
                 if claimed:
                     continue
@@ -216,6 +219,26 @@ class Worker:
             lease_seconds=self.settings.job_lease_seconds,
         )
         return jobs
+
+    def _superseded(self, older: JobContext) -> None:
+        """This worker claimed a job again while an older attempt of it still runs here: that
+        attempt's lease ran out (the sweep gave the job back, e.g. after the database was
+        unreachable for longer than the lease), so it is lost. Stop it and never send its
+        result; the new attempt takes its place in `_held`."""
+        if older.finished:
+            return  # its outcome is on its way; the fenced complete/fail refuses it
+        older.stop("lost")
+        self._finish(older, ("drop", "lost"))
+        log.info(
+            "job stopped",
+            extra={"job_id": older.id, "attempt": older.attempt, "reason": "claimed again"},
+        )
+
+    def _forget(self, ctx: JobContext) -> None:
+        """Stop holding `ctx` (the caller holds `_lock`), unless a newer attempt of the same job
+        has taken its place."""
+        if self._held.get(ctx.id) is ctx:
+            del self._held[ctx.id]
 
     def _sweep(self, report: DrainReport) -> None:
         try:
@@ -388,14 +411,14 @@ class Worker:
                 self._outcomes[:0] = [(c, o) for c, o in outcomes if o[0] != "drop"]
                 for ctx, outcome in outcomes:
                     if outcome[0] == "drop":
-                        self._held.pop(ctx.id, None)
+                        self._forget(ctx)
             self._count_drops(report, outcomes)
             time.sleep(min(1.0, self.settings.worker_poll_seconds))
             return
         self._count_drops(report, outcomes)
         with self._lock:
             for ctx, _ in outcomes:
-                self._held.pop(ctx.id, None)
+                self._forget(ctx)
 
     @staticmethod
     def _count_drops(report: DrainReport, outcomes: list[tuple[JobContext, Outcome]]) -> None:
@@ -491,7 +514,7 @@ class Worker:
         finally:
             with self._lock:
                 for ctx in contexts:
-                    self._held.pop(ctx.id, None)
+                    self._forget(ctx)
         log_fn = log.info if reason == "shutdown" else log.warning
         log_fn("jobs given back", extra={"reason": reason, "jobs": len(contexts)})
         return released
