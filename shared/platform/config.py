@@ -666,7 +666,8 @@ class Settings(BaseSettings):
         gt=0,
         description=(
             "Time limit of each probe (the probes run concurrently); a probe with no answer by "
-            "then is `down`. Also the summarizer probe's HTTP timeout."
+            "then is `down`. Also the summarizer probe's HTTP timeout, and the limit of each "
+            "network step of a notification delivery (webhook, SMTP)."
         ),
         json_schema_extra={"section": "monitoring and alerting"},
     )
