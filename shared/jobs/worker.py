@@ -231,7 +231,7 @@ class Worker:
         self._finish(older, ("drop", "lost"))
         log.info(
             "job stopped",
-            extra={"job_id": older.id, "attempt": older.attempt, "reason": "claimed again"},
+            extra={"job_id": older.id, "attempt": older.attempt, "reason": "lost"},
         )
 
     def _forget(self, ctx: JobContext) -> None:
@@ -441,6 +441,8 @@ class Worker:
                 return
             try:
                 self._heartbeat_once()
+            except DocflowError as err:  # the database is away: the next beat tries again
+                log.warning("heartbeat failed", extra={"code": err.code})
             except Exception:  # a heartbeat must never kill the worker
                 log.warning("heartbeat failed", exc_info=True)
 
