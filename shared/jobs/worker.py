@@ -476,17 +476,21 @@ class Worker:
             self._give_back(stale, "queued_too_long")
         if not due:
             return
+        sent = [(c.stage, c.progress) for c in due]
         answer = self.db.call(
             "heartbeat_jobs",
             worker_id=self.worker_id,
             jobs=[
-                {"id": c.id, "attempt": c.attempt, "stage": c.stage, "progress": c.progress}
-                for c in due
+                {"id": c.id, "attempt": c.attempt, "stage": stage, "progress": progress}
+                for c, (stage, progress) in zip(due, sent, strict=True)
             ],
             lease_seconds=s.job_lease_seconds,
         )
-        for ctx in due:
-            ctx.last_beat, ctx.dirty = now, False
+        for ctx, (stage, progress) in zip(due, sent, strict=True):
+            ctx.last_beat = now
+            # A stage reported while the call ran is still to be written (at the next
+            # progress write, not at the next full heartbeat).
+            ctx.dirty = (ctx.stage, ctx.progress) != (stage, progress)
         by_id = {c.id: c for c in due}
         for reason in ("cancelled", "lost"):
             for job_id in answer[reason]:

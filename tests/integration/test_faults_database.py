@@ -387,3 +387,41 @@ def recover_stalled_jobs_as_superuser(sql: psycopg.Connection, now: datetime) ->
     assert row is not None
     answer: dict[str, int] = row[0]
     return answer
+
+
+def test_a_stage_reported_while_a_heartbeat_runs_is_written_next(
+    db, user, sql, admin_database_url, configure, background
+) -> None:
+    """Not a fault of the matrix, found beside it: a stage reported while heartbeat_jobs is
+    running (here held on the job's row lock) must still reach the row at the next progress
+    write, not wait for the next full heartbeat (300 s here, longer than the test waits)."""
+    settings = configure(HEARTBEAT_SECONDS="300", JOB_LEASE_SECONDS="600")
+    job_id = new_job(db, user)
+    go, second, reported, done = (threading.Event() for _ in range(4))
+
+    def handler(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        go.wait(PATIENCE)
+        ctx.report("reading", 10)  # due at once: PROGRESS_WRITE_SECONDS is 0
+        second.wait(PATIENCE)
+        ctx.report("extracting", 50)
+        reported.set()
+        done.wait(PATIENCE)
+        return {"ok": True}
+
+    stop = threading.Event()
+    worker = Worker(db, settings, handler, worker_id="reporting-worker", concurrency=1)
+    run = background(worker.run_forever, stop, unblock=(stop, go, second, done))
+    wait_for_status(sql, job_id, "processing")
+    with psycopg.connect(admin_database_url) as locker, locker.transaction():
+        locker.execute("select 1 from public.processing_jobs where id = %s for update", (job_id,))
+        go.set()
+        wait_until(lambda: blocked_heartbeat(sql), "the heartbeat to wait on the row lock")
+        second.set()
+        assert reported.wait(PATIENCE)
+    # The blocked call wrote `reading`; `extracting` follows at the next progress write.
+    wait_until(lambda: job_row(sql, job_id)["stage"] == "extracting", "the second stage")
+    assert job_row(sql, job_id)["progress"] == 50
+    done.set()
+    wait_for_status(sql, job_id, "completed")
+    stop.set()
+    run.join()
