@@ -13,7 +13,7 @@ A job that replaces a document's text (a reanalyze) writes the pair under names 
 (`<document_id>.<version>.txt` and `.md`) and switches the document to both in one
 `set_document_text`, which queues the replaced pair in `storage_deletions`: a failed write
 leaves the document on its previous text and Markdown, never a mix. Storage that fails
-(`StorageUnavailable`, or an `OSError` from a local write) while reading or finalizing is
+(`StorageUnavailable`: an I/O error, a 5xx, no connection) while reading or finalizing is
 the recoverable `storage_unavailable`: the queue retries the job with backoff and fails it
 with that code after its last attempt. A missing upload is `object_missing`, not retried.
 """
@@ -40,9 +40,6 @@ from shared.platform.storage import Storage, StorageUnavailable, get_storage
 Extractor = Callable[[bytes, str, Settings], extract.Extraction]
 _WORD = re.compile(r"\w+")
 log = get_logger("pipeline")
-# What a failing storage backend raises: `StorageUnavailable` (I/O error, 5xx, no connection);
-# `LocalStorage.put` lets the `OSError` of a failed write through as it is.
-_STORAGE_DOWN = (StorageUnavailable, OSError)
 
 
 def limits_for(settings: Settings) -> tuple[extract.Limits, sandbox.SandboxLimits]:
@@ -152,7 +149,7 @@ def process(
         data = storage.get(document["storage_path"])
     except NotFound:
         raise JobError("object_missing", "the stored file is missing") from None
-    except _STORAGE_DOWN as err:
+    except StorageUnavailable as err:
         raise _storage_down("reading", "could not read the stored file", err) from None
 
     stage("parsing", 30)
@@ -236,7 +233,7 @@ def _store_text(
         storage.put(
             md_path, markdown.encode("utf-8"), "text/markdown; charset=utf-8", overwrite=True
         )
-    except _STORAGE_DOWN as err:
+    except StorageUnavailable as err:
         if version is not None:  # a failed upload may still have stored its object
             _discard(storage, [path, md_path], document_id)
         raise _storage_down("finalizing", "could not store the extracted text", err) from None
@@ -247,7 +244,7 @@ def _discard(storage: Storage, names: list[str], document_id: str) -> None:
     """Delete objects no document points at; one left behind is only an unreferenced file."""
     try:
         storage.delete_many(names)
-    except (DocflowError, OSError) as err:
+    except DocflowError as err:
         log.warning(
             "could not delete an unused text object",
             extra={"document_id": document_id, "objects": len(names), "error": type(err).__name__},

@@ -67,14 +67,19 @@ class LocalStorage:
         path = self._path(name)
         if not overwrite and path.exists():
             raise Conflict("the object already exists", code="object_exists")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        except OSError as exc:
+            raise _local_failure("put", exc) from exc
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise _local_failure("put", exc) from exc
             raise
 
     def get(self, name: str) -> bytes:

@@ -16,7 +16,7 @@ from supabase import create_client
 from shared.platform import storage as storage_module
 from shared.platform.config import get_settings
 from shared.platform.errors import Conflict, NotFound, Unavailable
-from shared.platform.storage import LocalStorage, SupabaseStorage, make_storage
+from shared.platform.storage import LocalStorage, StorageUnavailable, SupabaseStorage, make_storage
 from tests.support.env import configure
 from tests.support.tokens import api_key
 
@@ -172,7 +172,7 @@ def test_local_failed_rename_leaves_no_partial_file(
     def failing_replace(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    with monkeypatch.context() as patched, pytest.raises(OSError, match="No space left"):
+    with monkeypatch.context() as patched, pytest.raises(StorageUnavailable):
         patched.setattr(storage_module.os, "replace", failing_replace)
         local.put(NAME, PDF, "application/pdf")
     assert local.exists(NAME) is False
@@ -201,7 +201,7 @@ def test_local_failed_write_leaves_no_partial_file(
             self._file.flush()
             raise OSError(28, "No space left on device")
 
-    with monkeypatch.context() as patched, pytest.raises(OSError):
+    with monkeypatch.context() as patched, pytest.raises(StorageUnavailable):
         patched.setattr(storage_module.os, "fdopen", Failing)
         local.put(NAME, PDF, "application/pdf")
     assert _all_files(local.root) == []
@@ -215,7 +215,7 @@ def test_local_failed_overwrite_keeps_the_old_object(
     def failing_replace(src: str, dst: str) -> None:
         raise OSError(5, "I/O error")
 
-    with monkeypatch.context() as patched, pytest.raises(OSError):
+    with monkeypatch.context() as patched, pytest.raises(StorageUnavailable):
         patched.setattr(storage_module.os, "replace", failing_replace)
         local.put(NAME, b"new", "text/plain", overwrite=True)
     assert local.get(NAME) == b"old complete object"

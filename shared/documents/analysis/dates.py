@@ -169,8 +169,8 @@ def _read(m: Any, text: str) -> Found | None:
             if g("ns") != "/":  # 12-01-24 and 3.4.26 read as codes and versions as often
                 return None
             orders = {(b, a), (a, b)} if a <= 12 and b <= 12 else {(b, a) if a > 12 else (a, b)}
-            readings = sorted(filter(None, (_iso(2000 + year, m, d) for m, d in orders)))
-            return Found(start, end, written, (), tuple(readings)) if readings else None
+            short = sorted(filter(None, (_iso(2000 + year, m, d) for m, d in orders)))
+            return Found(start, end, written, (), tuple(short)) if short else None
         if year not in _YEARS_NUMERIC:
             return None
         if a > 12 and b <= 12:
