@@ -421,6 +421,34 @@ def seed_expired(
         )
 
 
+def storage_audit(conn: psycopg.Connection[Any], bucket: Path) -> dict[str, Any]:
+    """Every file a document points at (upload, text, Markdown) is in storage, and every stored
+    file is one a document points at or one queued for deletion (no leak)."""
+    referenced = {
+        str(path)
+        for row in rows(conn, "select storage_path, text_path, markdown_path from documents")
+        for path in row
+        if path
+    }
+    queued = {str(r[0]) for r in rows(conn, "select object_path from storage_deletions")}
+    stored = {
+        str(path.relative_to(bucket))
+        for path in bucket.rglob("*")
+        if path.is_file() and not path.name.startswith(".upload-")
+    }
+    missing = sorted(referenced - stored)
+    orphans = sorted(stored - referenced - queued)
+    return {
+        "referenced": len(referenced),
+        "stored": len(stored),
+        "queued_for_deletion": len(queued),
+        "live_missing": len(missing),
+        "live_missing_examples": missing[:10],
+        "orphans": len(orphans),
+        "orphan_examples": orphans[:10],
+    }
+
+
 def check_seeds(
     conn: psycopg.Connection[Any], storage: LocalStorage, seeds: Seeds
 ) -> dict[str, dict[str, int]]:
@@ -1176,6 +1204,7 @@ def soak(args: argparse.Namespace) -> int:
         report["retention"] = {
             "runs": retention_runs(out / "logs" / "serve.log"),
             "seeds": check_seeds(monitor, storage, seeds),
+            "files": storage_audit(monitor, storage.root),
             "seeded_ids": {"expired": seeds.expired, "live": seeds.live},
         }
         report["probes"] = int(
@@ -1278,6 +1307,7 @@ def finish(report: dict[str, Any], run: Run, out: Path, args: argparse.Namespace
     }
     integrity = report["integrity"]
     seeds = report["retention"]["seeds"]
+    files = report["retention"]["files"]
     goals = [
         sv.rss_goal(growths),
         queue_goal,
@@ -1290,7 +1320,7 @@ def finish(report: dict[str, Any], run: Run, out: Path, args: argparse.Namespace
         ),
         sv.retention_goal(
             sum(v["expired_left"] for v in seeds.values()),
-            sum(v["live_removed"] for v in seeds.values()),
+            sum(v["live_removed"] for v in seeds.values()) + files["live_missing"],
             len(report["retention"]["runs"]),
         ),
     ]
@@ -1341,7 +1371,16 @@ def finish(report: dict[str, Any], run: Run, out: Path, args: argparse.Namespace
         f"statuses {integrity['statuses']}, {integrity['events_checked']} events checked, "
         f"{integrity['api_checked']} checked through the API"
     )
-    print(f"retention: {len(report['retention']['runs'])} run(s); {seeds}")
+    print(
+        f"retention: {len(report['retention']['runs'])} run(s); seeded rows per table "
+        f"(expired left / live removed): "
+        + ", ".join(f"{t} {v['expired_left']}/{v['live_removed']}" for t, v in seeds.items())
+    )
+    print(
+        f"files: {files['referenced']} referenced by documents, {files['live_missing']} of them "
+        f"missing; {files['stored']} stored, {files['queued_for_deletion']} queued for deletion, "
+        f"{files['orphans']} orphans (neither referenced nor queued)"
+    )
     for goal in goals:
         mark = "PASS" if goal.ok else ("FAIL" if goal.enforced else "info")
         print(f"  [{mark}] {goal.name}: {goal.detail}")

@@ -274,7 +274,7 @@ def retention_goal(expired_left: int, live_removed: int, runs: int) -> Goal:
     return Goal(
         "retention removed only expired rows",
         ok,
-        f"{runs} run(s); seeded expired rows left {expired_left}, live seeded rows removed "
+        f"{runs} run(s); seeded expired rows left {expired_left}, live rows or files removed "
         f"{live_removed}",
     )
 
