@@ -25,7 +25,9 @@ stay), with files for the seeded documents. Then:
   agrees with the database, retention removed every seeded expired row and no live one.
 
 Writes a JSON report and a PNG chart (matplotlib, the `bench` extra; without it the JSON is
-still written) to /tmp/docflow-soak/<timestamp>/ (outside the repository; --out elsewhere),
+still written) to /tmp/docflow-soak/<timestamp>/ (outside the repository; --out elsewhere,
+with the processes' logs and the generated documents; the stored files are deleted after the
+checks unless --keep-storage; the database `docflow_soak` stays until the next run),
 prints the verdict, and exits 1 when a goal is missed (2 when the run could not be set up).
 Goals: RSS growth after the first 2 minutes <= 10 % per long-lived process; queue lag bounded
 (no upward trend); intake p99 < 200 ms at the default rate; 0 lost, 0 duplicated; retention
@@ -42,6 +44,7 @@ import ctypes
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -1223,6 +1226,8 @@ def soak(args: argparse.Namespace) -> int:
         with contextlib.suppress(psycopg.Error):
             monitor.close()
         log(f"stopped: {codes}")
+        if not args.keep_storage:  # about 100 MB a minute at 20 uploads/s
+            shutil.rmtree(storage_dir, ignore_errors=True)
     report["exit_codes"] = codes
     return finish(report, run, out, args)
 
@@ -1403,6 +1408,11 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=150, help="uploads of the warm-up burst")
     parser.add_argument("--drain-timeout", type=float, default=300.0)
     parser.add_argument("--out", help="directory for the report (default /tmp/docflow-soak/<ts>)")
+    parser.add_argument(
+        "--keep-storage",
+        action="store_true",
+        help="keep the run's stored files (deleted after the checks by default)",
+    )
     args = parser.parse_args()
     if args.rate is not None and args.rate <= 0:
         parser.error("--rate must be positive")
