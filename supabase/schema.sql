@@ -2174,6 +2174,9 @@ declare
   v_new uuid;
 begin
   select * into v_job from public.processing_jobs j where j.id = retry_job.job_id;
+  if found then
+    perform 1 from public.documents d where d.id = v_job.document_id for key share;
+  end if;
   if not found then
     raise exception 'job not found' using errcode = 'DF404', hint = 'job_not_found';
   end if;

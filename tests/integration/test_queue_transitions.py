@@ -541,6 +541,45 @@ def test_retry_of_failed_and_cancelled_jobs_makes_a_new_job(db, make_user, sql):
     ]
 
 
+def test_retry_while_its_document_is_being_deleted_answers_job_not_found(
+    db, make_user, sql, admin_database_url
+):
+    """A retry that races the deletion of its document (retention, a user's deletion) waits
+    for it and answers 404 `job_not_found`, never a raw foreign-key violation (23503)."""
+    import threading
+
+    from tests.support.waiting import PATIENCE, wait_until
+
+    user = make_user()
+    up = create_upload(db, user, now=at(0))
+    db.call("cancel_job", job_id=up["job_id"], now=at(1))
+    outcome: list[BaseException | Any] = []
+
+    def retry() -> None:
+        try:
+            outcome.append(db.call("retry_job", job_id=up["job_id"], now=at(2)))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with psycopg.connect(admin_database_url) as deleter, deleter.transaction():
+        deleter.execute("delete from public.documents where id = %s", (up["document_id"],))
+        thread = threading.Thread(target=retry)
+        thread.start()
+
+        def waiting() -> bool:
+            row = sql.execute(
+                "select count(*) from pg_stat_activity where datname = current_database()"
+                " and wait_event_type = 'Lock' and query like '%retry_job%'"
+            ).fetchone()
+            return bool(row and row[0])
+
+        wait_until(waiting, "the retry to wait on the deleted document")
+    thread.join(PATIENCE)
+    assert not thread.is_alive()
+    (error,) = outcome
+    assert isinstance(error, NotFound) and error.code == "job_not_found", error
+
+
 def test_retry_refuses_unfinished_completed_and_unknown_jobs(db, make_user, sql):
     user = make_user()
     done, processing, pending = (create_upload(db, user, now=at(i))["job_id"] for i in range(3))
