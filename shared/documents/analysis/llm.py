@@ -46,10 +46,15 @@ from shared.documents.analysis import Usage, templates
 from shared.documents.analysis.evidence import normalize
 from shared.documents.summarize.anthropic import AnthropicAPI
 from shared.documents.summarize.base import SummarizerConfig
-from shared.documents.summarize.chat import BadResponse, ChatClient, dig, token_count
+from shared.documents.summarize.chat import (
+    BadResponse,
+    ChatClient,
+    dig,
+    json_objects,
+    token_count,
+)
 from shared.documents.summarize.chunking import _normalize, _trim, estimate_tokens, split_text
 from shared.documents.summarize.openai import OpenAIAPI
-from shared.platform import safejson
 from shared.platform.errors import ConfigError
 from shared.platform.log import get_logger
 
@@ -464,19 +469,7 @@ def _is_fields_object(data: dict[str, Any], model: type[BaseModel]) -> bool:
 
 def _json_object(content: str) -> dict[str, Any] | None:
     """The JSON object in a reply: alone, or inside a code fence or prose."""
-    text = content.strip()
-    candidates = [text]
-    start, end = text.find("{"), text.rfind("}")
-    if 0 <= start < end and (start, end) != (0, len(text) - 1):
-        candidates.append(text[start : end + 1])
-    for candidate in candidates:
-        try:
-            data = safejson.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(data, dict):
-            return data
-    return None
+    return next(json_objects(content), None)
 
 
 def _describe(exc: ValidationError) -> str:

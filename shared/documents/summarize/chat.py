@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -396,12 +397,9 @@ def _combine(partials: list[tuple[str, list[str]]]) -> str:
     return "\n\n".join(blocks)
 
 
-def parse_reply(reply: str) -> tuple[str, list[str]]:
-    """The summary and key points of a model's reply.
-
-    Accepts the JSON object alone, in a code fence or surrounded by prose; salvages the summary
-    of a truncated object; otherwise the whole reply is the summary, with no key points.
-    """
+def json_objects(reply: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects a model's reply may hold, most likely first: the whole reply, the
+    inside of its first code fence, the span from its first `{` to its last `}`."""
     text = reply.strip()
     candidates = [text]
     fenced = _FENCE.search(text)
@@ -416,9 +414,21 @@ def parse_reply(reply: str) -> tuple[str, list[str]]:
         except ValueError:
             continue
         if isinstance(data, dict):
-            parsed = _from_mapping(data)
-            if parsed is not None:
-                return parsed
+            yield data
+
+
+def parse_reply(reply: str) -> tuple[str, list[str]]:
+    """The summary and key points of a model's reply.
+
+    Accepts the JSON object alone, in a code fence or surrounded by prose; salvages the summary
+    of a truncated object; otherwise the whole reply is the summary, with no key points.
+    """
+    text = reply.strip()
+    fenced = _FENCE.search(text)
+    for data in json_objects(text):
+        parsed = _from_mapping(data)
+        if parsed is not None:
+            return parsed
     salvaged = _SUMMARY_FIELD.search(text)
     if salvaged:
         try:
