@@ -432,7 +432,19 @@ class _Pool:
             child.finish()
 
 
+def _close_zygotes() -> None:
+    """At exit, after the pool: each zygote reads end-of-file on its control socket and exits
+    (and the socket is not left for the interpreter to find unclosed)."""
+    with _zygote_lock:
+        zygotes = list(_zygotes.values())
+        _zygotes.clear()
+    for zygote in zygotes:
+        zygote.close()
+
+
 _pool = _Pool()
+# atexit runs last-registered first: the pool's spares are given back before the zygotes go.
+atexit.register(_close_zygotes)
 atexit.register(_pool.close)
 
 
