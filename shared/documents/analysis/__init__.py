@@ -12,12 +12,14 @@ document, with their page and section filled in from the Markdown.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from shared.documents.analysis import templates
-from shared.documents.analysis.evidence import Locator
+
+if TYPE_CHECKING:  # the jobs function imports the templates only: RE2 stays out of its start
+    from shared.documents.analysis.evidence import Locator
 
 MAX_UNVERIFIED = 200  # kept in the result; more are counted, not listed
 
@@ -138,6 +140,8 @@ def analyze(
     """The document's analysis against `template`. `config` is the summarizer's
     `SummarizerConfig`: `extractive` (or None) runs the offline rules, `anthropic` and
     `openai` the LLM extractor."""
+    from shared.documents.analysis.evidence import Locator
+
     locator = Locator(markdown)
     kind = getattr(config, "kind", "extractive") or "extractive"
     if kind == "extractive":
