@@ -2274,14 +2274,31 @@ grant EXECUTE on function public.set_document_text(document_id uuid, text_path t
 
 CREATE OR REPLACE FUNCTION public.storage_deletions_batch(batch_size integer DEFAULT 1000)
  RETURNS jsonb
- LANGUAGE sql
- STABLE
+ LANGUAGE plpgsql
  SET search_path TO ''
 AS $function$
+declare
+  v_limit integer := greatest(1, least(storage_deletions_batch.batch_size, 10000));
+  v_batch jsonb;
+begin
+  delete from public.storage_deletions q
+   using (select s.id, s.object_path
+            from public.storage_deletions s
+           order by s.id
+           limit v_limit) w
+   where q.id = w.id
+     and (w.object_path in (select d.storage_path from public.documents d)
+          or w.object_path in (select d.text_path from public.documents d
+                                where d.text_path is not null)
+          or w.object_path in (select d.markdown_path from public.documents d
+                                where d.markdown_path is not null));
   select coalesce(jsonb_agg(jsonb_build_object('id', s.id, 'path', s.object_path)
                             order by s.id), '[]'::jsonb)
-    from (select d.id, d.object_path from public.storage_deletions d
-           order by d.id limit greatest(1, least(batch_size, 10000))) s;
+    into v_batch
+    from (select q.id, q.object_path from public.storage_deletions q
+           order by q.id limit v_limit) s;
+  return v_batch;
+end;
 $function$;
 grant EXECUTE on function public.storage_deletions_batch(batch_size integer) to service_role;
 

@@ -233,10 +233,12 @@ def _store_text(
         storage.put(
             md_path, markdown.encode("utf-8"), "text/markdown; charset=utf-8", overwrite=True
         )
-    except StorageUnavailable as err:
+    except DocflowError as err:
         if version is not None:  # a failed upload may still have stored its object
             _discard(storage, [path, md_path], document_id)
-        raise _storage_down("finalizing", "could not store the extracted text", err) from None
+        if isinstance(err, StorageUnavailable):
+            raise _storage_down("finalizing", "could not store the extracted text", err) from None
+        raise
     db.call("set_document_text", document_id=document_id, text_path=path, markdown_path=md_path)
 
 

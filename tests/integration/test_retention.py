@@ -404,6 +404,27 @@ def test_deleting_a_user_removes_their_rows_and_the_next_run_their_files(
     assert len(staying_files) == 4 and all(storage.exists(name) for name in staying_files)
 
 
+def test_a_queued_file_a_document_points_at_again_is_never_deleted(
+    db: Database, sql: psycopg.Connection, make_user: Callable[..., UserContext]
+) -> None:
+    """A stale attempt can switch a document back to names a newer attempt had queued: those
+    queue rows are dropped, never handed to the purge; the others are."""
+    user = make_user()
+    doc = create_upload(db, user)["document_id"]
+    live_text, live_md = f"{user.user_id}/text/{doc}.txt", f"{user.user_id}/text/{doc}.md"
+    db.call("set_document_text", document_id=doc, text_path=live_text, markdown_path=live_md)
+    gone = f"{user.user_id}/text/{doc}.old.txt"
+    for path in (live_text, gone, live_md):
+        sql.execute(
+            "insert into public.storage_deletions (object_path, reason) values (%s, 'test')",
+            (path,),
+        )
+    batch = db.call("storage_deletions_batch", batch_size=10)
+    assert [item["path"] for item in batch] == [gone]
+    rows = sql.execute("select object_path from public.storage_deletions").fetchall()
+    assert rows == [(gone,)]
+
+
 def test_retention_sql_is_for_the_service_only(sql: psycopg.Connection) -> None:
     for fn in ("retention_delete(text, integer, integer, boolean, timestamptz, timestamptz)",
                "storage_deletions_batch(integer)", "storage_deletions_done(jsonb)",
