@@ -11,6 +11,8 @@ document, with their page and section filled in from the Markdown.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,17 @@ if TYPE_CHECKING:  # the jobs function imports the templates only: RE2 stays out
     from shared.documents.analysis.evidence import Locator
 
 MAX_UNVERIFIED = 200  # kept in the result; more are counted, not listed
+MAX_VALUES_PER_FIELD = 500  # looked up per field: each look-up reads the document once
+MAX_STORED_CHARS = 1000  # a rejected value's strings, as kept in `unverified`
+# A number's scale as it may be written next to it.
+_SCALE_WORDS = {
+    "thousand": {"thousand", "thousands", "k", "000s"},
+    "million": {"million", "millions", "m", "mn", "mm", "mio"},
+    "billion": {"billion", "billions", "bn", "b", "bln"},
+    "trillion": {"trillion", "trillions", "tn", "t"},
+}
+_NUMBER = re.compile(r"\d(?:[\d,.\u00a0\u202f ]{0,40}\d)?")
+_WORDS = re.compile(r"[^\W\d_]+")
 
 
 @dataclass
@@ -76,6 +89,7 @@ def finalize(
         is_list = _is_list(info.annotation)
         given = raw.get(name)
         items = given if isinstance(given, list) else ([] if given is None else [given])
+        items = items[:MAX_VALUES_PER_FIELD]
         kept: list[dict[str, Any]] = []
         seen: set[str] = set()
         for item in items:
@@ -91,9 +105,27 @@ def finalize(
             if not is_list:
                 break
         fields[name] = kept if is_list else (kept[0] if kept else None)
-    if len(out_unverified) > MAX_UNVERIFIED:
-        out_unverified = out_unverified[:MAX_UNVERIFIED]
-    return fields, out_unverified
+    return fields, [_stored(entry) for entry in out_unverified[:MAX_UNVERIFIED]]
+
+
+def _stored(value: Any, depth: int = 0) -> Any:
+    """A rejected value as `unverified` keeps it: JSON that PostgreSQL's jsonb takes (no inf
+    or NaN), strings cut to MAX_STORED_CHARS, at most 20 items a level, 4 levels deep."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 10**15 else str(value)[:40]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return value[:MAX_STORED_CHARS]
+    if depth >= 4:
+        return None
+    if isinstance(value, dict):
+        return {str(k)[:100]: _stored(v, depth + 1) for k, v in list(value.items())[:20]}
+    if isinstance(value, list):
+        return [_stored(v, depth + 1) for v in value[:20]]
+    return str(value)[:MAX_STORED_CHARS]
 
 
 def _check(
@@ -111,9 +143,35 @@ def _check(
     page, section = place
     candidate = {**item, "evidence": {"quote": quote.strip(), "page": page, "section": section}}
     try:
-        return value_model.model_validate(candidate).model_dump(mode="json"), ""
+        checked = value_model.model_validate(candidate).model_dump(mode="json")
     except ValidationError:
         return None, "invalid"
+    if not _value_in_quote(value_model, checked):
+        return None, "value_not_in_quote"
+    return checked, ""
+
+
+def _value_in_quote(value_model: type[BaseModel], item: dict[str, Any]) -> bool:
+    """A date, amount, percentage or count is what its quote says: the value as written
+    (`text`) is inside the quote, the number (or date) is the one `text` writes, and a scale
+    is written there too. A real quote beside an invented value fails here."""
+    kinds = (templates.Amount, templates.Metric, templates.Percentage, templates.Count)
+    if value_model is not templates.DateValue and value_model not in kinds:
+        return True
+    from shared.documents.analysis import amounts, dates
+    from shared.documents.analysis.evidence import normalize
+
+    text = str(item["text"])
+    if normalize(text) not in normalize(str(item["evidence"]["quote"])):
+        return False
+    if value_model is templates.DateValue:
+        return any(item["value"] in found.values for found in dates.find(text))
+    value = abs(float(item["value"]))
+    written = (amounts.parse_number(m.group()) for m in _NUMBER.finditer(text))
+    if not any(n is not None and math.isclose(n, value, rel_tol=1e-9) for n in written):
+        return False
+    scale = item.get("scale")
+    return not scale or bool(_SCALE_WORDS[scale] & set(_WORDS.findall(text.casefold())))
 
 
 def _is_list(annotation: Any) -> bool:

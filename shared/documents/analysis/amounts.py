@@ -24,6 +24,7 @@ look at a character or two around the match.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -157,7 +158,12 @@ class Percent:
 
 def parse_number(written: str) -> float | None:
     """The number a string of digits and separators stands for, or None when the separators
-    do not read one way (`1,1,1`, `1.23.4`)."""
+    do not read one way (`1,1,1`, `1.23.4`) or it is too long to be a finite float."""
+    value = _parse_number(written)
+    return value if value is None or math.isfinite(value) else None
+
+
+def _parse_number(written: str) -> float | None:
     s = written.replace("\u00a0", " ").replace("\u202f", " ").replace(" ", "")
     if "," in s and "." in s:
         decimal = "," if s.rfind(",") > s.rfind(".") else "."

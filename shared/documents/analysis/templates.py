@@ -13,9 +13,10 @@ its model; `describe()` is what `GET /templates` answers.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.platform.errors import Unprocessable
 
@@ -29,7 +30,8 @@ SCALE_FACTORS: dict[str, int] = {
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No inf or NaN: PostgreSQL's jsonb refuses them, so one would fail the job's completion.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Evidence(_Model):
@@ -63,6 +65,13 @@ class DateValue(_Model):
     value: str = Field(pattern=r"^\d{4}-\d{2}(-\d{2})?$")
     text: str = Field(min_length=1, max_length=200, description="The date as written.")
     evidence: Evidence
+
+    @field_validator("value")
+    @classmethod
+    def _a_real_date(cls, value: str) -> str:
+        """2026-13-45 matches the pattern; the calendar refuses it."""
+        datetime.date.fromisoformat(value if len(value) == 10 else value + "-01")
+        return value
 
 
 class Amount(_Model):
