@@ -462,3 +462,28 @@ def test_both_templates_through_analyze(template: str) -> None:
         assert analysis.fields["amounts"][0]["evidence"]["section"] is not None
     else:
         assert analysis.fields["revenue"][0]["value"] == 812.0
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ("The range is between €12m - €15m this year.", [12.0, 15.0]),
+        ("Revenue - $5 million for the year.", [5.0]),
+        ("The purchase price (USD 5 million) was paid.", [5.0]),
+        ("The fee ($250) is due.", [250.0]),
+        ("| Loss | ($1,200) |", [-1200.0]),
+        ("A refund of -$84.00 was made.", [-84.0]),
+    ],
+)
+def test_a_minus_or_parentheses_make_an_amount_negative_only_as_a_sign(
+    text: str, values: list[float]
+) -> None:
+    """A spaced dash is a range or an aside, and parentheses in prose an aside; only a minus
+    that touches the amount, or parentheses in a table row (accounting), make it negative."""
+    raw, _ = brief(text)
+    assert [a["value"] for a in raw["amounts"]] == values
+
+
+def test_a_spaced_dash_between_percentages_is_a_range() -> None:
+    raw, _ = brief("Sales rose 5% - 10% and margins fell -3% this year.")
+    assert [p["value"] for p in raw["percentages"]] == [5.0, 10.0, -3.0]

@@ -266,9 +266,11 @@ def _money(m: Any, text: str) -> list[Money] | None:
     if neg is not None:
         sign_at = start
         if neg.startswith("("):
-            # parentheses: negative only when the amount is closed right after
-            negative = text[end : end + 1] == ")"
-        elif _free_before(text, sign_at):
+            # parentheses: negative only in a table row (accounting), and only when the amount
+            # is closed right after; in prose "(USD 5 million)" is an aside
+            negative = text[end : end + 1] == ")" and _in_table_row(text, start)
+        elif neg == neg.rstrip() and _free_before(text, sign_at):
+            # a minus is a sign only when it touches the amount: "€12m - €15m" is a range
             negative = True
         if not negative:
             start += len(neg)  # the sign is a range dash or an unclosed parenthesis
@@ -301,6 +303,12 @@ def _money(m: Any, text: str) -> list[Money] | None:
     return results
 
 
+def _in_table_row(text: str, at: int) -> bool:
+    """Whether `at` is on a GFM table row (a line that starts with `|`)."""
+    line = text.rfind("\n", 0, at) + 1
+    return text[line:at].lstrip().startswith("|")
+
+
 def find_percentages(text: str) -> Iterator[Percent]:
     """The percentages in `text`, in order."""
     for found in scan_percentages(text):
@@ -324,8 +332,8 @@ def _percent(m: Any, text: str) -> Percent | None:
     value = parse_number(num)
     if value is None:
         return None
-    if neg is not None and not _free_before(text, start):
-        neg = None
+    if neg is not None and (neg != neg.rstrip() or not _free_before(text, start)):
+        neg = None  # "5% - 10%": a spaced dash is a range, not a sign
         start = num_start
     elif neg is None and not _free_before(text, num_start):
         return None
