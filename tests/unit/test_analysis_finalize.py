@@ -67,3 +67,18 @@ def test_a_number_too_long_for_a_float_is_no_amount() -> None:
     result = analyze("We paid $" + "9" * 400 + " to them.").as_result()
     text = json.dumps(result, allow_nan=False)
     assert "Infinity" not in text and result["fields"]["amounts"] == []
+
+
+def test_a_quote_must_not_be_a_piece_of_a_longer_number() -> None:
+    """A figure is not found inside a longer one: 5% in 25%, $10 in $102, $10.5 or $10k.
+    A whole match elsewhere is found."""
+    locator = Locator("Growth was 25% and costs $102, $10.5 or $10k.")
+    for quote in ("5%", "$10", "5% and", "$1"):
+        assert locator.find(quote) is None, quote
+    assert Locator("Growth was 25%; margin 5%.").find("5%") is not None
+    fields, unverified = finalize(
+        "document_brief",
+        {"percentages": [{"value": 5, "text": "5%", "evidence": {"quote": "5%"}}]},
+        Locator("Growth was 25%."),
+    )
+    assert fields["percentages"] == [] and unverified[0]["reason"] == "quote_not_found"

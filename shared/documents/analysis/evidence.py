@@ -61,6 +61,24 @@ def normalize(text: str) -> str:
     return _SPACE.sub(" ", text).strip().casefold()
 
 
+MAX_OCCURRENCES = 100  # places a quote is tried at before it counts as not found
+
+
+def _bounded(text: str, start: int, end: int) -> bool:
+    """Whether a match is not a piece of a longer number: "5%" is not in "25%", "$10" not in
+    "$102", "$10.5" or "$10k". Words are not checked: extracted text can glue a word to the
+    next ("WEBJan 10, 2020"), and a piece of a word states no figure."""
+    if start > 0 and text[start].isdigit():
+        before = text[start - 1]
+        if before.isdigit() or (before in ".," and start > 1 and text[start - 2].isdigit()):
+            return False
+    if end < len(text) and text[end - 1].isdigit():
+        after = text[end]
+        if after.isalnum() or (after in ".," and end + 1 < len(text) and text[end + 1].isdigit()):
+            return False
+    return True
+
+
 def _heading(line: str) -> str | None:
     """The text of an ATX heading line (`## Title ##`), or None; string methods only, so a
     long line of `#` and spaces costs linear time."""
@@ -114,10 +132,15 @@ class Locator:
         needle = normalize(quote)
         if not needle:
             return None
-        at = self.text.find(needle)
-        if at < 0:
-            return None
-        return self._places[bisect.bisect_right(self._starts, at) - 1]
+        text = self.text
+        at = text.find(needle)
+        for _ in range(MAX_OCCURRENCES):
+            if at < 0:
+                return None
+            if _bounded(text, at, at + len(needle)):
+                return self._places[bisect.bisect_right(self._starts, at) - 1]
+            at = text.find(needle, at + 1)
+        return None
 
     def contains(self, text: str) -> bool:
         return self.find(text) is not None
