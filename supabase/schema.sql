@@ -2137,7 +2137,7 @@ begin
     select count(*), max(g.completed_at) into v_n, v_last from gone g;
   else  -- documents
     with doomed as materialized (
-      select x.id from public.documents x
+      select x.id, x.updated_at from public.documents x
        where x.created_at < v_cutoff and x.created_at >= v_from
          and not exists (
            select 1 from public.processing_jobs j
@@ -2148,7 +2148,11 @@ begin
     ), gone as (
       delete from public.documents o using doomed d
        where o.id = d.id
-         -- checked again on the locked row: a job queued since (a reanalyze) keeps it
+         -- A row updated since the batch was chosen (a reanalyze queued a job and stamped
+         -- the document) is left for the next run: on a row it waited for, PostgreSQL
+         -- re-checks this comparison against the new row version, while the NOT EXISTS
+         -- below still sees the statement's snapshot and would miss the new job.
+         and o.updated_at = d.updated_at
          and not exists (
            select 1 from public.processing_jobs j
             where j.document_id = o.id

@@ -425,6 +425,64 @@ def test_a_queued_file_a_document_points_at_again_is_never_deleted(
     assert rows == [(gone,)]
 
 
+def test_a_document_reanalysed_while_retention_waits_for_it_stays(
+    sql: psycopg.Connection,
+    database_url: str,
+    storage: LocalStorage,
+    make_user: Callable[..., UserContext],
+) -> None:
+    """Retention picks an expired document, then waits for its row lock while a reanalysis
+    queues a job for it; once that commits, the document and the new job stay."""
+    import threading
+
+    from psycopg.types.json import Jsonb
+
+    from tests.support.waiting import PATIENCE, wait_until
+
+    user = make_user()
+    doc, _ = _document(sql, storage, user, 400 * DAY)
+    _job(sql, doc, user, "completed", 400 * DAY)
+    reanalysis = psycopg.connect(database_url)
+    try:
+        reanalysis.execute(
+            "select public.reanalyze_document(document_id => %s, options => %s, now => %s)",
+            (doc, Jsonb({"template": "document_brief"}), NOW),
+        )
+        answer: list[Any] = []
+        with psycopg.connect(database_url, autocommit=True) as purge:
+            pid = purge.info.backend_pid
+
+            def run() -> None:
+                answer.append(
+                    purge.execute(
+                        "select public.retention_delete('documents', 30, 100, false, %s)", (NOW,)
+                    ).fetchone()
+                )
+
+            thread = threading.Thread(target=run)
+            thread.start()
+
+            def blocked() -> bool:
+                row = sql.execute(
+                    "select wait_event_type from pg_stat_activity where pid = %s", (pid,)
+                ).fetchone()
+                return row is not None and row[0] == "Lock"
+
+            wait_until(blocked, "retention to wait on the document's row lock")
+            reanalysis.commit()
+            thread.join(PATIENCE)
+            assert not thread.is_alive()
+    finally:
+        reanalysis.close()
+    assert answer and answer[0][0]["deleted"] == 0
+    assert _ids(sql, "documents") >= {uuid.UUID(doc)}
+    jobs = sql.execute(
+        "select count(*) from public.processing_jobs where document_id = %s and status = 'pending'",
+        (doc,),
+    ).fetchone()
+    assert jobs == (1,)
+
+
 def test_retention_sql_is_for_the_service_only(sql: psycopg.Connection) -> None:
     for fn in ("retention_delete(text, integer, integer, boolean, timestamptz, timestamptz)",
                "storage_deletions_batch(integer)", "storage_deletions_done(jsonb)",
