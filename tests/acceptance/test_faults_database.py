@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,34 +28,11 @@ from tests.support.data import TEXT
 from tests.support.env import configure
 from tests.support.http import ClientFor, assert_error, post_upload, stored_objects
 from tests.support.rows import row_count
+from tests.support.threads import Background
 from tests.support.users import MakeUser
 from tests.support.waiting import PATIENCE, wait_until
 
 POOL_MAX = 2
-
-
-class Background:
-    """A callable in a thread; `join()` returns its result or re-raises its exception, and
-    fails if the thread is still running after `limit` (a hang)."""
-
-    def __init__(self, target: Callable[..., Any], *args: Any) -> None:
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(target, args), daemon=True)
-        self.thread.start()
-
-    def _run(self, target: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        try:
-            self.result = target(*args)
-        except BaseException as exc:
-            self.error = exc
-
-    def join(self, limit: float = PATIENCE) -> Any:
-        self.thread.join(limit)
-        assert not self.thread.is_alive(), f"no answer within {limit} s: it hangs"
-        if self.error is not None:
-            raise self.error
-        return self.result
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from tests.support.env import configure as configure_env
 from tests.support.factories import new_job
 from tests.support.http import load_target
 from tests.support.rows import event_counts, job_row
+from tests.support.threads import Start, started_threads
 from tests.support.tokens import bearer
 from tests.support.waiting import PATIENCE, wait_until
 
@@ -65,44 +66,10 @@ def user(make_user: Callable[..., UserContext]) -> UserContext:
     return make_user()
 
 
-class Background:
-    """Run a callable in a thread; `join()` returns its result or re-raises its exception."""
-
-    def __init__(self, target: Callable[..., Any], *args: Any) -> None:
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(target, args), daemon=True)
-        self.thread.start()
-
-    def _run(self, target: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        try:
-            self.result = target(*args)
-        except BaseException as exc:
-            self.error = exc
-
-    def join(self, limit: float = PATIENCE) -> Any:
-        self.thread.join(limit)
-        assert not self.thread.is_alive(), f"the worker thread did not end within {limit} s"
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-
 @pytest.fixture
-def background() -> Iterator[Callable[..., Background]]:
-    """Start threads; on teardown set the events they wait on and join them (no strays)."""
-    started: list[tuple[Background, tuple[threading.Event, ...]]] = []
-
-    def start(target: Callable[..., Any], *args: Any, unblock: tuple[threading.Event, ...] = ()):
-        runner = Background(target, *args)
-        started.append((runner, unblock))
-        return runner
-
-    yield start
-    for runner, unblock in started:
-        for event in unblock:
-            event.set()
-        runner.thread.join(PATIENCE)
+def background() -> Iterator[Start]:
+    with started_threads() as start:
+        yield start
 
 
 def status_of(sql: psycopg.Connection, job_id: str) -> str:
