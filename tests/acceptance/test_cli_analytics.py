@@ -4,7 +4,8 @@
 by the `db` fixture). Events are seeded through the `sql` fixture a minute before now, inside
 every window; the rollup trigger records their facts. The JSON output is compared with
 `analytics.report()` at the same `now`; the tables are checked for the seeded figures. The
-rendering is also checked on a full report (every section, long values) without a database.
+rendering (rich tables) is also checked without a database: a full report (every section, long
+values), text from the data printed literally, a bar for any completed job, colour only on request.
 """
 
 from __future__ import annotations
@@ -231,3 +232,40 @@ def test_every_section_renders_within_the_width() -> None:
     assert _row(_section(out, "By content type"), "application/pdf")[1:] == ["40", "35", "5"]
     events = [line.split()[0] for line in _section(out, "Event counts")[1:]]
     assert events == ["upload_started", "completed", "failed", "zzz"]
+
+
+def test_text_from_the_data_is_printed_literally() -> None:
+    """Rich markup, emoji codes, escape sequences and line breaks in the data are not obeyed."""
+    report = _full_report()
+    report["by_content_type"][0]["content_type"] = "[bold]x/y[/bold]"
+    report["stages"][0]["stage"] = "[link=https://example.com]ocr[/link]"
+    report["top_errors"][0]["message"] = "[red]boom[/red] :smile:\n\x1b[2Jnext line"
+    out = render(report)
+    assert "\x1b" not in out
+    assert _row(_section(out, "By content type"), "[bold]x/y[/bold]")[1:] == ["40", "35", "5"]
+    assert _row(_section(out, "Stages (completed jobs)"), "[link=https://example.com]ocr[/link]")
+    assert _row(_section(out, "Top errors"), "1038")[1:] == [
+        "[red]boom[/red] :smile: \ufffd[2Jnext line"
+    ]
+
+
+def test_any_completed_job_gets_a_bar_as_long_as_its_share() -> None:
+    report = _full_report()
+    report["series"] = [
+        {"start": f"2026-03-15T{h:02d}:00:00+00:00", "completed": c, "failed": 0, "p95_ms": 1.0}
+        for h, c in [(10, 0), (11, 1), (12, 500), (13, 1000)]
+    ]
+    series = _section(render(report), "Per bucket")
+    assert _row(series, "2026-03-15 10:00")[1:] == ["0", "0", "1.0 ms"]  # no bar
+    assert _row(series, "2026-03-15 11:00")[4] == "▏"  # 1/1000 of 24 characters: one eighth
+    assert _row(series, "2026-03-15 12:00")[4] == "█" * 12
+    assert _row(series, "2026-03-15 13:00")[4] == "█" * 24
+
+
+def test_colour_only_when_asked() -> None:
+    plain = render(_full_report())
+    coloured = render(_full_report(), color=True)
+    assert "\x1b[" not in plain
+    assert "\x1b[1mSummary\x1b[0m" in coloured
+    stripped = re.sub(r"\x1b\[[0-9;]*m", "", coloured)
+    assert [line.rstrip() for line in stripped.splitlines()] == plain.splitlines()
