@@ -14,6 +14,17 @@ grant USAGE on schema public to public;
 
 -- Tables ------------------------------------------------------------------------------------------
 
+create table docflow_private.rate_buckets (
+  user_id uuid not null,
+  tokens double precision not null,
+  refilled_at timestamp with time zone not null,
+  constraint rate_buckets_pkey PRIMARY KEY (user_id),
+  constraint rate_buckets_user_id_fkey FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE
+);
+comment on table docflow_private.rate_buckets is 'Per-user enqueue token buckets: tokens left at refilled_at (refill and cap are computed from the rate and burst of each call; see docflow_private.rate_bucket_level).';
+alter table docflow_private.rate_buckets enable row level security;
+grant INSERT, SELECT, UPDATE on table docflow_private.rate_buckets to service_role;
+
 create table public.alert_events (
   id bigint generated always as identity not null,
   service_name text not null,
@@ -400,36 +411,34 @@ begin
 end;
 $function$;
 
-CREATE OR REPLACE FUNCTION docflow_private.enqueue_guard(user_id uuid, per_minute integer, now timestamp with time zone)
+CREATE OR REPLACE FUNCTION docflow_private.enqueue_guard(user_id uuid, per_minute integer, burst integer, now timestamp with time zone)
  RETURNS void
  LANGUAGE plpgsql
  SET search_path TO ''
 AS $function$
 declare
-  v_count integer;
-  v_oldest timestamptz;
+  v_now timestamptz := coalesce(enqueue_guard.now, pg_catalog.now());
+  v_left double precision;
+  v_refilled_at timestamptz;
 begin
   perform pg_advisory_xact_lock(hashtextextended('docflow.enqueue:' || enqueue_guard.user_id, 0));
   if enqueue_guard.per_minute is null or enqueue_guard.per_minute <= 0 then
     return;
   end if;
-  select count(*), min(j.created_at) into v_count, v_oldest
-    from (select j.created_at
-            from public.processing_jobs j
-           where j.user_id = enqueue_guard.user_id
-             and j.created_at > enqueue_guard.now - interval '60 seconds'
-             and j.created_at <= enqueue_guard.now
-           order by j.created_at desc
-           limit enqueue_guard.per_minute) j;
-  if v_count >= enqueue_guard.per_minute then
-    raise exception 'rate limit: at most % jobs per minute', enqueue_guard.per_minute
-      using errcode = 'DF429', hint = 'rate_limited',
-            detail = json_build_object('retry_after', greatest(1, ceil(extract(epoch from
-              (v_oldest + interval '60 seconds') - enqueue_guard.now))))::text;
-  end if;
+  insert into docflow_private.rate_buckets as b (user_id, tokens, refilled_at)
+  values (enqueue_guard.user_id,
+          greatest(coalesce(enqueue_guard.burst, 1), 1)::double precision - 1, v_now)
+  on conflict on constraint rate_buckets_pkey do update
+    set tokens = docflow_private.rate_bucket_level(b.tokens, b.refilled_at,
+                                                   enqueue_guard.per_minute, enqueue_guard.burst,
+                                                   v_now) - 1,
+        refilled_at = greatest(b.refilled_at, excluded.refilled_at)
+  returning b.tokens, b.refilled_at into v_left, v_refilled_at;
+  perform docflow_private.rate_bucket_refuse(v_left, v_refilled_at, enqueue_guard.per_minute,
+                                             enqueue_guard.burst, v_now);
 end;
 $function$;
-grant EXECUTE on function docflow_private.enqueue_guard(user_id uuid, per_minute integer, now timestamp with time zone) to service_role;
+grant EXECUTE on function docflow_private.enqueue_guard(user_id uuid, per_minute integer, burst integer, now timestamp with time zone) to service_role;
 
 CREATE OR REPLACE FUNCTION docflow_private.fold_job_status_counts()
  RETURNS integer
@@ -559,6 +568,48 @@ begin
   return null;
 end;
 $function$;
+
+CREATE OR REPLACE FUNCTION docflow_private.rate_bucket_level(tokens double precision, refilled_at timestamp with time zone, per_minute integer, burst integer, now timestamp with time zone)
+ RETURNS double precision
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+  select least(
+    greatest(coalesce(rate_bucket_level.burst, 1), 1)::double precision,
+    rate_bucket_level.tokens
+      + greatest(0, extract(epoch from rate_bucket_level.now - rate_bucket_level.refilled_at))
+        ::double precision * rate_bucket_level.per_minute / 60.0::double precision
+  );
+$function$;
+grant EXECUTE on function docflow_private.rate_bucket_level(tokens double precision, refilled_at timestamp with time zone, per_minute integer, burst integer, now timestamp with time zone) to service_role;
+
+CREATE OR REPLACE FUNCTION docflow_private.rate_bucket_refuse(tokens_left double precision, refilled_at timestamp with time zone, per_minute integer, burst integer, now timestamp with time zone)
+ RETURNS void
+ LANGUAGE plpgsql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+declare
+  v_wait double precision;
+begin
+  if rate_bucket_refuse.tokens_left >= -1e-9::double precision then
+    return;
+  end if;
+  v_wait := greatest(0, extract(epoch from rate_bucket_refuse.refilled_at
+                                          - rate_bucket_refuse.now))::double precision
+            - rate_bucket_refuse.tokens_left * 60.0::double precision
+              / rate_bucket_refuse.per_minute;
+  raise exception 'rate limit reached (burst %, % per minute); next job in % s',
+    greatest(coalesce(rate_bucket_refuse.burst, 1), 1), rate_bucket_refuse.per_minute,
+    greatest(round(v_wait::numeric, 1), 0.1)
+    using errcode = 'DF429', hint = 'rate_limited',
+          detail = json_build_object('retry_after',
+                                     greatest(1, ceil(v_wait - 1e-9::double precision))::integer
+                                    )::text;
+end;
+$function$;
+grant EXECUTE on function docflow_private.rate_bucket_refuse(tokens_left double precision, refilled_at timestamp with time zone, per_minute integer, burst integer, now timestamp with time zone) to service_role;
 
 CREATE OR REPLACE FUNCTION docflow_private.record_analytics_facts()
  RETURNS trigger
@@ -1070,7 +1121,7 @@ end;
 $function$;
 grant EXECUTE on function public.complete_jobs(worker_id text, completions jsonb, now timestamp with time zone) to service_role;
 
-CREATE OR REPLACE FUNCTION public.create_upload(user_id uuid, original_filename text, content_type text, size_bytes bigint, sha256 text, storage_path text, priority text DEFAULT 'normal'::text, idempotency_key text DEFAULT NULL::text, max_attempts integer DEFAULT 4, options jsonb DEFAULT '{}'::jsonb, rate_limit_per_minute integer DEFAULT 0, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+CREATE OR REPLACE FUNCTION public.create_upload(user_id uuid, original_filename text, content_type text, size_bytes bigint, sha256 text, storage_path text, priority text DEFAULT 'normal'::text, idempotency_key text DEFAULT NULL::text, max_attempts integer DEFAULT 4, options jsonb DEFAULT '{}'::jsonb, rate_limit_per_minute integer DEFAULT 0, rate_burst integer DEFAULT 200, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
  RETURNS jsonb
  LANGUAGE plpgsql
  SET search_path TO ''
@@ -1105,7 +1156,8 @@ begin
     end if;
   end if;
   perform docflow_private.enqueue_guard(create_upload.user_id,
-                                        create_upload.rate_limit_per_minute, v_now);
+                                        create_upload.rate_limit_per_minute,
+                                        create_upload.rate_burst, v_now);
 
   insert into public.documents
     (user_id, original_filename, content_type, size_bytes, sha256, storage_path,
@@ -1137,7 +1189,7 @@ begin
   );
 end;
 $function$;
-grant EXECUTE on function public.create_upload(user_id uuid, original_filename text, content_type text, size_bytes bigint, sha256 text, storage_path text, priority text, idempotency_key text, max_attempts integer, options jsonb, rate_limit_per_minute integer, now timestamp with time zone) to service_role;
+grant EXECUTE on function public.create_upload(user_id uuid, original_filename text, content_type text, size_bytes bigint, sha256 text, storage_path text, priority text, idempotency_key text, max_attempts integer, options jsonb, rate_limit_per_minute integer, rate_burst integer, now timestamp with time zone) to service_role;
 
 CREATE OR REPLACE FUNCTION public.due_notifications(repeat_seconds integer DEFAULT 14400, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
  RETURNS jsonb
@@ -1215,6 +1267,7 @@ exception
       using errcode = 'DF409', hint = 'job_active';
 end;
 $function$;
+comment on function public.enqueue_jobs(jobs jsonb, source text, now timestamp with time zone) is 'Bulk enqueue for existing documents (benchmarks, backfills): outside the per-user rate limit, it takes no token from any bucket.';
 grant EXECUTE on function public.enqueue_jobs(jobs jsonb, source text, now timestamp with time zone) to service_role;
 
 CREATE OR REPLACE FUNCTION public.fail_job(job_id uuid, worker_id text, attempt integer, error_code text, error_message text, recoverable boolean DEFAULT true, retry_initial_seconds double precision DEFAULT 1, retry_multiplier double precision DEFAULT 2, retry_max_seconds double precision DEFAULT 60, retry_jitter double precision DEFAULT 0.1, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
@@ -1716,7 +1769,7 @@ $function$;
 grant EXECUTE on function public.queue_health(window_seconds integer, degraded_success_rate double precision, unhealthy_success_rate double precision, degraded_stalled integer, unhealthy_stalled integer, degraded_backlog integer, degraded_oldest_seconds integer, now timestamp with time zone) to authenticated;
 grant EXECUTE on function public.queue_health(window_seconds integer, degraded_success_rate double precision, unhealthy_success_rate double precision, degraded_stalled integer, unhealthy_stalled integer, degraded_backlog integer, degraded_oldest_seconds integer, now timestamp with time zone) to service_role;
 
-CREATE OR REPLACE FUNCTION public.reanalyze_document(document_id uuid, options jsonb DEFAULT '{}'::jsonb, max_attempts integer DEFAULT 4, min_interval_seconds integer DEFAULT 3600, rate_limit_per_minute integer DEFAULT 0, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+CREATE OR REPLACE FUNCTION public.reanalyze_document(document_id uuid, options jsonb DEFAULT '{}'::jsonb, max_attempts integer DEFAULT 4, min_interval_seconds integer DEFAULT 3600, rate_limit_per_minute integer DEFAULT 0, rate_burst integer DEFAULT 200, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
  RETURNS jsonb
  LANGUAGE plpgsql
  SET search_path TO ''
@@ -1746,7 +1799,7 @@ begin
             detail = json_build_object('retry_after', ceil(v_wait))::text;
   end if;
   perform docflow_private.enqueue_guard(v_doc.user_id, reanalyze_document.rate_limit_per_minute,
-                                        v_now);
+                                        reanalyze_document.rate_burst, v_now);
   begin
     insert into public.processing_jobs
       (document_id, user_id, priority, max_attempts, options, source, run_at, created_at,
@@ -1772,7 +1825,7 @@ begin
   return jsonb_build_object('job_id', v_new, 'document_id', v_doc.id, 'status', 'pending');
 end;
 $function$;
-grant EXECUTE on function public.reanalyze_document(document_id uuid, options jsonb, max_attempts integer, min_interval_seconds integer, rate_limit_per_minute integer, now timestamp with time zone) to service_role;
+grant EXECUTE on function public.reanalyze_document(document_id uuid, options jsonb, max_attempts integer, min_interval_seconds integer, rate_limit_per_minute integer, rate_burst integer, now timestamp with time zone) to service_role;
 
 CREATE OR REPLACE FUNCTION public.record_events(events jsonb)
  RETURNS integer
@@ -2167,7 +2220,7 @@ end;
 $function$;
 grant EXECUTE on function public.retention_delete(target text, keep_days integer, batch_size integer, dry_run boolean, now timestamp with time zone, after timestamp with time zone) to service_role;
 
-CREATE OR REPLACE FUNCTION public.retry_job(job_id uuid, max_attempts integer DEFAULT 4, rate_limit_per_minute integer DEFAULT 0, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+CREATE OR REPLACE FUNCTION public.retry_job(job_id uuid, max_attempts integer DEFAULT 4, rate_limit_per_minute integer DEFAULT 0, rate_burst integer DEFAULT 200, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
  RETURNS jsonb
  LANGUAGE plpgsql
  SET search_path TO ''
@@ -2188,7 +2241,8 @@ begin
     raise exception 'only failed or cancelled jobs can be retried (this one is %)', v_job.status
       using errcode = 'DF409', hint = 'not_retryable';
   end if;
-  perform docflow_private.enqueue_guard(v_job.user_id, retry_job.rate_limit_per_minute, v_now);
+  perform docflow_private.enqueue_guard(v_job.user_id, retry_job.rate_limit_per_minute,
+                                        retry_job.rate_burst, v_now);
   begin
     insert into public.processing_jobs
       (document_id, user_id, priority, max_attempts, options, source, run_at, created_at,
@@ -2209,7 +2263,7 @@ begin
                             'status', 'pending', 'retry_of', v_job.id);
 end;
 $function$;
-grant EXECUTE on function public.retry_job(job_id uuid, max_attempts integer, rate_limit_per_minute integer, now timestamp with time zone) to service_role;
+grant EXECUTE on function public.retry_job(job_id uuid, max_attempts integer, rate_limit_per_minute integer, rate_burst integer, now timestamp with time zone) to service_role;
 
 CREATE OR REPLACE FUNCTION public.services_overview(now timestamp with time zone DEFAULT NULL::timestamp with time zone)
  RETURNS jsonb
@@ -2332,7 +2386,7 @@ end;
 $function$;
 grant EXECUTE on function public.storage_deletions_done(ids jsonb) to service_role;
 
-CREATE OR REPLACE FUNCTION public.upload_rate_check(user_id uuid, rate_limit_per_minute integer DEFAULT 0, idempotency_key text DEFAULT NULL::text, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+CREATE OR REPLACE FUNCTION public.upload_rate_check(user_id uuid, rate_limit_per_minute integer DEFAULT 0, rate_burst integer DEFAULT 200, idempotency_key text DEFAULT NULL::text, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
  RETURNS void
  LANGUAGE plpgsql
  STABLE
@@ -2340,8 +2394,8 @@ CREATE OR REPLACE FUNCTION public.upload_rate_check(user_id uuid, rate_limit_per
 AS $function$
 declare
   v_now timestamptz := coalesce(upload_rate_check.now, pg_catalog.now());
-  v_count integer;
-  v_oldest timestamptz;
+  v_level double precision;
+  v_refilled_at timestamptz;
 begin
   if upload_rate_check.rate_limit_per_minute is null
      or upload_rate_check.rate_limit_per_minute <= 0 then
@@ -2355,23 +2409,22 @@ begin
   ) then
     return;
   end if;
-  select count(*), min(j.created_at) into v_count, v_oldest
-    from (select j.created_at
-            from public.processing_jobs j
-           where j.user_id = upload_rate_check.user_id
-             and j.created_at > v_now - interval '60 seconds'
-             and j.created_at <= v_now
-           order by j.created_at desc
-           limit upload_rate_check.rate_limit_per_minute) j;
-  if v_count >= upload_rate_check.rate_limit_per_minute then
-    raise exception 'rate limit: at most % jobs per minute', upload_rate_check.rate_limit_per_minute
-      using errcode = 'DF429', hint = 'rate_limited',
-            detail = json_build_object('retry_after', greatest(1, ceil(extract(epoch from
-              (v_oldest + interval '60 seconds') - v_now))))::text;
+  select docflow_private.rate_bucket_level(b.tokens, b.refilled_at,
+                                           upload_rate_check.rate_limit_per_minute,
+                                           upload_rate_check.rate_burst, v_now),
+         b.refilled_at
+    into v_level, v_refilled_at
+    from docflow_private.rate_buckets b
+   where b.user_id = upload_rate_check.user_id;
+  if not found then
+    return;  -- a new user's bucket starts full
   end if;
+  perform docflow_private.rate_bucket_refuse(v_level - 1, v_refilled_at,
+                                             upload_rate_check.rate_limit_per_minute,
+                                             upload_rate_check.rate_burst, v_now);
 end;
 $function$;
-grant EXECUTE on function public.upload_rate_check(user_id uuid, rate_limit_per_minute integer, idempotency_key text, now timestamp with time zone) to service_role;
+grant EXECUTE on function public.upload_rate_check(user_id uuid, rate_limit_per_minute integer, rate_burst integer, idempotency_key text, now timestamp with time zone) to service_role;
 
 -- Policies on Supabase's storage tables -----------------------------------------------------------
 

@@ -70,5 +70,6 @@ def reanalyze_document(
         max_attempts=settings.job_max_attempts,
         min_interval_seconds=settings.reanalyze_interval_seconds,
         rate_limit_per_minute=settings.upload_rate_limit_per_minute,
+        rate_burst=settings.upload_rate_burst,
     )
     return answer

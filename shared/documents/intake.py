@@ -201,7 +201,7 @@ def check_before_content(
     """Everything that can refuse an upload without its content, run before a byte of the file
     is read or sniffed: priority and template (422), Idempotency-Key (400), filename (400),
     extension and declared-type allowlists (415), then the rate limit (429), asked of the
-    database without using up a slot. `create_upload` still enforces the limit (this only
+    database without taking a token. `create_upload` still enforces the limit (this only
     answers early)."""
     _check_priority(priority)
     templates.check_name(template, settings.analysis_template)
@@ -211,6 +211,7 @@ def check_before_content(
         "upload_rate_check",
         user_id=user.user_id,
         rate_limit_per_minute=settings.upload_rate_limit_per_minute,
+        rate_burst=settings.upload_rate_burst,
         idempotency_key=idempotency_key,
     )
 
@@ -262,6 +263,7 @@ def accept_upload(
             idempotency_key=idempotency_key,
             max_attempts=settings.job_max_attempts,
             rate_limit_per_minute=settings.upload_rate_limit_per_minute,
+            rate_burst=settings.upload_rate_burst,
         )
     except BaseException:
         if owned:

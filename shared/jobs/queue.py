@@ -119,6 +119,7 @@ def retry_job(db: Database, settings: Settings, job_id: str) -> dict[str, Any]:
         job_id=job_id,
         max_attempts=settings.job_max_attempts,
         rate_limit_per_minute=settings.upload_rate_limit_per_minute,
+        rate_burst=settings.upload_rate_burst,
     )
     return answer
 

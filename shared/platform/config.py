@@ -338,11 +338,22 @@ class Settings(BaseSettings):
         default=30,
         ge=0,
         description=(
-            "Jobs a user may create in any 60 s: uploads, retries and reanalyses all count. Past "
-            "it, 429 `rate_limited` with `Retry-After`. An `Idempotency-Key` replay is never "
-            "limited."
+            "Refill rate of each user's job bucket, in tokens per minute (see "
+            "`UPLOAD_RATE_BURST`): every upload, retry and reanalysis takes a token, and an "
+            "empty bucket answers 429 `rate_limited` with `Retry-After`, the seconds until the "
+            "next token (rounded up). An `Idempotency-Key` replay takes none."
         ),
         json_schema_extra={"section": "HTTP", "off": "`0`, no limit"},
+    )
+    upload_rate_burst: int = Field(
+        default=200,
+        ge=1,
+        description=(
+            "Size of each user's job bucket: the jobs a user with a full bucket may create at "
+            "once (a data room). A new user starts full; the bucket refills at "
+            "`UPLOAD_RATE_LIMIT_PER_MINUTE` up to this size."
+        ),
+        json_schema_extra={"section": "HTTP"},
     )
     cors_origins: str = Field(
         default="",

@@ -158,13 +158,18 @@ def test_reanalyze_once_per_hour(client_for: ClientFor, make_user: MakeUser):
 def test_upload_rate_limit_answers_429_with_retry_after(
     client_for: ClientFor, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch, sql
 ):
-    configure(monkeypatch, UPLOAD_RATE_LIMIT_PER_MINUTE=2)
+    """A bucket of 2 refilled at one token a minute: the third upload finds it empty."""
+    configure(monkeypatch, UPLOAD_RATE_LIMIT_PER_MINUTE=1, UPLOAD_RATE_BURST=2)
     owner, other = make_user(), make_user()
     _job(client_for, owner, data=b"First document.")
     _job(client_for, owner, data=b"Second document.")
     response = post_upload(client_for("uploads"), owner, b"Third document.")
-    assert_error(response, 429, "rate_limited")
-    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    error = assert_error(response, 429, "rate_limited")
+    # The header and the body say the same: the seconds until the next token, rounded up (the
+    # bucket emptied a moment ago, so at most a minute).
+    assert error["retry_after"] == int(response.headers["Retry-After"])
+    assert 1 <= error["retry_after"] <= 60
+    assert error["message"].startswith("rate limit reached (burst 2, 1 per minute); next job in ")
     # Nothing half-written: two documents, and the third file's object was deleted again.
     assert sql.execute("select count(*) from documents").fetchone() == (2,)
     assert len(stored_objects()) == 2

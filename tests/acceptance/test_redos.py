@@ -303,7 +303,7 @@ def test_a_user_at_the_rate_limit_gets_429_before_the_content_is_read(
     sql,
     content_work: dict[str, int],
 ) -> None:
-    configure(monkeypatch, UPLOAD_RATE_LIMIT_PER_MINUTE=2)
+    configure(monkeypatch, UPLOAD_RATE_LIMIT_PER_MINUTE=1, UPLOAD_RATE_BURST=2)
     user, other = make_user(), make_user()
     uploads = client_for("uploads")
     first = post_upload(uploads, user, b"First document.", headers={"Idempotency-Key": "first"})
@@ -340,8 +340,8 @@ def test_a_rate_limited_upload_in_the_race_past_the_pre_check_is_still_refused(
     sql,
 ) -> None:
     """The pre-check only answers early: create_upload still enforces the limit, for an upload
-    that passed the pre-check while another one took the last slot."""
-    configure(monkeypatch, UPLOAD_RATE_LIMIT_PER_MINUTE=1)
+    that passed the pre-check while another one took the last token."""
+    configure(monkeypatch, UPLOAD_RATE_LIMIT_PER_MINUTE=1, UPLOAD_RATE_BURST=1)
     user = make_user()
     uploads = client_for("uploads")
     original = intake.accept_upload

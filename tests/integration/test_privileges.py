@@ -107,6 +107,10 @@ TABLE_ALLOWLIST: dict[str, Allowed] = {
     "public.storage_deletions": nothing(
         f"{SERVICE_ONLY} (the retention's queue of files to delete; no policy)"
     ),
+    "docflow_private.rate_buckets": nothing(
+        "the per-user enqueue token buckets: written by enqueue_guard, read by"
+        " upload_rate_check, both as service_role; no policy"
+    ),
 }
 
 # Column-level grants beyond the table-level ones above: none.
@@ -160,7 +164,7 @@ FUNCTION_ALLOWLIST: dict[str, Allowed] = {
         signature: nothing(TRANSITION)
         for signature in (
             "public.create_upload(uuid, text, text, bigint, text, text, text, text, integer,"
-            " jsonb, integer, timestamp with time zone)",
+            " jsonb, integer, integer, timestamp with time zone)",
             "public.enqueue_jobs(jsonb, text, timestamp with time zone)",
             "public.claim_jobs(text, integer, integer, timestamp with time zone)",
             "public.heartbeat_jobs(text, jsonb, integer, timestamp with time zone)",
@@ -173,9 +177,9 @@ FUNCTION_ALLOWLIST: dict[str, Allowed] = {
             "public.release_jobs(text, jsonb, timestamp with time zone)",
             "public.recover_stalled_jobs(integer, timestamp with time zone)",
             "public.cancel_job(uuid, timestamp with time zone)",
-            "public.retry_job(uuid, integer, integer, timestamp with time zone)",
+            "public.retry_job(uuid, integer, integer, integer, timestamp with time zone)",
             "public.reanalyze_document("
-            "uuid, jsonb, integer, integer, integer, timestamp with time zone)",
+            "uuid, jsonb, integer, integer, integer, integer, timestamp with time zone)",
             "public.set_document_text(uuid, text, text, timestamp with time zone)",
             "public.record_events(jsonb)",
             "public.record_health_check(text, text, integer, text, jsonb, integer, integer,"
@@ -186,7 +190,7 @@ FUNCTION_ALLOWLIST: dict[str, Allowed] = {
             "public.resolve_alert(bigint, timestamp with time zone)",
         )
     },
-    "public.upload_rate_check(uuid, integer, text, timestamp with time zone)": nothing(
+    "public.upload_rate_check(uuid, integer, integer, text, timestamp with time zone)": nothing(
         "the uploads function's rate-limit pre-check before it reads content: service_role only"
     ),
     "public.ping(timestamp with time zone)": nothing("the database probe: service_role only"),
@@ -202,7 +206,11 @@ FUNCTION_ALLOWLIST: dict[str, Allowed] = {
             "docflow_private.log_events(jsonb)",
             "docflow_private.claim_rows(text, integer, integer, timestamp with time zone)",
             "docflow_private.complete_rows(text, jsonb, timestamp with time zone)",
-            "docflow_private.enqueue_guard(uuid, integer, timestamp with time zone)",
+            "docflow_private.enqueue_guard(uuid, integer, integer, timestamp with time zone)",
+            "docflow_private.rate_bucket_level(double precision, timestamp with time zone,"
+            " integer, integer, timestamp with time zone)",
+            "docflow_private.rate_bucket_refuse(double precision, timestamp with time zone,"
+            " integer, integer, timestamp with time zone)",
             "docflow_private.user_exists(uuid)",
             "docflow_private.notify_jobs()",
             "docflow_private.record_analytics_facts()",

@@ -708,25 +708,28 @@ def test_reanalyze_limit_is_per_document_and_template(db, make_user, sql):
 
 
 def test_upload_rate_limit_per_user(db, make_user, sql):
+    """A bucket of 3 refilled at 3 a minute (a token every 20 s); tests/integration/
+    test_rate_bucket.py covers the bucket in depth."""
     user, other = make_user(), make_user()
-    for t in (0, 10, 20):
-        create_upload(db, user, now=at(t), rate_limit_per_minute=3)
+    limit = {"rate_limit_per_minute": 3, "rate_burst": 3}
+    for _ in range(3):
+        create_upload(db, user, now=at(0), **limit)
     n = counts(sql)
     with pytest.raises(RateLimited) as caught:
-        create_upload(db, user, now=at(30), rate_limit_per_minute=3)
+        create_upload(db, user, now=at(10), **limit)
     assert caught.value.code == "rate_limited"
-    assert caught.value.retry_after == 30  # the upload at T leaves the window at T+60
+    assert caught.value.retry_after == 10  # half a token back by T+10, the rest in 10 s
     assert counts(sql) == n  # nothing written
 
-    assert create_upload(db, other, now=at(30), rate_limit_per_minute=3)["replayed"] is False
-    assert create_upload(db, user, now=at(61), rate_limit_per_minute=3)["replayed"] is False
-    with pytest.raises(RateLimited) as caught:  # window now: T+10, T+20, T+61
-        create_upload(db, user, now=at(61), rate_limit_per_minute=3)
-    assert caught.value.retry_after == 9
+    assert create_upload(db, other, now=at(10), **limit)["replayed"] is False
+    assert create_upload(db, user, now=at(20), **limit)["replayed"] is False
+    with pytest.raises(RateLimited) as caught:
+        create_upload(db, user, now=at(20), **limit)
+    assert caught.value.retry_after == 20
 
     # 0 means no limit at all.
     for _ in range(5):
-        create_upload(db, user, now=at(62), rate_limit_per_minute=0)
+        create_upload(db, user, now=at(21), rate_limit_per_minute=0, rate_burst=3)
     assert sql.execute(
         "select count(*) from public.processing_jobs where user_id = %s", (user.user_id,)
     ).fetchone()[0] == (4 + 5)
@@ -735,21 +738,19 @@ def test_upload_rate_limit_per_user(db, make_user, sql):
 def test_an_idempotency_replay_is_not_counted_against_the_rate_limit(db, make_user, sql):
     user = make_user()
     data = b"replayed bytes"
-    first = create_upload(
-        db, user, now=at(0), data=data, idempotency_key="k1", rate_limit_per_minute=2
-    )
-    create_upload(db, user, now=at(1), rate_limit_per_minute=2)
+    limit = {"rate_limit_per_minute": 2, "rate_burst": 2}
+    first = create_upload(db, user, now=at(0), data=data, idempotency_key="k1", **limit)
+    create_upload(db, user, now=at(0), **limit)
     n = counts(sql)
-    for t in (2, 3):
-        again = create_upload(
-            db, user, now=at(t), data=data, idempotency_key="k1", rate_limit_per_minute=2
-        )
+    for t in (1, 2):
+        again = create_upload(db, user, now=at(t), data=data, idempotency_key="k1", **limit)
         assert again["replayed"] is True
         assert (again["document_id"], again["job_id"]) == (first["document_id"], first["job_id"])
     assert counts(sql) == n
     with pytest.raises(RateLimited) as caught:
-        create_upload(db, user, now=at(4), rate_limit_per_minute=2)
-    assert caught.value.retry_after == 56
+        create_upload(db, user, now=at(3), **limit)
+    # 2 a minute, emptied at T: 0.1 of a token back by T+3, the rest in 27 s.
+    assert caught.value.retry_after == 27
 
 
 def test_create_upload_for_an_unknown_user_writes_nothing(db, sql):
@@ -1046,11 +1047,12 @@ SERVICE_ONLY = {
     "release_jobs": "text, jsonb, timestamptz",
     "recover_stalled_jobs": "integer, timestamptz",
     "cancel_job": "uuid, timestamptz",
-    "retry_job": "uuid, integer, integer, timestamptz",
-    "reanalyze_document": "uuid, jsonb, integer, integer, integer, timestamptz",
+    "retry_job": "uuid, integer, integer, integer, timestamptz",
+    "reanalyze_document": "uuid, jsonb, integer, integer, integer, integer, timestamptz",
     "enqueue_jobs": "jsonb, text, timestamptz",
     "create_upload": (
-        "uuid, text, text, bigint, text, text, text, text, integer, jsonb, integer, timestamptz"
+        "uuid, text, text, bigint, text, text, text, text, integer, jsonb, integer, integer,"
+        " timestamptz"
     ),
 }
 

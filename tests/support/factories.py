@@ -28,7 +28,8 @@ def create_upload(
     """`create_upload`'s answer (document_id, job_id, replayed, ...) for a new document.
 
     `now` None is the server's clock; the content (random unless given) only sets the size
-    and the hash. `extra` passes through: priority, idempotency_key, rate_limit_per_minute...
+    and the hash. `extra` passes through: priority, idempotency_key, rate_limit_per_minute,
+    rate_burst...
     """
     data = data if data is not None else uuid.uuid4().bytes
     answer: dict[str, Any] = db.call(
