@@ -25,7 +25,7 @@ sysdeps-test: ## The same for make test, plus chromium, chromium-driver and popp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,cli]'
 	touch $(STAMP)
 
 .env:

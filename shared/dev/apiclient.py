@@ -1,4 +1,5 @@
-"""A client of docflow's own HTTP API (product.md §5), for `docflow upload` and `docflow status`.
+"""A client of docflow's own HTTP API (product.md §5), for `docflow upload` and `docflow status`;
+shared/dev/batch.py drives it for a batch (threads share one client: httpx's is thread-safe).
 
 It speaks the public contract only: a bearer token, JSON bodies, and JSON error bodies
 (`{"error": {"code", "message"}}`), which it raises as `ApiError` ("415 unsupported_content:
@@ -15,8 +16,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -27,14 +27,10 @@ import httpx
 from shared.platform.errors import ConfigError, DocflowError
 
 CHUNK_SIZE = 64 * 1024
-# What the wait loop treats as the end of a job.
+# The statuses that end a job.
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
-# Answers that say "try again shortly"; the wait loop rides out a few of them in a row.
-_TRANSIENT_STATUSES = (429, 502, 503, 504)
-_MAX_TRANSIENT_IN_A_ROW = 5
 
 ProgressCallback = Callable[[int, int], None]
-JobCallback = Callable[[dict[str, Any]], None]
 
 
 class ApiError(DocflowError):
@@ -154,7 +150,7 @@ class MultipartUpload:
 
 
 class ApiClient:
-    """docflow's HTTP API as one user: `upload()`, `job()`, `wait()`."""
+    """docflow's HTTP API as one user: `upload()`, `job()`."""
 
     def __init__(
         self,
@@ -241,49 +237,6 @@ class ApiClient:
     def job(self, job_id: str) -> dict[str, Any]:
         """GET /jobs/{id}: status, stage, progress, attempts, error, result."""
         return self._json(self._send("GET", f"/jobs/{quote(job_id, safe='')}"))
-
-    def wait(
-        self,
-        job_ids: Sequence[str],
-        *,
-        timeout: float,
-        interval: float = 0.5,
-        on_update: JobCallback | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> dict[str, dict[str, Any]]:
-        """Poll each job until it is completed, failed or cancelled, or `timeout` passes.
-
-        Returns the last view of every job seen (a job still running at the deadline is
-        returned as it was). A few transient failures in a row (unreachable, 429, 502-504)
-        are ridden out; others raise at once.
-        """
-        deadline = clock() + timeout
-        latest: dict[str, dict[str, Any]] = {}
-        waiting = list(dict.fromkeys(job_ids))
-        troubles = 0
-        while True:
-            for job_id in list(waiting):
-                try:
-                    job = self.job(job_id)
-                except (ApiUnreachable, ApiError) as exc:
-                    transient = isinstance(exc, ApiUnreachable) or (
-                        exc.http_status in _TRANSIENT_STATUSES
-                    )
-                    troubles += 1
-                    if not transient or troubles >= _MAX_TRANSIENT_IN_A_ROW:
-                        raise
-                    break
-                troubles = 0
-                latest[job_id] = job
-                if on_update is not None:
-                    on_update(job)
-                if job.get("status") in TERMINAL_STATUSES:
-                    waiting.remove(job_id)
-            remaining = deadline - clock()
-            if not waiting or remaining <= 0:
-                return latest
-            sleep(min(interval, remaining))
 
     # --- transport ------------------------------------------------------------------------
 

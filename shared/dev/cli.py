@@ -9,8 +9,9 @@
   docflow probe [--json]                           probe the services once
   docflow analytics [--window W] [--json]          the analytics report (1h, 24h, 7d, 30d)
   docflow retention [--dry-run] [--json]           delete expired rows (as /retention does)
-  docflow upload FILE... [--priority P] [--template T] [--wait]
-                                                   upload through the HTTP API (API_URL)
+  docflow upload PATH... [--recursive] [--parallel N] [--priority P] [--template T]
+                 [--wait] [--json]                 upload files and directories through the
+                                                   HTTP API (API_URL), to the end
   docflow status JOB_ID [--json]                   one job, through the HTTP API
   docflow demo                                     the end-to-end walkthrough (`make demo`)
   docflow inspect FILE|DIR... [--compare pdftotext] [--json] [--no-sandbox]
@@ -29,7 +30,7 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -282,6 +283,7 @@ def cmd_analytics(args: argparse.Namespace, settings: Settings) -> int:
     """The analytics report, read as the service (an operator on the database's machine)."""
     import json
 
+    from shared.dev.console import interactive
     from shared.dev.report import render
     from shared.ops import analytics
     from shared.platform.client import get_db
@@ -295,7 +297,7 @@ def cmd_analytics(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(render(report), end="")
+        print(render(report, color=interactive(sys.stdout)), end="")
     return 0
 
 
@@ -343,10 +345,6 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 # --- upload and status: clients of the HTTP API (API_URL, API_TOKEN) -----------------------
 
-# Upload errors about the file itself; any other error (401, 404 route, 429, 5xx) would hit
-# every remaining file too, so the command stops there.
-_FILE_ERRORS = (400, 409, 413, 415, 422)
-
 
 def _uuid(value: str) -> str:
     try:
@@ -390,77 +388,22 @@ def _summary_line(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit].rstrip() + "..."
 
 
-def _print_outcome(label: str, job: dict[str, Any] | None, job_id: str, timeout: float) -> bool:
-    """One job's ending; True when it completed."""
-    from shared.dev.apiclient import TERMINAL_STATUSES
-
-    if job is None or job.get("status") not in TERMINAL_STATUSES:
-        status = job.get("status") if job else "unknown"
-        print(f"{label}: still {status} after {timeout:g} s (`docflow status {job_id}`)")
-        return False
-    status = str(job["status"])
-    print(f"{label}: {status} (job {job_id})")
-    if status == "completed":
-        result = job.get("result") or {}
-        pages, words = result.get("pages"), result.get("words")
-        line = f"  type {result.get('detected_content_type')}, {pages} page(s), {words} words"
-        if result.get("outcome") == "no_text":
-            line += " (no text found)"
-        print(line)
-        print(f"  summary: {_summary_line(str(result.get('summary') or ''))}")
-        for line in analysis_view.lines(result.get("analysis")):
-            print(line)
-    elif status == "failed":
-        error = job.get("error") or {}
-        print(f"  error {error.get('code')}: {error.get('message')}")
-    return status == "completed"
-
-
 def cmd_upload(args: argparse.Namespace, settings: Settings) -> int:
-    from pathlib import Path
+    """A batch through POST /uploads (shared/dev/batch.py), shown by shared/dev/console.py."""
+    from shared.dev import batch, console
 
-    from shared.dev.apiclient import ApiError, FileUnreadable
-    from shared.dev.progress import BytesBar, JobBars
-
-    accepted: dict[str, str] = {}  # job id -> label
-    ok = True
-    width = min(max(len(Path(name).name) for name in args.files), 28)
+    items = batch.collect(args.paths, recursive=args.recursive)
+    options = batch.Options(
+        priority=args.priority,
+        template=args.template,
+        parallel=args.parallel,
+        wait=args.wait,
+        timeout=args.timeout,
+    )
     with _api_client(args, settings) as api:
-        for name in args.files:
-            label = Path(name).name
-            bar = BytesBar(label, label_width=width)
-            try:
-                answer = api.upload(
-                    name, args.priority, template=args.template, on_progress=bar.update
-                )
-            except (ApiError, FileUnreadable) as exc:
-                bar.finish("failed")
-                print(f"docflow: {exc}", file=sys.stderr)
-                ok = False
-                if isinstance(exc, ApiError) and exc.http_status not in _FILE_ERRORS:
-                    return 1
-                continue
-            except BaseException:
-                bar.finish("failed")
-                raise
-            bar.finish("sent")
-            accepted[answer["job_id"]] = label
-            print(f"{label}: accepted, job {answer['job_id']}")
-        if not args.wait or not accepted:
-            return 0 if ok else 1
-
-        bars = JobBars(accepted)
-
-        def show(job: dict[str, Any]) -> None:
-            bars.update(job["id"], int(job.get("progress") or 0), job["status"], job.get("stage"))
-
-        try:
-            final = api.wait(list(accepted), timeout=args.timeout, on_update=show)
-        finally:
-            bars.close()
-    for job_id, label in accepted.items():
-        ok = _print_outcome(label, final.get(job_id), job_id, args.timeout) and ok
-    return 0 if ok else 1
+        run = batch.Batch(api, items, options).run(console.batch_view(as_json=args.json))
+    console.print_summary(run, as_json=args.json)
+    return run.exit_status()
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -504,6 +447,16 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         for line in analysis_view.lines(result.get("analysis"), indent=""):
             print(line)
     return 0
+
+
+def _parallel(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be an integer") from None
+    if not 1 <= n <= 32:
+        raise argparse.ArgumentTypeError("must be between 1 and 32")
+    return n
 
 
 def _concurrency(value: str) -> int:
@@ -583,20 +536,35 @@ def build_parser() -> argparse.ArgumentParser:
     upload = sub.add_parser(
         "upload", parents=[api], help="upload files through the HTTP API, with progress"
     )
-    upload.add_argument("files", nargs="+", metavar="FILE")
+    upload.add_argument("paths", nargs="+", metavar="PATH", help="files and directories")
+    upload.add_argument(
+        "--recursive", "-r", action="store_true", help="also the files of subdirectories"
+    )
+    upload.add_argument(
+        "--parallel",
+        type=_parallel,
+        default=4,
+        metavar="N",
+        help="files sent at once, 1-32 (default 4)",
+    )
+    upload.add_argument(
+        "--json", action="store_true", help="one JSON object per file on stdout, for scripts"
+    )
     upload.add_argument("--priority", choices=PRIORITIES, help="job priority (default: normal)")
     upload.add_argument(
         "--template",
         help="analysis template (default: the server's ANALYSIS_TEMPLATE; see GET /templates)",
     )
     upload.add_argument(
-        "--wait", action="store_true", help="follow each job until it ends, then its outcome"
+        "--wait",
+        action="store_true",
+        help="follow the accepted jobs together until each ends, then the summary",
     )
     upload.add_argument(
         "--timeout",
         type=_positive_seconds,
         default=600.0,
-        help="with --wait: give up after this many seconds (default 600)",
+        help="with --wait: stop following this many seconds after the last file went (default 600)",
     )
     upload.set_defaults(func=cmd_upload)
 
@@ -668,6 +636,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args, settings))
     except (DocflowError, psycopg.Error) as exc:
         print(f"docflow: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        if exc.name != "rich":
+            raise
+        print("docflow: this command draws with rich: pip install 'docflow[cli]'", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

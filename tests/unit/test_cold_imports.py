@@ -21,7 +21,7 @@ import functions
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUPABASE = ("supabase", "postgrest", "storage3")
 PARSERS = ("pypdfium2", "docx", "lxml", "selectolax", "pypdf", "pdfminer")
-WATCHED = (*SUPABASE, *PARSERS, "httpx")
+WATCHED = (*SUPABASE, *PARSERS, "httpx", "rich")
 # The request-serving functions: never the supabase client (DB_TRANSPORT=postgres,
 # STORAGE_BACKEND=local) nor a document parser (those run in the processing path only).
 REQUEST_FUNCTIONS = ("uploads", "jobs", "admin")
@@ -31,7 +31,7 @@ def loaded_after(code: str, **env: str) -> dict[str, object]:
     """Run `code` in a fresh interpreter; which of WATCHED it left in sys.modules."""
     script = (
         f"{code}\nimport json, sys\n"
-        f"print(json.dumps({{m: m in sys.modules for m in {list(WATCHED)!r}}}))"
+        f"print(json.dumps({{m: sys.modules.get(m) is not None for m in {list(WATCHED)!r}}}))"
     )
     result = subprocess.run(
         [sys.executable, "-c", script],
@@ -60,6 +60,16 @@ def test_no_function_loads_supabase_with_postgres_and_local_storage(target: str)
     # also when the function's module is imported directly (as `docflow serve` does)
     direct = loaded_after(f"import functions.{target}")
     assert not any(direct[m] for m in SUPABASE), direct
+
+
+@pytest.mark.parametrize("target", functions.TARGETS)
+def test_no_function_needs_the_clis_terminal_library(target: str) -> None:
+    """rich draws `docflow upload` and `docflow analytics` (the `cli` extra). A deployment
+    installs requirements.txt, which leaves it out: every function loads without it. (Where
+    rich is installed, as in this venv, `import httpx` loads it: httpx's own CLI.)"""
+    loaded = loaded_after(f"import sys\nsys.modules['rich'] = None\nimport main\nmain.{target}")
+    assert loaded["rich"] is False
+    assert "rich" not in (REPO_ROOT / "requirements.txt").read_text()
 
 
 @pytest.mark.parametrize("target", REQUEST_FUNCTIONS)
