@@ -8,7 +8,6 @@ Every time is injected (`now=`), so the refill is exact: at 30 a minute a token 
 from __future__ import annotations
 
 import math
-import threading
 from datetime import datetime
 from typing import Any
 
@@ -148,15 +147,22 @@ def test_waiting_exactly_retry_after_gets_in_when_the_refill_is_not_exact_in_bin
 # --- concurrency ----------------------------------------------------------------------------
 
 
-def test_concurrent_uploads_of_one_user_never_overdraw(db, make_user, sql):
-    """Eight uploads of one user on eight connections, all at the same `now` and all waiting on
-    the user's enqueue lock when it is released: exactly the burst goes in."""
+@pytest.mark.parametrize("bucket_exists", [False, True], ids=["new-user", "existing-bucket"])
+def test_concurrent_uploads_of_one_user_never_overdraw(
+    db, make_user, sql, admin_database_url, bucket_exists
+):
+    """Eight uploads of one user on eight connections at the same `now`, all in flight at once:
+    a transaction holds the row each of them needs (the bucket's, or for a new user the user's,
+    which the bucket's first insert references) until every one is waiting on a lock; exactly
+    the tokens in the bucket go in. The hold does not depend on the enqueue lock, so a guard
+    that read the bucket and wrote it back without serialising would be caught here."""
     user, callers = make_user(), 8
+    tokens = BURST
+    if bucket_exists:
+        upload(db, user, 0)
+        tokens -= 1
     settings = get_settings().model_copy(update={"db_pool_min": 0, "db_pool_max": 1})
     clients = [make_database(settings) for _ in range(callers)]
-    lock_key = ("docflow.enqueue:" + user.user_id,)
-    sql.execute("select pg_advisory_lock(hashtextextended(%s, 0))", lock_key)
-    released = threading.Event()
 
     def one_upload(client: Database) -> str:
         try:
@@ -165,27 +171,31 @@ def test_concurrent_uploads_of_one_user_never_overdraw(db, make_user, sql):
             return f"refused {refused.retry_after}"
         return "accepted"
 
+    def all_waiting() -> bool:
+        row = sql.execute(
+            "select count(distinct l.pid) from pg_locks l"
+            "  join pg_stat_activity a on a.pid = l.pid"
+            " where not l.granted and a.datname = current_database()"
+        ).fetchone()
+        return row is not None and row[0] == callers
+
+    held = (
+        "select 1 from docflow_private.rate_buckets where user_id = %s for update"
+        if bucket_exists
+        else "select 1 from auth.users where id = %s for update"
+    )
     try:
-        with started_threads() as start:
-            runners = [start(one_upload, client, unblock=(released,)) for client in clients]
-
-            def all_waiting_on_the_lock() -> bool:
-                row = sql.execute(
-                    "select count(*) from pg_locks l join pg_stat_activity a on a.pid = l.pid"
-                    " where l.locktype = 'advisory' and not l.granted"
-                    "   and a.datname = current_database()"
-                ).fetchone()
-                return row is not None and row[0] == callers
-
-            wait_until(all_waiting_on_the_lock, "every upload to wait on the user's lock")
-            sql.execute("select pg_advisory_unlock(hashtextextended(%s, 0))", lock_key)
+        with psycopg.connect(admin_database_url) as holder, started_threads() as start:
+            assert holder.execute(held, (user.user_id,)).fetchone() == (1,)
+            runners = [start(one_upload, client) for client in clients]
+            wait_until(all_waiting, "every upload to wait on a lock")
+            holder.rollback()
             results = sorted(runner.join() for runner in runners)
     finally:
-        sql.execute("select pg_advisory_unlock_all()")
         for client in clients:
             client.close()
 
-    assert results == ["accepted"] * BURST + ["refused 2"] * (callers - BURST)
+    assert results == ["accepted"] * tokens + ["refused 2"] * (callers - tokens)
     assert job_count(sql, user) == BURST
     assert bucket(sql, user) == (0.0, at(0))
 
