@@ -149,7 +149,10 @@ def collect(paths: Sequence[str], *, recursive: bool = False) -> list[Item]:
     seen: set[Path] = set()
 
     def skip(label: str, code: str, message: str) -> None:
-        items.append(Item(Path(label), label, state="skipped", code=code, message=message))
+        key = Path(label).absolute()
+        if key not in seen:
+            seen.add(key)
+            items.append(Item(Path(label), label, state="skipped", code=code, message=message))
 
     def add(path: Path, label: str, info: os.stat_result) -> None:
         key = path.resolve()

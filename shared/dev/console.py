@@ -123,9 +123,12 @@ class PlainView:
         waited = self.batch is not None and self.batch.options.wait
         line = None
         if kind == "finished" and item is not None:
-            if item.outcome(waited) != "not_sent" or item.message not in (None, "not sent"):
+            outcome = item.outcome(waited)
+            if outcome == "not_sent" and item.message in (None, "not sent"):
+                pass  # counted in the summary; a line each would bury the rest after Ctrl-C
+            elif outcome != "accepted":  # its line was the `accepted` event's
                 line = ending(item, waited)
-        elif kind == "accepted" and item is not None and waited:
+        elif kind == "accepted" and item is not None:
             line = f"{item.label}: accepted, job {item.job_id}"
         elif kind == "retrying" and item is not None:
             line = f"{item.label}: {event.message}, retrying in {event.data:.1f} s"

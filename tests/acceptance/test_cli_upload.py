@@ -7,6 +7,7 @@ the command. Output is not a terminal here, so the CLI prints plain lines, one p
 
 from __future__ import annotations
 
+import _thread
 import hashlib
 import itertools
 import json
@@ -16,11 +17,14 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from werkzeug.serving import make_server
 
+from shared.dev import batch, console
 from shared.dev.apiclient import ApiClient
 from shared.dev.server import create_app
 from shared.documents.pipeline import document_worker
@@ -32,7 +36,7 @@ from tests.support.env import configure
 from tests.support.net import free_port
 from tests.support.users import MakeUser
 
-_ACCEPTED = re.compile(r"^(?P<label>\S+): accepted, job (?P<job>[0-9a-f-]{36})$", re.MULTILINE)
+_ACCEPTED = re.compile(r"^(?P<label>.+?): accepted, job (?P<job>[0-9a-f-]{36})$", re.MULTILINE)
 
 
 @pytest.fixture(autouse=True)
@@ -339,3 +343,242 @@ def test_a_missing_file_is_reported_without_a_traceback(
     assert f"{tmp_path / 'nope.pdf'}: skipped, no such file or directory" in out
     assert re.search(r"^skipped +1  missing 1$", out, re.MULTILINE), out
     assert "Traceback" not in out + err
+
+
+# --- batches: a directory, the rate limit, 503s, scripts, Ctrl-C -------------------------------
+
+_ENDING = re.compile(
+    r"^(?P<label>.+?): (?P<outcome>completed|failed|refused|cancelled|skipped)"
+    r"(?: \(job (?P<job>[0-9a-f-]{36})\))?(?P<rest>.*)$",
+    re.MULTILINE,
+)
+_TABLE_ROW = re.compile(r"^(?P<outcome>[a-z ]+?) +(?P<files>\d+)(?:  (?P<codes>.+))?$")
+
+
+def _data_room(root: Path, documents: int) -> Path:
+    """`documents` small documents of four kinds (a fifth in a subdirectory), plus an image
+    (refused at intake) and a truncated PDF (its job fails)."""
+    room = root / "data room"  # a space: labels are whole paths, the parsing must cope
+    (room / "minutes").mkdir(parents=True)
+    for i in range(documents):
+        where = room / "minutes" if i % 5 == 0 else room
+        kind = i % 4
+        if kind == 0:
+            (where / f"memo-{i:03}.txt").write_text(
+                f"Memo {i}\n\nRevenue grew {i % 17 + 1} percent in 2025 to EUR {i + 3} million.\n"
+            )
+        elif kind == 1:
+            (where / f"note-{i:03}.md").write_text(f"# Note {i}\n\n- the board met\n- plan {i}\n")
+        elif kind == 2:
+            (where / f"sales-{i:03}.csv").write_text(f"region,revenue\nnorth,{i}\nsouth,{2 * i}\n")
+        else:
+            (where / f"page-{i:03}.html").write_text(
+                f"<html><body><h1>Page {i}</h1><p>Customers renewed in {i} regions.</p></body>"
+                "</html>"
+            )
+    (room / "scan.png").write_bytes((SAMPLES / "bad" / "image.png").read_bytes())
+    (room / "broken.pdf").write_bytes((SAMPLES / "bad" / "truncated.pdf").read_bytes())
+    return room
+
+
+def _summary_table(out: str) -> dict[str, tuple[int, str]]:
+    """The summary's rows: outcome -> (files, codes)."""
+    lines = out.splitlines()
+    start = max(i for i, line in enumerate(lines) if line.startswith("outcome "))
+    rows = {}
+    for line in lines[start + 1 :]:
+        m = _TABLE_ROW.match(line)
+        if m is None:
+            break
+        rows[m["outcome"]] = (int(m["files"]), m["codes"] or "")
+    return rows
+
+
+def test_a_data_room_of_120_files_goes_in_with_one_command(
+    api_url: str,
+    worker: None,
+    sql: psycopg.Connection,
+    make_user: MakeUser,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A burst of 20 and 20 tokens a second: the CLI must wait out the limit several times.
+    # LOG_LEVEL: the server runs in this process, and its log of each 429 would share stderr.
+    configure(
+        monkeypatch, UPLOAD_RATE_BURST=20, UPLOAD_RATE_LIMIT_PER_MINUTE=1200, LOG_LEVEL="ERROR"
+    )
+    user = make_user()
+    room = _data_room(tmp_path, 118)
+    code, out, err = run_cli(
+        capsys, "upload", str(room), "--recursive", "--wait", "--timeout", "300",
+        "--token", user.token,
+    )  # fmt: skip
+    assert code == 1, (out[-3000:], err)  # one file refused, one job failed
+    assert err == ""
+
+    # Plain lines only: a line per file event, one per pause, then the table.
+    assert "\r" not in out and "\x1b" not in out
+    pauses = re.findall(r"^rate limited \(429\): waiting \d+ s before sending more$", out, re.M)
+    assert pauses, out[-3000:]
+    accepted = _ACCEPTED.findall(out)
+    endings = {m["label"]: m for m in _ENDING.finditer(out)}
+    table = _summary_table(out)
+    assert len(out.splitlines()) == len(accepted) + len(endings) + len(pauses) + 1 + len(table)
+
+    # Every file ended, once: completed, failed with a code, or refused with a reason.
+    files = sorted(str(p) for p in room.rglob("*") if p.is_file())
+    assert len(files) == 120
+    assert sorted(endings) == files
+    outcomes = {label: m["outcome"] for label, m in endings.items()}
+    assert outcomes.pop(str(room / "scan.png")) == "refused"
+    assert endings[str(room / "scan.png")]["rest"].startswith(", 415 extension_not_allowed: ")
+    assert outcomes.pop(str(room / "broken.pdf")) == "failed"
+    assert endings[str(room / "broken.pdf")]["rest"].startswith(", malformed_document: ")
+    assert set(outcomes.values()) == {"completed"}
+
+    # The summary is what the database holds for this user.
+    with sql.cursor() as cur:
+        by_status = dict(cur.execute(
+            "select status, count(*) from public.processing_jobs where user_id = %s "
+            "group by status", (user.user_id,),
+        ).fetchall())  # fmt: skip
+        failed_codes = cur.execute(
+            "select error_code from public.processing_jobs where user_id = %s and status = "
+            "'failed'", (user.user_id,),
+        ).fetchall()  # fmt: skip
+    assert table == {
+        "completed": (by_status["completed"], ""),
+        "failed": (by_status["failed"], f"{failed_codes[0][0]} 1"),
+        "refused": (1, "extension_not_allowed 1"),
+        "total": (120, ""),
+    }
+    assert sum(by_status.values()) == len(accepted) == 119
+    assert {m["job"] for m in endings.values() if m["job"]} == {job for _, job in accepted}
+
+
+class _FlakyGateway:
+    """A gateway in front of the app that answers the first `failures` uploads 503 (an HTML
+    page, no Retry-After), and, when `after_the_app`, only after the app has handled them:
+    the job exists, but the client never hears of it."""
+
+    def __init__(self, app: Any, failures: int, *, after_the_app: bool) -> None:
+        self.app, self.failures, self.after_the_app = app, failures, after_the_app
+        self.answered_503 = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["PATH_INFO"] != "/uploads" or self.answered_503 >= self.failures:
+            return self.app(environ, start_response)
+        self.answered_503 += 1
+        if self.after_the_app:
+            for _ in self.app(environ, lambda *a, **k: None):
+                pass
+        else:
+            environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        start_response("503 Service Unavailable", [("Content-Type", "text/html")])
+        return [b"<html><body>upstream unavailable</body></html>"]
+
+
+@pytest.mark.parametrize("after_the_app", [False, True], ids=["refused", "lost_answer"])
+def test_503_is_retried_with_backoff_and_never_makes_a_second_job(
+    after_the_app: bool,
+    db: Database,
+    sql: psycopg.Connection,
+    make_user: MakeUser,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(batch, "BACKOFF_BASE_SECONDS", 0.01)  # the test need not wait 1 s, 2 s
+    gateway = _FlakyGateway(create_app(), 2, after_the_app=after_the_app)
+    server = make_server("127.0.0.1", 0, gateway, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    user = make_user()
+    try:
+        configure(monkeypatch, API_URL=f"http://127.0.0.1:{server.server_port}")
+        code, out, err = run_cli(
+            capsys, "upload", str(SAMPLES / "quarterly-report.txt"), "--token", user.token
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (code, err) == (0, ""), out
+    retries = re.findall(r": 503 http_error: .*, retrying in \d+\.\d s$", out, re.MULTILINE)
+    assert len(retries) == gateway.answered_503 == 2
+    job_id = _accepted(out)["quarterly-report.txt"]
+    with sql.cursor() as cur:
+        jobs = cur.execute(
+            "select id::text from public.processing_jobs where user_id = %s", (user.user_id,)
+        ).fetchall()
+    assert jobs == [(job_id,)]  # the Idempotency-Key: the retry got the first job back
+
+
+def test_json_prints_one_object_per_file_and_the_summary_on_stderr(
+    api_url: str, worker: None, make_user: MakeUser, capsys: pytest.CaptureFixture[str]
+) -> None:
+    user = make_user()
+    files = [SAMPLES / "annual-report.pdf", SAMPLES / "bad" / "image.png",
+             SAMPLES / "bad" / "truncated.pdf"]  # fmt: skip
+    code, out, err = run_cli(
+        capsys, "upload", *map(str, files), "--wait", "--json", "--token", user.token
+    )
+    assert code == 1
+    records = {r["file"]: r for r in map(json.loads, out.splitlines())}
+    assert sorted(records) == sorted(map(str, files))
+    pdf, png, bad = (records[str(f)] for f in files)
+    assert (pdf["outcome"], pdf["error"]) == ("completed", None)
+    assert pdf["result"]["detected_content_type"] == "application/pdf"
+    assert pdf["result"]["pages"] >= 1 and pdf["result"]["words"] > 100
+    assert (png["outcome"], png["job_id"], png["error"]["code"]) == (
+        "refused", None, "extension_not_allowed"
+    )  # fmt: skip
+    assert (bad["outcome"], bad["error"]["code"]) == ("failed", "malformed_document")
+    assert bad["job_id"] and bad["document_id"] and bad["result"] is None
+    assert re.search(r"^total +3$", err, re.MULTILINE), err
+
+
+def test_ctrl_c_stops_sending_prints_the_summary_and_leaves_accepted_jobs_running(
+    api_url: str,
+    sql: psycopg.Connection,
+    make_user: MakeUser,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Ctrl-C is a KeyboardInterrupt in the main thread (`interrupt_main` raises exactly
+    that), here as soon as the first file is accepted. No worker: accepted jobs stay pending."""
+    room = _data_room(tmp_path, 12)
+    make_view = console.batch_view
+    pressed: list[bool] = []  # once: a second Ctrl-C quits at once, without the summary
+
+    def interrupting_view(**kwargs: Any) -> Any:
+        view = make_view(**kwargs)
+        handle = view.handle
+
+        def handle_then_interrupt(event: batch.Event) -> None:
+            handle(event)
+            if event.kind == "accepted" and not pressed:
+                pressed.append(True)
+                _thread.interrupt_main()
+
+        view.handle = handle_then_interrupt  # type: ignore[method-assign]
+        return view
+
+    monkeypatch.setattr(console, "batch_view", interrupting_view)
+    user = make_user()
+    code, out, err = run_cli(
+        capsys, "upload", str(room), "-r", "--parallel", "1", "--token", user.token
+    )
+    assert code == 130
+    assert err == "docflow: interrupted: no more files are sent; accepted jobs keep running\n"
+    table = _summary_table(out)
+    accepted = dict(_ACCEPTED.findall(out))
+    assert table["accepted"][0] == len(accepted) >= 1
+    assert table["not sent"][0] >= 10
+    assert table["total"][0] == 14
+    with sql.cursor() as cur:
+        jobs = dict(cur.execute(
+            "select id::text, status from public.processing_jobs where user_id = %s",
+            (user.user_id,),
+        ).fetchall())  # fmt: skip
+    assert jobs == {job: "pending" for job in accepted.values()}
