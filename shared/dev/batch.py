@@ -69,7 +69,7 @@ class Item:
 
     path: Path
     label: str  # as the user named it: the argument, or the directory argument + relative path
-    state: str = "queued"  # queued, sending, accepted, refused, skipped, not_sent
+    state: str = "queued"  # queued, sending, waiting, accepted, refused, skipped, not_sent
     size: int = 0
     sent: int = 0  # bytes of the file on the wire so far
     job_id: str | None = None
@@ -112,9 +112,10 @@ class Item:
 class Event:
     """Something that happened, for the view. `kind` is one of:
 
-    skipped, sending, bytes, accepted, refused, rate_limited (data: seconds), retrying (data:
-    seconds), not_sent, job (the item's job changed), finished (the item reached its outcome),
-    fatal (message: sending stops), timeout (following gave up), interrupted.
+    skipped, sending, bytes, accepted, refused, rate_limited (data: seconds; once per pause),
+    waiting (the item waits out the pause), retrying (data: seconds), not_sent, job (the
+    item's job changed), finished (the item reached its outcome), fatal (message: sending
+    stops), timeout (following gave up), interrupted.
     """
 
     kind: str
@@ -296,7 +297,7 @@ class Batch:
                 follower.join(timeout=10)
             self._drain(view)
             for item in self.items:
-                if item.state in ("queued", "sending"):
+                if item.state in ("queued", "sending", "waiting"):
                     item.state = "not_sent"
                     view.handle(Event("finished", item))
             view.stop()
@@ -334,6 +335,8 @@ class Batch:
         if item is not None:
             if kind == "sending":
                 item.state, item.sent = "sending", 0
+            elif kind == "waiting":
+                item.state = "waiting"
             elif kind == "bytes":
                 item.sent, item.size = event.data
             elif kind == "accepted":
@@ -389,6 +392,7 @@ class Batch:
                     seconds = float(exc.retry_after or 1)
                     if self._pause.extend(seconds):
                         self._emit("rate_limited", item, seconds, exc.message)
+                    self._emit("waiting", item)
                     continue
                 if status in UNAVAILABLE and unavailable + 1 < UNAVAILABLE_ATTEMPTS:
                     unavailable += 1

@@ -20,6 +20,7 @@ rich is imported here only, on the CLI path: the deployed functions never load i
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from typing import IO, TYPE_CHECKING, Any
@@ -98,6 +99,8 @@ def _stage(item: Item) -> tuple[str, int]:
     """What a file in flight is doing, and its percent."""
     if item.state == "sending":
         return "sending", (item.sent * 100 // item.size if item.size else 0)
+    if item.state == "waiting":
+        return "rate limited", 0
     job = item.job or {}
     status = str(job.get("status") or "pending")
     stage = job.get("stage")
@@ -286,12 +289,12 @@ class LiveView:
         assert batch is not None
         waited = batch.options.wait
         items = batch.items
-        flying = [i for i in items if i.state == "sending" or (waited and i.state == "accepted"
-                                                               and not i.finished)]  # fmt: skip
+        flying = [i for i in items if i.state in ("sending", "waiting")
+                  or (waited and i.state == "accepted" and not i.finished)]  # fmt: skip
         rows = max(1, min(MAX_LIVE_ROWS, self.console.height - 4))
         grid = Table.grid(padding=(0, 2))
         grid.add_column(no_wrap=True, max_width=LABEL_WIDTH)
-        grid.add_column(no_wrap=True, width=12)
+        grid.add_column(no_wrap=True, width=12, overflow="ellipsis")
         grid.add_column(width=24)
         grid.add_column(justify="right", width=4)
         for item in flying[:rows]:
@@ -328,7 +331,7 @@ class LiveView:
         parts += [f"{n} {names.get(state, state)}" for state, n in sorted(flying.items())]
         left = self.pause_until - batch.clock()
         if left > 0:
-            parts.append(f"rate limited: sending again in {left:.0f} s")
+            parts.append(f"rate limited: sending again in {math.ceil(left)} s")
         if self.stopped_note:
             parts.append(self.stopped_note)
         return " · ".join(parts)
