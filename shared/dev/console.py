@@ -327,8 +327,9 @@ class LiveView:
                 flying[str(state)] = flying.get(str(state), 0) + 1
         parts = [f"{sum(ended.values())} of {len(batch.items)} done"]
         parts += [f"{ended[o]} {o.replace('_', ' ')}" for o in OUTCOMES if ended.get(o)]
+        order = ("processing", "pending", "sending", "waiting", "queued")
         names = {"queued": "to send"}
-        parts += [f"{n} {names.get(state, state)}" for state, n in sorted(flying.items())]
+        parts += [f"{flying[s]} {names.get(s, s)}" for s in order if flying.get(s)]
         left = self.pause_until - batch.clock()
         if left > 0:
             parts.append(f"rate limited: sending again in {math.ceil(left)} s")
