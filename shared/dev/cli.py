@@ -159,6 +159,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"docflow serving every function on http://{args.host}:{args.port}/<route>", file=sys.stderr
     )
+    # SIGTERM (a supervisor, `kill`) ends the server as Ctrl-C does: werkzeug stops serving on
+    # KeyboardInterrupt, then the worker below finishes or releases what it holds.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         run_simple(args.host, args.port, create_app(), threaded=True, use_reloader=False)
     finally:
@@ -166,6 +169,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if worker is not None:
             worker.join(settings.worker_shutdown_grace_seconds + 5)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 PROBE_EVERY_SECONDS = 60

@@ -29,6 +29,7 @@ from tests.support.data import REPO_ROOT, TEXT
 from tests.support.env import configure as configure_env
 from tests.support.factories import new_job
 from tests.support.http import load_target
+from tests.support.net import free_port
 from tests.support.rows import event_counts, job_row
 from tests.support.threads import Start, started_threads
 from tests.support.tokens import bearer
@@ -820,6 +821,46 @@ def test_the_cli_worker_processes_an_upload_and_exits_cleanly_on_sigterm(
     assert row["status"] == "completed"
     assert row["result"]["words"] == len(TEXT.decode().split())
     assert row["result"]["summary"].startswith("Quarterly report for the harbour office.")
+
+
+def test_the_cli_server_stops_its_worker_and_exits_cleanly_on_sigterm(
+    db, user, sql, configure, tmp_path
+) -> None:
+    """`docflow serve --worker` (make dev) under a supervisor's SIGTERM: the worker stops as
+    on Ctrl-C (its `worker stopped` line), and the process exits 0."""
+    settings = configure(WORKER_POLL_SECONDS=0.2)
+    answer = accept_upload(
+        db, get_storage(), settings, user, data=TEXT, filename="report.txt", priority=None,
+        idempotency_key=None,
+    )  # fmt: skip
+    docflow = REPO_ROOT / ".venv" / "bin" / "docflow"
+    env = {**os.environ, "DOCFLOW_ENV_FILE": "", "LOG_LEVEL": "INFO"}
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [str(docflow), "serve", "--port", str(free_port()), "--worker"],
+            env=env, cwd=tmp_path, stdout=log_file, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_until(
+                lambda: (
+                    status_of(sql, answer["job_id"]) == "completed" or process.poll() is not None
+                ),
+                "docflow serve --worker to complete the job",
+                limit=60,
+            )
+            assert process.poll() is None, log_path.read_text()
+            process.send_signal(signal.SIGTERM)
+            try:
+                code = process.wait(timeout=PATIENCE)
+            except subprocess.TimeoutExpired:
+                pytest.fail("docflow serve did not exit after SIGTERM:\n" + log_path.read_text())
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert code == 0, log_path.read_text()
+    assert '"message": "worker stopped"' in log_path.read_text()
 
 
 # --- at the limits: budgets, hung handlers, a bad --concurrency ---------------------------
