@@ -11,6 +11,11 @@
   starts empty and is dropped afterwards, so no test resets them itself. Inside a test,
   `tests.support.env.configure()` changes a setting.
 
+- `storage_api` (session): Supabase's real Storage API, built once (cached between runs) and
+  started on a free port against its own database of the local cluster, prepared as on Supabase
+  (its migrations, then docflow's bootstrap and migrations); it skips without the source,
+  except under `CI=true` (`tests/support/storage_api.py`).
+
 Helpers (factories, tokens, HTTP) are in `tests/support`.
 """
 
@@ -29,6 +34,7 @@ from shared.platform import client as client_module
 from shared.platform.app import get_app
 from shared.platform.client import Database, UserContext
 from shared.platform.config import load_settings, reset_settings
+from tests.support.storage_api import RealStorageApi, start_storage_api
 from tests.support.users import create_user
 
 TEST_ENV = {
@@ -84,6 +90,23 @@ def template_url(pg_admin_url: str) -> Iterator[str]:
     migrate.migrate(url)
     yield url
     localdb.drop_database(pg_admin_url, TEMPLATE_DB)
+
+
+@pytest.fixture(scope="session")
+def storage_api(
+    pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RealStorageApi]:
+    """The real Storage API, its keys signed with the test SUPABASE_JWT_SECRET."""
+    yield from start_storage_api(
+        pg_admin_url, tmp_path_factory.mktemp("storage-api"), TEST_ENV["SUPABASE_JWT_SECRET"]
+    )
+
+
+@pytest.fixture
+def real_storage(storage_api: RealStorageApi) -> Iterator[RealStorageApi]:
+    """The session's real Storage API; the clients a test opens on it are closed after it."""
+    yield storage_api
+    storage_api.close_clients()
 
 
 @pytest.fixture

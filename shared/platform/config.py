@@ -230,6 +230,15 @@ class Settings(BaseSettings):
         description="The service key, for REST service calls and Storage.",
         json_schema_extra={"section": "Supabase"},
     )
+    supabase_storage_url: str | None = Field(
+        default=None,
+        description=(
+            "The Storage API's base URL, where `/object/...` and `/bucket/...` live. Empty: "
+            "`SUPABASE_URL` + `/storage/v1`, as on a Supabase project; set it for a Storage "
+            "API of its own (the local one serves its routes at the root)."
+        ),
+        json_schema_extra={"section": "Supabase"},
+    )
     supabase_jwt_secret: SecretStr | None = Field(
         default=None,
         description=(
@@ -287,7 +296,8 @@ class Settings(BaseSettings):
         default="local",
         description=(
             "`local`: files under `STORAGE_DIR`. `supabase`: the Supabase Storage bucket "
-            "`STORAGE_BUCKET` (needs `SUPABASE_URL` and `SUPABASE_SERVICE_ROLE_KEY`)."
+            "`STORAGE_BUCKET` (needs `SUPABASE_SERVICE_ROLE_KEY`, and `SUPABASE_URL` or "
+            "`SUPABASE_STORAGE_URL`)."
         ),
         json_schema_extra={"section": "storage"},
     )
@@ -911,6 +921,13 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
 
+    @field_validator("supabase_storage_url")
+    @classmethod
+    def _optional_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/") if value is not None else None
+
     @field_validator("jwks_url")
     @classmethod
     def _jwks_url(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -938,6 +955,8 @@ class Settings(BaseSettings):
                 for name in ("supabase_url", "supabase_service_role_key")
                 if getattr(self, name) is None
             ]
+            if self.db_transport != "rest" and self.supabase_storage_url is not None:
+                missing = [name for name in missing if name != "supabase_url"]
             if missing:
                 raise ValueError(
                     f"{', '.join(n.upper() for n in missing)} required when "
@@ -989,11 +1008,23 @@ class Settings(BaseSettings):
             reasons.append("DATABASE_URL's host is not loopback")
         if self.supabase_url is not None and not _is_loopback(_url_host(self.supabase_url) or ""):
             reasons.append("SUPABASE_URL's host is not loopback")
+        storage_url = self.supabase_storage_url
+        if storage_url is not None and not _is_loopback(_url_host(storage_url) or ""):
+            reasons.append("SUPABASE_STORAGE_URL's host is not loopback")
         return reasons
 
     @property
     def deployed(self) -> bool:
         return bool(self.deployed_because())
+
+    @property
+    def storage_api_url(self) -> str | None:
+        """The Storage API's base URL: SUPABASE_STORAGE_URL, else SUPABASE_URL/storage/v1."""
+        if self.supabase_storage_url is not None:
+            return self.supabase_storage_url
+        if self.supabase_url is None:
+            return None
+        return f"{self.supabase_url.rstrip('/')}/storage/v1"
 
     def _secret_values(self) -> list[tuple[str, str]]:
         values = [

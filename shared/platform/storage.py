@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from shared.platform.config import Settings
-from shared.platform.errors import Conflict, DocflowError, NotFound, PayloadTooLarge, Unavailable
+from shared.platform.errors import (
+    Conflict,
+    DocflowError,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+    UnsupportedMediaType,
+)
 from shared.platform.log import get_logger
 
 log = get_logger("storage")
@@ -117,10 +124,15 @@ def _local_failure(op: str, exc: OSError) -> StorageUnavailable:
 
 
 class SupabaseStorage:
-    """Supabase Storage through supabase-py's storage client (service role)."""
+    """Supabase Storage through supabase-py's storage client (storage3, service role)."""
 
-    def __init__(self, supabase_client: Any, bucket: str) -> None:
-        self._bucket = supabase_client.storage.from_(bucket)
+    def __init__(self, storage_client: Any, bucket: str) -> None:
+        self._client = storage_client
+        self._bucket = storage_client.from_(bucket)
+
+    def close(self) -> None:
+        """Close the client's connections (the process-wide backend's, on `reset_storage`)."""
+        self._client.session.close()
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         import httpx
@@ -129,17 +141,7 @@ class SupabaseStorage:
         try:
             return fn(*args, **kwargs)
         except StorageApiError as exc:
-            status = str(getattr(exc, "status", ""))
-            if status in ("404", "400") and "not found" in str(exc).lower():
-                raise NotFound("stored object not found", code="object_not_found") from exc
-            log.error("storage call failed", extra={"op": what, "status": status})
-            if status == "409":
-                raise Conflict("the object already exists", code="object_exists") from exc
-            if status == "413":
-                raise PayloadTooLarge("the object is too large for the bucket") from exc
-            if status.startswith("5") or not status:
-                raise StorageUnavailable("storage request failed", op=what) from exc
-            raise DocflowError("storage request rejected", code="storage_error") from exc
+            raise _api_failure(what, exc) from exc
         except httpx.TransportError as exc:
             log.error("storage unreachable", extra={"op": what, "error": type(exc).__name__})
             raise StorageUnavailable("storage unreachable", op=what) from exc
@@ -169,16 +171,50 @@ class SupabaseStorage:
         return bool(self._call("exists", self._bucket.exists, name))
 
 
-def make_storage(settings: Settings, supabase_client: Any | None = None) -> Storage:
-    if settings.storage_backend == "supabase":
-        if supabase_client is None:
-            from supabase import create_client
+def _api_failure(op: str, exc: Any) -> DocflowError:
+    """A Storage API error as docflow's.
 
-            assert settings.supabase_url and settings.supabase_service_role_key
-            supabase_client = create_client(
-                settings.supabase_url, settings.supabase_service_role_key.get_secret_value()
-            )
-        return SupabaseStorage(supabase_client, settings.storage_bucket)
+    The API answers every error with HTTP 400 and the real status as a string `statusCode` in
+    the body (storage3's `.status`, its `error` is `.code`); a gateway in front may answer a
+    bare 5xx (`.status` is then the HTTP status, an int). Only a missing object (404
+    `not_found`) is `NotFound`: a missing bucket (404 `Bucket not found`, also the answer to a
+    read with a key the server does not trust) and an unknown route (404 `Not Found`, a wrong
+    SUPABASE_STORAGE_URL) are configuration faults, not a missing file.
+    """
+    status = str(getattr(exc, "status", "") or "")
+    error = str(getattr(exc, "code", "") or "")
+    if status == "404" and error == "not_found":
+        return NotFound("stored object not found", code="object_not_found")
+    log.error("storage call failed", extra={"op": op, "status": status, "error": error[:40]})
+    if status == "409":
+        return Conflict("the object already exists", code="object_exists")
+    if status == "413":
+        return PayloadTooLarge("the object is too large for the bucket")
+    if status == "415":
+        return UnsupportedMediaType("the bucket does not accept this type of file")
+    if status.startswith("5") or not status:
+        return StorageUnavailable("storage request failed", op=op)
+    return DocflowError("storage request rejected", code="storage_error")
+
+
+def storage_client(url: str, service_key: str) -> Any:
+    """storage3's client on the Storage API at `url` (its routes at `<url>/object/...`),
+    with the service key, as supabase-py's own client makes it."""
+    from storage3 import SyncStorageClient
+
+    headers = {"apiKey": service_key, "Authorization": f"Bearer {service_key}"}
+    return SyncStorageClient(url.rstrip("/") + "/", headers)
+
+
+def make_storage(settings: Settings, client: Any | None = None) -> Storage:
+    """The backend STORAGE_BACKEND names; `client` (a storage3 client) replaces the one built
+    on SUPABASE_STORAGE_URL (default SUPABASE_URL/storage/v1)."""
+    if settings.storage_backend == "supabase":
+        if client is None:
+            url = settings.storage_api_url
+            assert url and settings.supabase_service_role_key
+            client = storage_client(url, settings.supabase_service_role_key.get_secret_value())
+        return SupabaseStorage(client, settings.storage_bucket)
     return LocalStorage(settings.storage_dir, settings.storage_bucket)
 
 
@@ -197,4 +233,6 @@ def get_storage() -> Storage:
 
 def reset_storage() -> None:
     global _storage
+    if isinstance(_storage, SupabaseStorage):
+        _storage.close()
     _storage = None

@@ -31,14 +31,19 @@ import httpx
 import psycopg
 import pytest
 import respx
-from supabase import create_client
 
 from shared.documents import pipeline
 from shared.jobs.worker import DrainReport, Worker
 from shared.ops import retention
 from shared.platform.client import Database, UserContext
 from shared.platform.config import Settings
-from shared.platform.storage import LocalStorage, Storage, SupabaseStorage, get_storage
+from shared.platform.storage import (
+    LocalStorage,
+    Storage,
+    SupabaseStorage,
+    get_storage,
+    storage_client,
+)
 from tests.support.data import TEXT
 from tests.support.env import configure
 from tests.support.factories import create_upload
@@ -213,7 +218,8 @@ def logged(records: list[logging.LogRecord], message: str, field: str) -> list[A
 
 
 def supabase_storage() -> SupabaseStorage:
-    return SupabaseStorage(create_client(SUPABASE_URL, api_key("service_role")), "documents")
+    client = storage_client(f"{SUPABASE_URL}/storage/v1", api_key("service_role"))
+    return SupabaseStorage(client, "documents")
 
 
 # --- storage read fails while reading -----------------------------------------------------------

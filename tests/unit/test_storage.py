@@ -11,17 +11,30 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
-from supabase import create_client
 
 from shared.platform import storage as storage_module
 from shared.platform.config import get_settings
-from shared.platform.errors import Conflict, NotFound, Unavailable
-from shared.platform.storage import LocalStorage, StorageUnavailable, SupabaseStorage, make_storage
+from shared.platform.errors import (
+    Conflict,
+    DocflowError,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+    UnsupportedMediaType,
+)
+from shared.platform.storage import (
+    LocalStorage,
+    StorageUnavailable,
+    SupabaseStorage,
+    make_storage,
+    storage_client,
+)
 from tests.support.env import configure
 from tests.support.tokens import api_key
 
 SUPABASE_URL = "https://proj.supabase.test"
-OBJECTS = f"{SUPABASE_URL}/storage/v1/object"
+STORAGE_URL = f"{SUPABASE_URL}/storage/v1"
+OBJECTS = f"{STORAGE_URL}/object"
 USER = str(uuid.uuid4())
 NAME = f"{USER}/0f8e2c1d-report.pdf"
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj\n%%EOF\n"
@@ -246,8 +259,10 @@ def api() -> Iterator[respx.MockRouter]:
 
 
 @pytest.fixture
-def remote(api: respx.MockRouter) -> SupabaseStorage:
-    return SupabaseStorage(create_client(SUPABASE_URL, SERVICE_KEY), "documents")
+def remote(api: respx.MockRouter) -> Iterator[SupabaseStorage]:
+    store = SupabaseStorage(storage_client(STORAGE_URL, SERVICE_KEY), "documents")
+    yield store
+    store.close()
 
 
 def _multipart_file_part(request: httpx.Request) -> bytes:
@@ -313,11 +328,12 @@ def test_remote_get_missing_raises_not_found(
     ("status", "body"),
     [
         (500, {"statusCode": "500", "error": "internal", "message": "Internal Server Error"}),
+        (400, {"statusCode": "500", "error": "internal", "message": "Internal Server Error"}),
         (502, "<html>Bad Gateway</html>"),
         (503, "Service Unavailable"),
         (504, {"message": "upstream timeout"}),
     ],
-    ids=["500-json", "502-html", "503-text", "504-odd-json"],
+    ids=["500-json", "400-real-500", "502-html", "503-text", "504-odd-json"],
 )
 @pytest.mark.parametrize("op", ["put", "get", "delete", "exists"])
 def test_remote_5xx_maps_to_unavailable(
@@ -399,7 +415,7 @@ def test_make_storage_supabase_uses_the_given_client(
         SUPABASE_URL=SUPABASE_URL,
         SUPABASE_SERVICE_ROLE_KEY=SERVICE_KEY,
     )
-    store = make_storage(get_settings(), create_client(SUPABASE_URL, SERVICE_KEY))
+    store = make_storage(get_settings(), storage_client(STORAGE_URL, SERVICE_KEY))
     assert isinstance(store, SupabaseStorage)
     route = api.get(f"{OBJECTS}/uploads/{NAME}").respond(200, content=b"bytes")
     assert store.get(NAME) == b"bytes"
@@ -419,3 +435,79 @@ def test_make_storage_supabase_builds_its_own_client(
     route = api.get(f"{OBJECTS}/documents/{NAME}").respond(200, content=b"bytes")
     assert store.get(NAME) == b"bytes"
     assert route.calls.last.request.headers["authorization"] == f"Bearer {SERVICE_KEY}"
+
+
+# The answers of the real Storage API (checked against it in
+# tests/integration/test_storage_contract.py): every error is HTTP 400 with the status as a
+# string `statusCode` in the body; only a missing object is `NotFound`.
+@pytest.mark.parametrize(
+    ("body", "error", "code"),
+    [
+        (
+            {"statusCode": "409", "error": "Duplicate", "message": "The resource already exists"},
+            Conflict,
+            "object_exists",
+        ),
+        (
+            {"statusCode": "413", "error": "Payload too large", "message": "The object exceeded"},
+            PayloadTooLarge,
+            "payload_too_large",
+        ),
+        (
+            {"statusCode": "415", "error": "invalid_mime_type", "message": "mime type text/x"},
+            UnsupportedMediaType,
+            "unsupported_media_type",
+        ),
+        (
+            {"statusCode": "404", "error": "Bucket not found", "message": "Bucket not found"},
+            DocflowError,
+            "storage_error",
+        ),
+        (
+            {"statusCode": 404, "error": "Not Found", "message": "Route POST:/x not found"},
+            DocflowError,
+            "storage_error",
+        ),
+        (
+            {"statusCode": "403", "error": "Unauthorized", "message": "new row violates"},
+            DocflowError,
+            "storage_error",
+        ),
+    ],
+    ids=["duplicate", "too-large", "mime-type", "no-bucket", "no-route", "unauthorized"],
+)
+def test_remote_put_maps_the_real_error_answers(
+    remote: SupabaseStorage,
+    api: respx.MockRouter,
+    body: dict[str, object],
+    error: type[DocflowError],
+    code: str,
+) -> None:
+    api.post(f"{OBJECTS}/documents/{NAME}").respond(400, json=body)
+    with pytest.raises(error) as info:
+        remote.put(NAME, PDF, "application/pdf")
+    assert type(info.value) is error
+    assert info.value.code == code
+
+
+def test_storage_url_defaults_to_the_projects_storage_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = configure(
+        monkeypatch, SUPABASE_URL=f"{SUPABASE_URL}/", SUPABASE_SERVICE_ROLE_KEY=SERVICE_KEY
+    )
+    assert settings.storage_api_url == STORAGE_URL
+
+
+def test_make_storage_supabase_uses_the_storage_url_setting(
+    monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter
+) -> None:
+    # A Storage API of its own, its routes at the root; SUPABASE_URL is not needed for it.
+    configure(
+        monkeypatch,
+        STORAGE_BACKEND="supabase",
+        SUPABASE_STORAGE_URL="http://127.0.0.1:5000/",
+        SUPABASE_SERVICE_ROLE_KEY=SERVICE_KEY,
+    )
+    store = make_storage(get_settings())
+    route = api.get(f"http://127.0.0.1:5000/object/documents/{NAME}").respond(200, content=b"b")
+    assert store.get(NAME) == b"b"
+    assert route.call_count == 1

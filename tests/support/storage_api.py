@@ -1,0 +1,121 @@
+"""The real Supabase Storage API for tests (`shared.dev.storage_api`), and clients on it.
+
+`storage_api` (a session fixture in tests/conftest.py) builds the server once (cached between
+runs) and starts it on a free port against a session database of the local cluster, prepared
+in Supabase's order: the Storage API's migrations, docflow's bootstrap, docflow's migrations.
+Without the source the tests that use it skip, saying why; under `CI=true` they fail instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from shared.dev import localdb, storage_api
+from shared.dev.storage_api import StorageServer
+from shared.platform.errors import ConfigError
+from shared.platform.storage import SupabaseStorage, storage_client
+
+# Nothing listens on port 1: connecting there is refused at once.
+REFUSED_URL = "http://127.0.0.1:1"
+
+
+@dataclass
+class RealStorageApi:
+    """A running Storage API and the database it shares with docflow."""
+
+    server: StorageServer
+    database_url: str  # `postgres`: docflow's migration role and service login
+    admin_database_url: str  # the cluster's superuser, for setup and checks
+    _clients: list[Any] = field(default_factory=list, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    @property
+    def service_key(self) -> str:
+        return self.server.service_key
+
+    @property
+    def anon_key(self) -> str:
+        return self.server.anon_key
+
+    def client(self, key: str | None = None) -> Any:
+        """storage3's client on the server, with the service key unless `key` is given;
+        `close_clients()` closes it (the `real_storage` fixture does, after each test)."""
+        client = storage_client(self.base_url, key or self.service_key)
+        self._clients.append(client)
+        return client
+
+    def close_clients(self) -> None:
+        while self._clients:
+            self._clients.pop().session.close()
+
+    def storage(self, bucket: str = "documents") -> SupabaseStorage:
+        """docflow's Supabase backend on this server (service role)."""
+        return SupabaseStorage(self.client(), bucket)
+
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        """The server down (SIGTERM) for the block, started again after it on the same port."""
+        self.server.stop()
+        try:
+            yield
+        finally:
+            self.server.start()
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"the real Storage API must run under CI=true: {reason}")
+    pytest.skip(reason)
+
+
+def start_storage_api(
+    pg_admin_url: str, workdir: Path, jwt_secret: str
+) -> Iterator[RealStorageApi]:
+    """Build (cached) and start the Storage API on a new database of the local cluster."""
+    source = storage_api.find_source()
+    if source is None:
+        _unavailable(
+            f"no Storage API source: set {storage_api.SOURCE_ENV} or put "
+            f"{storage_api.SOURCE_GLOB} in {storage_api.DEFAULT_SOURCE_DIR}"
+        )
+        raise AssertionError("unreachable")
+    admin_user = psycopg.conninfo.conninfo_to_dict(pg_admin_url).get("user")
+    if admin_user != localdb.SUPERUSER:
+        _unavailable(
+            "the real Storage API runs on the embedded local cluster, not on TEST_DATABASE_URL"
+        )
+    built = storage_api.build(source)
+    dbname = f"storage_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        server = storage_api.start_on_new_database(
+            built,
+            admin_url=pg_admin_url,
+            dbname=dbname,
+            files_dir=workdir / "files",
+            jwt_secret=jwt_secret,
+            log_path=workdir / "storage-api.log",
+        )
+    except ConfigError:
+        localdb.drop_database(pg_admin_url, dbname)
+        raise
+    try:
+        yield RealStorageApi(
+            server=server,
+            database_url=localdb.service_url(pg_admin_url, dbname),
+            admin_database_url=localdb.url_for(pg_admin_url, dbname),
+        )
+    finally:
+        server.stop()
+        localdb.drop_database(pg_admin_url, dbname)
