@@ -134,6 +134,9 @@ $bootstrap$;
 
 
 -- storage schema (only what bucket and storage-policy migrations touch) ---------------------
+-- A stand-in for when no Storage API made the schema. Where the real Storage API ran its
+-- migrations first (shared/dev/storage_api.py, the order of a Supabase project), each block
+-- below finds its object and does nothing (tests/integration/test_storage_api_database.py).
 do $bootstrap$
 begin
   if to_regnamespace('storage') is null then
