@@ -40,8 +40,8 @@ demo: sysdeps-demo setup ## Fresh clone to a working demo: system packages, loca
 test: sysdeps-test setup ## System packages, then the whole test suite against a real local Postgres
 	$(BIN)/pytest -q
 
-dev: sysdeps-demo setup ## Serve every function on http://127.0.0.1:8080/<route> with a worker, until Ctrl-C
-	$(BIN)/docflow serve --port 8080 --worker
+dev: sysdeps-demo setup ## Serve every function on http://127.0.0.1:8080/<route> with a worker, until Ctrl-C; STORAGE=supabase: with the real Storage API
+	$(BIN)/docflow serve --port 8080 --worker $(if $(filter supabase,$(STORAGE)),--storage-api)
 
 bench: sysdeps-test setup ## Benchmarks: queue (vs raw SQL, Procrastinate), pipeline (vs pypdf), summaries and analysis (MB/s), the document corpus (vs pdftotext, pypdf, pdfminer.six), upload intake, analytics, retention, ReDoS, cold start
 	$(BIN)/python bench/queue_bench.py

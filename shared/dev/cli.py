@@ -30,7 +30,7 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -126,6 +126,10 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
             print(f"re-creating the local cluster in {cluster.root}")
             localdb.remove(cluster)
         localdb.start(cluster)
+        if args.storage_api:
+            _reset_for_storage_api(cluster)
+            print("database reset in Supabase's order for the real Storage API: seed loaded")
+            return 0
         localdb.recreate_database(cluster.url("template1"), "postgres")
         applied = migrate.migrate(cluster.service_url())
         migrate.seed(cluster.service_url())
@@ -148,7 +152,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from shared.dev.server import create_app
 
-    if settings.db_transport == "postgres":
+    storage_server = None
+    if args.storage_api:
+        storage_server, settings = _start_storage_api(settings, args.storage_port)
+    elif settings.db_transport == "postgres":
         _ensure_database(settings)
     stop = threading.Event()
     worker = _start_worker(settings, stop) if args.worker else None
@@ -162,13 +169,121 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # SIGTERM (a supervisor, `kill`) ends the server as Ctrl-C does: werkzeug stops serving on
     # KeyboardInterrupt, then the worker below finishes or releases what it holds.
     signal.signal(signal.SIGTERM, _interrupt)
+    upstream = storage_server.base_url if storage_server is not None else None
     try:
-        run_simple(args.host, args.port, create_app(), threaded=True, use_reloader=False)
+        run_simple(
+            args.host, args.port, create_app(storage_upstream=upstream), threaded=True,
+            use_reloader=False,
+        )  # fmt: skip
     finally:
         stop.set()  # the worker stops claiming, finishes or releases what it holds
         if worker is not None:
             worker.join(settings.worker_shutdown_grace_seconds + 5)
+        if storage_server is not None:
+            storage_server.stop()
     return 0
+
+
+STORAGE_API_PORT = 8081
+
+
+def _start_storage_api(settings: Settings, port: int) -> tuple[Any, Settings]:
+    """`make dev STORAGE=supabase`: the real Storage API (shared/dev/storage_api.py) on the
+    embedded cluster's `postgres` database, the one `docflow token` and `upload --user` use,
+    and this process switched to STORAGE_BACKEND=supabase against it. The database must be in
+    Supabase's order (the Storage API's schema first): an empty one made for the file backend
+    is re-created so; one holding documents is left alone, with the command that does it."""
+    import os
+
+    from shared.dev import storage_api
+    from shared.platform.config import LOCAL_DIR, reset_settings
+    from shared.platform.storage import reset_storage
+
+    cluster = _local(settings)
+    if cluster is None:
+        raise ConfigError(
+            "--storage-api runs the real Storage API on the embedded cluster; DATABASE_URL is "
+            "set (unset it, or point SUPABASE_STORAGE_URL at a Storage API of your own)"
+        )
+    if settings.supabase_jwt_secret is None:
+        raise ConfigError("--storage-api signs its keys with SUPABASE_JWT_SECRET; set it")
+    localdb.start(cluster)
+    if not _has_real_storage_schema(cluster.url()):
+        documents = _document_count(cluster.url())
+        if documents:
+            raise ConfigError(
+                f"the local database was made for the file backend and holds {documents} "
+                "document(s); `docflow db reset --storage-api` re-creates it in Supabase's order "
+                "for the real Storage API (dropping them)"
+            )
+        print("re-creating the empty local database in Supabase's order", file=sys.stderr)
+        _reset_for_storage_api(cluster)
+    built = storage_api.build()
+    server = storage_api.start_server(
+        built,
+        database_url=storage_api.storage_admin_url(cluster.url(), "postgres"),
+        files_dir=LOCAL_DIR / "storage-api" / "files",
+        jwt_secret=settings.supabase_jwt_secret.get_secret_value(),
+        log_path=LOCAL_DIR / "storage-api" / "server.log",
+        port=port,
+    )
+    try:
+        storage_api.finish_database(cluster.url("template1"), "postgres")
+    except BaseException:
+        server.stop()
+        raise
+    os.environ.update(
+        STORAGE_BACKEND="supabase",
+        SUPABASE_STORAGE_URL=server.base_url,
+        SUPABASE_SERVICE_ROLE_KEY=server.service_key,
+        SUPABASE_ANON_KEY=server.anon_key,
+    )
+    reset_settings()
+    reset_storage()
+    print(
+        f"the real Storage API on {server.base_url} (and /storage/v1 of this server), "
+        f"anon key {server.anon_key}; log {server.log_path}",
+        file=sys.stderr,
+    )
+    return server, get_settings()
+
+
+def _has_real_storage_schema(admin_url: str) -> bool:
+    """The Storage API's own migrations table: its schema, not the bootstrap's stand-in."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        row = conn.execute("select to_regclass('storage.migrations') is not null").fetchone()
+    return bool(row and row[0])
+
+
+def _document_count(admin_url: str) -> int:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        row = conn.execute(
+            "select case when to_regclass('public.documents') is null then 0 "
+            "else (select count(*) from public.documents) end"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _reset_for_storage_api(cluster: localdb.Cluster) -> None:
+    """Re-create the local `postgres` database in Supabase's order: the Storage API's schema
+    (its migrations, run by starting it once), then docflow's bootstrap, migrations and seed."""
+    from shared.dev import storage_api
+    from shared.platform.config import LOCAL_DIR
+
+    admin = cluster.url("template1")  # not connected to the database it re-creates
+    storage_api.create_database(admin, "postgres")
+    server = storage_api.start_server(
+        storage_api.build(),
+        database_url=storage_api.storage_admin_url(cluster.url(), "postgres"),
+        files_dir=LOCAL_DIR / "storage-api" / "files",
+        jwt_secret="only-for-the-migrations-run-" + uuid.uuid4().hex,
+        log_path=LOCAL_DIR / "storage-api" / "server.log",
+    )
+    try:
+        storage_api.finish_database(admin, "postgres")
+    finally:
+        server.stop()
+    migrate.seed(cluster.service_url())
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -487,6 +602,11 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument(
         "action", choices=["start", "stop", "status", "reset", "migrate", "url", "destroy"]
     )
+    db.add_argument(
+        "--storage-api",
+        action="store_true",
+        help="reset: re-create the database in Supabase's order for the real Storage API",
+    )
     db.set_defaults(func=cmd_db)
 
     serve = sub.add_parser("serve", help="serve every function on one port")
@@ -516,6 +636,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=RETENTION_EVERY_SECONDS,
         metavar="SECONDS",
         help="with the schedules: run retention at start and then this often (default daily)",
+    )
+    serve.add_argument(
+        "--storage-api",
+        action="store_true",
+        help="run Supabase's real Storage API beside the embedded database and store files "
+        "there (make dev STORAGE=supabase); also proxied at /storage/v1",
+    )
+    serve.add_argument(
+        "--storage-port",
+        type=int,
+        default=STORAGE_API_PORT,
+        metavar="PORT",
+        help=f"with --storage-api: its port (default {STORAGE_API_PORT})",
     )
     serve.set_defaults(func=cmd_serve)
 
