@@ -21,6 +21,8 @@ import pytest
 
 from shared.dev import localdb, storage_api
 from shared.dev.storage_api import StorageServer
+from shared.platform.app import get_app
+from shared.platform.config import Settings, get_settings
 from shared.platform.errors import ConfigError
 from shared.platform.storage import SupabaseStorage, storage_client
 
@@ -55,6 +57,50 @@ class RealStorageApi:
         client = storage_client(self.base_url, key or self.service_key)
         self._clients.append(client)
         return client
+
+    def user_client(self, token: str) -> Any:
+        """storage3's client as supabase-js calls Storage for a signed-in user: the anon key
+        as `apikey`, the user's access token as `Authorization` (`client()` sends one key in
+        both). Closed by `close_clients()`."""
+        from storage3 import SyncStorageClient
+
+        headers = {"apiKey": self.anon_key, "Authorization": f"Bearer {token}"}
+        client = SyncStorageClient(self.base_url.rstrip("/") + "/", headers)
+        self._clients.append(client)
+        return client
+
+    def docflow_env(self) -> dict[str, str]:
+        """The settings that put docflow on this server and its database, as in production:
+        STORAGE_BACKEND=supabase with the service key, DATABASE_URL the shared database."""
+        return {
+            "DATABASE_URL": self.database_url,
+            "STORAGE_BACKEND": "supabase",
+            "SUPABASE_STORAGE_URL": self.base_url,
+            "SUPABASE_SERVICE_ROLE_KEY": self.service_key,
+            "SUPABASE_ANON_KEY": self.anon_key,
+            "STORAGE_BUCKET": "documents",
+        }
+
+    def use_in_docflow(self, monkeypatch: pytest.MonkeyPatch, **env: object) -> Settings:
+        """Point docflow (settings, database client, storage) at this server and its database
+        for the test, with `env` on top; returns the settings."""
+        for key, value in {**self.docflow_env(), **env}.items():
+            if value is None:
+                monkeypatch.delenv(key, raising=False)
+            else:
+                monkeypatch.setenv(key, str(value))
+        get_app().reset()
+        return get_settings()
+
+    def object_row(self, name: str, bucket: str = "documents") -> tuple[Any, ...] | None:
+        """The object's `storage.objects` row as the server keeps it: (owner_id, mimetype,
+        size), or None when there is none."""
+        with psycopg.connect(self.admin_database_url) as conn:
+            return conn.execute(
+                "select owner_id, metadata ->> 'mimetype', (metadata ->> 'size')::bigint "
+                "from storage.objects where bucket_id = %s and name = %s",
+                (bucket, name),
+            ).fetchone()
 
     def close_clients(self) -> None:
         while self._clients:
