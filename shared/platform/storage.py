@@ -5,6 +5,9 @@ A backend that cannot be reached or fails an I/O (a local read, delete or stat t
 `OSError`, a Supabase Storage 5xx or a connection error) raises `StorageUnavailable`: a 503
 `unavailable` for HTTP callers, and for the pipeline the recoverable job error
 `storage_unavailable`. A missing object is `NotFound` (`object_not_found`) on both backends.
+A delete succeeds only when the object is gone afterwards: the Storage API answers 200 `[]` to
+a removal that did nothing (a missing bucket), so `SupabaseStorage` asks about each name its
+answer does not list, and one still there (or a missing bucket) is an error.
 supabase-py's storage client (storage3, httpx) is imported only when STORAGE_BACKEND=supabase
 builds a `SupabaseStorage` (at start-up: `shared.platform.app`), never by importing this module.
 """
@@ -157,14 +160,34 @@ class SupabaseStorage:
         return data
 
     def delete(self, name: str) -> None:
-        _check_name(name)
-        self._call("delete", self._bucket.remove, [name])
+        self.delete_many([name])
 
     def delete_many(self, names: list[str]) -> None:
+        """Remove the objects; a name the server does not list as removed must be gone.
+
+        The Storage API answers 200 with the objects it removed, and 200 `[]` also when it
+        removed nothing because it could not: a missing bucket (a wrong STORAGE_BUCKET), or a
+        key without delete rights. So each name missing from its answer is asked about
+        (`exists`): one that is still there, or a bucket that is missing, is an error, so that
+        retention keeps its queue row. Names that were already gone cost one look-up each.
+        (A key that may not even read the objects, such as the anon key, sees them as gone;
+        the storage probe is down with such a key, since it cannot write.)"""
         for name in names:
             _check_name(name)
         for i in range(0, len(names), 1000):  # the Storage API takes up to 1,000 a call
-            self._call("delete", self._bucket.remove, names[i : i + 1000])
+            chunk = names[i : i + 1000]
+            removed = self._call("delete", self._bucket.remove, chunk)
+            listed = {str(item.get("name")) for item in removed or [] if isinstance(item, dict)}
+            left = [name for name in dict.fromkeys(chunk) if name not in listed]
+            still_there = sum(1 for name in left if self.exists(name))
+            if still_there:
+                log.error(
+                    "storage call failed",
+                    extra={"op": "delete", "status": "200", "not_removed": still_there},
+                )
+                raise DocflowError(
+                    "storage answered the delete but kept the object", code="storage_error"
+                )
 
     def exists(self, name: str) -> bool:
         _check_name(name)
