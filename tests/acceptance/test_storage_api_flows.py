@@ -110,11 +110,14 @@ def documents_of(api: RealStorageApi, user: UserContext) -> int:
 # --- the signed-upload flow -------------------------------------------------------------------
 
 
-def test_signed_upload_flow_end_to_end(api: RealStorageApi, app: FlaskClient) -> None:
+@pytest.mark.parametrize("form", [False, True], ids=["body", "browser-form"])
+def test_signed_upload_flow_end_to_end(api: RealStorageApi, app: FlaskClient, form: bool) -> None:
     alice = new_user(api)
     path = f"{alice.user_id}/annual-report-{uuid.uuid4().hex[:8]}.pdf"
 
-    signed_upload(api, alice, path, PDF, "application/pdf")
+    # As supabase-js sends it: the bytes as the body, or a browser's File as form data.
+    status, answer = api.supabase_js_upload(alice.token, path, PDF, "application/pdf", form=form)
+    assert (status, answer) == (200, {"Key": f"documents/{path}"})
     # The real server recorded the upload as the user's (the signed URL carries the owner).
     assert api.object_row(path) == (alice.user_id, "application/pdf", len(PDF))
 
@@ -187,6 +190,8 @@ def test_another_users_folder_is_refused_by_the_real_server(
     rls = ("403", "Unauthorized")
     assert refused(lambda: theirs.create_signed_upload_url(intruded)) == rls
     assert refused(lambda: theirs.upload(intruded, PDF, {"content-type": "application/pdf"})) == rls
+    status, answer = api.supabase_js_upload(mallory.token, intruded, PDF, "application/pdf")
+    assert (status, answer["statusCode"], answer["error"]) == (400, "403", "Unauthorized")
     assert api.object_row(intruded) is None
 
     # Reading it: RLS hides the row, so the server says the object does not exist.
@@ -261,12 +266,12 @@ def test_over_the_buckets_size_limit(api: RealStorageApi, app: FlaskClient, limi
     alice = new_user(api)
     large = TEXT + b"x" * 11
 
-    # supabase-js's signed upload: the real server refuses it, so there is nothing to register.
+    # supabase-js's signed upload, as a body or a browser's form: the real server refuses it
+    # (HTTP 400, the status 413 in the body), so there is nothing to register.
     path = f"{alice.user_id}/large.txt"
-    assert refused(lambda: signed_upload(api, alice, path, large, "text/plain")) == (
-        "413",
-        "Payload too large",
-    )
+    for form in (False, True):
+        status, answer = api.supabase_js_upload(alice.token, path, large, "text/plain", form=form)
+        assert (status, answer["statusCode"], answer["error"]) == (400, "413", "Payload too large")
     assert api.object_row(path) is None
     assert_error(register(app, alice, path), 404, "object_not_found")
 
@@ -290,10 +295,9 @@ def test_a_mime_type_the_bucket_refuses(
     alice = new_user(api)
 
     path = f"{alice.user_id}/notes.txt"
-    assert refused(lambda: signed_upload(api, alice, path, TEXT, "text/plain")) == (
-        "415",
-        "invalid_mime_type",
-    )
+    for form in (False, True):
+        status, answer = api.supabase_js_upload(alice.token, path, TEXT, "text/plain", form=form)
+        assert (status, answer["statusCode"], answer["error"]) == (400, "415", "invalid_mime_type")
     assert api.object_row(path) is None
 
     response = post_upload(app, alice, TEXT, "notes.txt")

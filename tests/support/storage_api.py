@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -68,6 +69,50 @@ class RealStorageApi:
         client = SyncStorageClient(self.base_url.rstrip("/") + "/", headers)
         self._clients.append(client)
         return client
+
+    def supabase_js_upload(
+        self,
+        token: str,
+        path: str,
+        data: bytes,
+        content_type: str,
+        *,
+        form: bool = False,
+        bucket: str = "documents",
+    ) -> tuple[int, Any]:
+        """What supabase-js sends for a signed-in user: `createSignedUploadUrl(path)`
+        (`POST /object/upload/sign/<bucket>/<path>`, the anon key as `apikey`, the user's token
+        as `Authorization`), then `uploadToSignedUrl(path, token, file)`: a `PUT` to the
+        signed URL with the body as is (`form=False`), or, for a browser's `File`/`Blob`,
+        as multipart form data (`cacheControl` and the file in a field named ``).
+
+        Returns the HTTP status and JSON body of the first call that fails, else the upload's.
+        (Every error of the Storage API is HTTP 400, the real status in the body.)"""
+        headers = {"apikey": self.anon_key, "Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=self.base_url, headers=headers, timeout=30) as http:
+            signed = http.post(f"/object/upload/sign/{bucket}/{path}")
+            if signed.status_code != 200:
+                return signed.status_code, signed.json()
+            url = signed.json()["url"]  # /object/upload/sign/<bucket>/<path>?token=...
+            assert url.startswith(f"/object/upload/sign/{bucket}/{path}?token=")
+            if form:
+                response = http.put(
+                    url,
+                    headers={"x-upsert": "false"},
+                    data={"cacheControl": "3600"},
+                    files={"": ("blob", data, content_type)},
+                )
+            else:
+                response = http.put(
+                    url,
+                    headers={
+                        "x-upsert": "false",
+                        "content-type": content_type,
+                        "cache-control": "max-age=3600",
+                    },
+                    content=data,
+                )
+            return response.status_code, response.json()
 
     def docflow_env(self) -> dict[str, str]:
         """The settings that put docflow on this server and its database, as in production:
