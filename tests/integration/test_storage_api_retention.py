@@ -26,7 +26,7 @@ from shared.ops import retention
 from shared.platform.client import Database, get_db
 from shared.platform.config import Settings
 from shared.platform.errors import DocflowError
-from shared.platform.storage import StorageUnavailable, SupabaseStorage, get_storage
+from shared.platform.storage import SupabaseStorage, get_storage
 from tests.support.data import TEXT
 from tests.support.storage_api import RealStorageApi
 from tests.support.users import create_user
@@ -193,13 +193,4 @@ def test_delete_many_answers_for_each_name(
     storage.delete(present[2])
     assert storage.exists(present[2]) is False
     storage.delete(present[2])  # gone already: no error
-
-
-def test_delete_many_while_the_server_is_down_is_storage_unavailable(
-    real_storage: RealStorageApi, storage: SupabaseStorage
-) -> None:
-    name = f"{uuid.uuid4()}/kept.txt"
-    storage.put(name, b"kept", "text/plain")
-    with real_storage.stopped(), pytest.raises(StorageUnavailable):
-        storage.delete_many([name])
-    assert storage.get(name) == b"kept"
+    # (The server down: StorageUnavailable, in test_storage_contract.py.)
