@@ -1,14 +1,14 @@
-"""shared.platform.storage: the local directory backend and Supabase Storage (respx as the API)."""
+"""shared.platform.storage: the local directory backend, and what of Supabase Storage the real
+server cannot show (tests/integration/test_storage_contract.py runs the rest against it): its
+5xx answers (respx as the API) and names refused before any request."""
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import respx
 
@@ -16,11 +16,8 @@ from shared.platform import storage as storage_module
 from shared.platform.config import get_settings
 from shared.platform.errors import (
     Conflict,
-    DocflowError,
     NotFound,
-    PayloadTooLarge,
     Unavailable,
-    UnsupportedMediaType,
 )
 from shared.platform.storage import (
     LocalStorage,
@@ -265,65 +262,6 @@ def remote(api: respx.MockRouter) -> Iterator[SupabaseStorage]:
     store.close()
 
 
-def _multipart_file_part(request: httpx.Request) -> bytes:
-    boundary = request.headers["content-type"].split("boundary=")[1].encode()
-    for part in request.content.split(b"--" + boundary):
-        if b'name="file"' in part:
-            return part
-    raise AssertionError("no file part in the upload")
-
-
-def test_remote_put_uploads_the_bytes(remote: SupabaseStorage, api: respx.MockRouter) -> None:
-    route = api.post(f"{OBJECTS}/documents/{NAME}").respond(
-        200, json={"Key": f"documents/{NAME}", "Id": str(uuid.uuid4())}
-    )
-    remote.put(NAME, PDF, "application/pdf")
-
-    assert route.call_count == 1
-    request = route.calls.last.request
-    assert request.method == "POST"
-    assert str(request.url) == f"{OBJECTS}/documents/{NAME}"
-    assert request.headers["authorization"] == f"Bearer {SERVICE_KEY}"
-    assert request.headers["apikey"] == SERVICE_KEY
-    assert request.headers["x-upsert"] == "false"  # never overwrite an existing object
-    assert request.headers["content-type"].startswith("multipart/form-data")
-    part = _multipart_file_part(request)
-    assert b"Content-Type: application/pdf" in part
-    assert PDF in part
-
-
-def test_remote_get_downloads_the_bytes(remote: SupabaseStorage, api: respx.MockRouter) -> None:
-    route = api.get(f"{OBJECTS}/documents/{NAME}").respond(200, content=PDF)
-    assert remote.get(NAME) == PDF
-    request = route.calls.last.request
-    assert request.headers["authorization"] == f"Bearer {SERVICE_KEY}"
-
-
-@pytest.mark.parametrize(
-    ("status", "body"),
-    [
-        (400, {"statusCode": "404", "error": "not_found", "message": "Object not found"}),
-        (
-            404,
-            {
-                "statusCode": "404",
-                "code": "NoSuchKey",
-                "error": "not_found",
-                "message": "Object not found",
-            },
-        ),
-    ],
-    ids=["legacy-400", "404"],
-)
-def test_remote_get_missing_raises_not_found(
-    remote: SupabaseStorage, api: respx.MockRouter, status: int, body: dict[str, str]
-) -> None:
-    api.get(f"{OBJECTS}/documents/{NAME}").respond(status, json=body)
-    with pytest.raises(NotFound) as info:
-        remote.get(NAME)
-    assert info.value.code == "object_not_found"
-
-
 @pytest.mark.parametrize(
     ("status", "body"),
     [
@@ -352,16 +290,6 @@ def test_remote_5xx_maps_to_unavailable(
     assert "Bad Gateway" not in info.value.message
 
 
-@pytest.mark.parametrize("op", ["put", "get", "delete", "exists"])
-def test_remote_connection_error_maps_to_unavailable(
-    remote: SupabaseStorage, api: respx.MockRouter, op: str
-) -> None:
-    api.route(host="proj.supabase.test").mock(side_effect=httpx.ConnectError("refused"))
-    with pytest.raises(Unavailable) as info:
-        _remote_op(remote, op)
-    assert info.value.retry_after is not None
-
-
 def _remote_op(remote: SupabaseStorage, op: str) -> object:
     if op == "put":
         return remote.put(NAME, PDF, "application/pdf")
@@ -370,22 +298,6 @@ def _remote_op(remote: SupabaseStorage, op: str) -> object:
     if op == "delete":
         return remote.delete(NAME)
     return remote.exists(NAME)
-
-
-def test_remote_delete_removes_the_object(remote: SupabaseStorage, api: respx.MockRouter) -> None:
-    route = api.delete(f"{OBJECTS}/documents").respond(200, json=[{"name": NAME}])
-    remote.delete(NAME)
-    assert json.loads(route.calls.last.request.content) == {"prefixes": [NAME]}
-
-
-def test_remote_exists(remote: SupabaseStorage, api: respx.MockRouter) -> None:
-    api.get(f"{OBJECTS}/info/documents/{NAME}").respond(200, json={"id": "x", "name": NAME})
-    missing = f"{USER}/missing.pdf"
-    api.get(f"{OBJECTS}/info/documents/{missing}").respond(
-        404, json={"statusCode": "404", "error": "not_found", "message": "Object not found"}
-    )
-    assert remote.exists(NAME) is True
-    assert remote.exists(missing) is False
 
 
 @pytest.mark.parametrize("name", ["../x", "/abs", f"{USER}\\x", "", ".hidden"])
@@ -405,109 +317,8 @@ def test_remote_rejects_unsafe_names_before_any_request(
     assert catch_all.call_count == 0
 
 
-def test_make_storage_supabase_uses_the_given_client(
-    monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter
-) -> None:
-    configure(
-        monkeypatch,
-        STORAGE_BACKEND="supabase",
-        STORAGE_BUCKET="uploads",
-        SUPABASE_URL=SUPABASE_URL,
-        SUPABASE_SERVICE_ROLE_KEY=SERVICE_KEY,
-    )
-    store = make_storage(get_settings(), storage_client(STORAGE_URL, SERVICE_KEY))
-    assert isinstance(store, SupabaseStorage)
-    route = api.get(f"{OBJECTS}/uploads/{NAME}").respond(200, content=b"bytes")
-    assert store.get(NAME) == b"bytes"
-    assert route.call_count == 1
-
-
-def test_make_storage_supabase_builds_its_own_client(
-    monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter
-) -> None:
-    configure(
-        monkeypatch,
-        STORAGE_BACKEND="supabase",
-        SUPABASE_URL=SUPABASE_URL,
-        SUPABASE_SERVICE_ROLE_KEY=SERVICE_KEY,
-    )
-    store = make_storage(get_settings())
-    route = api.get(f"{OBJECTS}/documents/{NAME}").respond(200, content=b"bytes")
-    assert store.get(NAME) == b"bytes"
-    assert route.calls.last.request.headers["authorization"] == f"Bearer {SERVICE_KEY}"
-
-
-# The answers of the real Storage API (checked against it in
-# tests/integration/test_storage_contract.py): every error is HTTP 400 with the status as a
-# string `statusCode` in the body; only a missing object is `NotFound`.
-@pytest.mark.parametrize(
-    ("body", "error", "code"),
-    [
-        (
-            {"statusCode": "409", "error": "Duplicate", "message": "The resource already exists"},
-            Conflict,
-            "object_exists",
-        ),
-        (
-            {"statusCode": "413", "error": "Payload too large", "message": "The object exceeded"},
-            PayloadTooLarge,
-            "payload_too_large",
-        ),
-        (
-            {"statusCode": "415", "error": "invalid_mime_type", "message": "mime type text/x"},
-            UnsupportedMediaType,
-            "unsupported_media_type",
-        ),
-        (
-            {"statusCode": "404", "error": "Bucket not found", "message": "Bucket not found"},
-            DocflowError,
-            "storage_error",
-        ),
-        (
-            {"statusCode": 404, "error": "Not Found", "message": "Route POST:/x not found"},
-            DocflowError,
-            "storage_error",
-        ),
-        (
-            {"statusCode": "403", "error": "Unauthorized", "message": "new row violates"},
-            DocflowError,
-            "storage_error",
-        ),
-    ],
-    ids=["duplicate", "too-large", "mime-type", "no-bucket", "no-route", "unauthorized"],
-)
-def test_remote_put_maps_the_real_error_answers(
-    remote: SupabaseStorage,
-    api: respx.MockRouter,
-    body: dict[str, object],
-    error: type[DocflowError],
-    code: str,
-) -> None:
-    api.post(f"{OBJECTS}/documents/{NAME}").respond(400, json=body)
-    with pytest.raises(error) as info:
-        remote.put(NAME, PDF, "application/pdf")
-    assert type(info.value) is error
-    assert info.value.code == code
-
-
 def test_storage_url_defaults_to_the_projects_storage_path(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = configure(
         monkeypatch, SUPABASE_URL=f"{SUPABASE_URL}/", SUPABASE_SERVICE_ROLE_KEY=SERVICE_KEY
     )
     assert settings.storage_api_url == STORAGE_URL
-
-
-def test_make_storage_supabase_uses_the_storage_url_setting(
-    monkeypatch: pytest.MonkeyPatch, api: respx.MockRouter
-) -> None:
-    # A Storage API of its own, its routes at the root; SUPABASE_URL is not needed for it.
-    configure(
-        monkeypatch,
-        STORAGE_BACKEND="supabase",
-        SUPABASE_STORAGE_URL="http://127.0.0.1:5000/",
-        SUPABASE_SERVICE_ROLE_KEY=SERVICE_KEY,
-    )
-    store = make_storage(get_settings())
-    route = api.get(f"http://127.0.0.1:5000/object/documents/{NAME}").respond(200, content=b"b")
-    assert store.get(NAME) == b"b"
-    assert route.call_count == 1
