@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -305,7 +305,6 @@ def _start_schedules(
     /probe_health is called in production, and run retention at start and then daily, as
     /retention is. The soak (bench/soak.py) shortens both periods."""
     import time
-    from collections.abc import Callable
 
     from shared.ops.probes import probe_and_notify
     from shared.ops.retention import run as run_retention
@@ -571,24 +570,19 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _parallel(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be an integer") from None
-    if not 1 <= n <= 32:
-        raise argparse.ArgumentTypeError("must be between 1 and 32")
-    return n
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from `low` to `high`."""
 
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError("must be an integer") from None
+        if not low <= n <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
+        return n
 
-def _concurrency(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be an integer") from None
-    if not 1 <= n <= 256:
-        raise argparse.ArgumentTypeError("must be between 1 and 256")
-    return n
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -654,7 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run the long-running worker")
     worker.add_argument(
-        "--concurrency", type=_concurrency, help="jobs at once, 1-256 (WORKER_CONCURRENCY)"
+        "--concurrency", type=_int_between(1, 256), help="jobs at once, 1-256 (WORKER_CONCURRENCY)"
     )
     worker.set_defaults(func=cmd_worker)
 
@@ -682,7 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     upload.add_argument(
         "--parallel",
-        type=_parallel,
+        type=_int_between(1, 32),
         default=4,
         metavar="N",
         help="files sent at once, 1-32 (default 4)",

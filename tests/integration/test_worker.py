@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -770,39 +771,25 @@ def test_a_failed_flush_does_not_leave_a_stopped_job_held_forever(
 # --- the real CLI worker -------------------------------------------------------------------
 
 
-def test_the_cli_worker_processes_an_upload_and_exits_cleanly_on_sigterm(
-    db, user, sql, configure, tmp_path
-) -> None:
-    settings = configure(WORKER_POLL_SECONDS=0.2)
-    answer = accept_upload(
-        db,
-        get_storage(),
-        settings,
-        user,
-        data=TEXT,
-        filename="report.txt",
-        priority=None,
-        idempotency_key=None,
-    )
-    job_id = answer["job_id"]
-
+def _run_cli_until_then_sigterm(
+    sql: psycopg.Connection, job_id: str, args: list[str], log_path: Path, **env: str
+) -> tuple[int, str]:
+    """`docflow ARGS` as a process with this test's environment, until the job completes;
+    then SIGTERM. Its exit code and output."""
     docflow = REPO_ROOT / ".venv" / "bin" / "docflow"
     assert docflow.exists(), docflow
-    env = {**os.environ, "DOCFLOW_ENV_FILE": ""}
-    assert env["DATABASE_URL"] and env["STORAGE_DIR"] == str(settings.storage_dir)
-    log_path = tmp_path / "worker.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [str(docflow), "worker", "--concurrency", "2"],
-            env=env,
-            cwd=tmp_path,
+            [str(docflow), *args],
+            env={**os.environ, "DOCFLOW_ENV_FILE": "", **env},
+            cwd=log_path.parent,
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
         try:
             wait_until(
                 lambda: status_of(sql, job_id) == "completed" or process.poll() is not None,
-                "the CLI worker to complete the job",
+                f"docflow {args[0]} to complete the job",
                 limit=60,
             )
             assert process.poll() is None, log_path.read_text()
@@ -810,14 +797,30 @@ def test_the_cli_worker_processes_an_upload_and_exits_cleanly_on_sigterm(
             try:
                 code = process.wait(timeout=PATIENCE)
             except subprocess.TimeoutExpired:
-                pytest.fail("the CLI worker did not exit after SIGTERM:\n" + log_path.read_text())
+                pytest.fail(
+                    f"docflow {args[0]} did not exit after SIGTERM:\n" + log_path.read_text()
+                )
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+    return code, log_path.read_text()
 
-    assert code == 0, log_path.read_text()
-    row = job_row(sql, job_id)
+
+def test_the_cli_worker_processes_an_upload_and_exits_cleanly_on_sigterm(
+    db, user, sql, configure, tmp_path
+) -> None:
+    settings = configure(WORKER_POLL_SECONDS=0.2)
+    answer = accept_upload(
+        db, get_storage(), settings, user, data=TEXT, filename="report.txt", priority=None,
+        idempotency_key=None,
+    )  # fmt: skip
+    assert os.environ["DATABASE_URL"] and os.environ["STORAGE_DIR"] == str(settings.storage_dir)
+    code, log = _run_cli_until_then_sigterm(
+        sql, answer["job_id"], ["worker", "--concurrency", "2"], tmp_path / "worker.log"
+    )
+    assert code == 0, log
+    row = job_row(sql, answer["job_id"])
     assert row["status"] == "completed"
     assert row["result"]["words"] == len(TEXT.decode().split())
     assert row["result"]["summary"].startswith("Quarterly report for the harbour office.")
@@ -833,34 +836,12 @@ def test_the_cli_server_stops_its_worker_and_exits_cleanly_on_sigterm(
         db, get_storage(), settings, user, data=TEXT, filename="report.txt", priority=None,
         idempotency_key=None,
     )  # fmt: skip
-    docflow = REPO_ROOT / ".venv" / "bin" / "docflow"
-    env = {**os.environ, "DOCFLOW_ENV_FILE": "", "LOG_LEVEL": "INFO"}
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [str(docflow), "serve", "--port", str(free_port()), "--worker"],
-            env=env, cwd=tmp_path, stdout=log_file, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            wait_until(
-                lambda: (
-                    status_of(sql, answer["job_id"]) == "completed" or process.poll() is not None
-                ),
-                "docflow serve --worker to complete the job",
-                limit=60,
-            )
-            assert process.poll() is None, log_path.read_text()
-            process.send_signal(signal.SIGTERM)
-            try:
-                code = process.wait(timeout=PATIENCE)
-            except subprocess.TimeoutExpired:
-                pytest.fail("docflow serve did not exit after SIGTERM:\n" + log_path.read_text())
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    assert code == 0, log_path.read_text()
-    assert '"message": "worker stopped"' in log_path.read_text()
+    code, log = _run_cli_until_then_sigterm(
+        sql, answer["job_id"], ["serve", "--port", str(free_port()), "--worker"],
+        tmp_path / "serve.log", LOG_LEVEL="INFO",
+    )  # fmt: skip
+    assert code == 0, log
+    assert '"message": "worker stopped"' in log
 
 
 # --- at the limits: budgets, hung handlers, a bad --concurrency ---------------------------
