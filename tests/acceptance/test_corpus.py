@@ -34,26 +34,18 @@ from pathlib import Path
 
 import pytest
 
+from shared.dev import beside_checkout
 from shared.documents import extract, intake, sandbox, sniff
 from shared.documents.extract import Extraction, ExtractionError
-from shared.platform.config import REPO_ROOT
 from shared.platform.errors import DocflowError
 
 
 def _corpus() -> Path:
-    """DOCFLOW_CORPUS, else `shared/corpus` beside this checkout, else beside the local
-    repository it was cloned from (a CI clone elsewhere)."""
+    """DOCFLOW_CORPUS, else `shared/corpus` beside this checkout or beside the repository it
+    was cloned from (a CI clone elsewhere)."""
     if os.environ.get("DOCFLOW_CORPUS"):
         return Path(os.environ["DOCFLOW_CORPUS"])
-    here = REPO_ROOT.parent / "shared" / "corpus"
-    origin = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "config", "--get", "remote.origin.url"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    if not here.is_dir() and origin and Path(origin).is_dir():
-        return Path(origin).resolve().parent / "shared" / "corpus"
-    return here
+    return beside_checkout("shared", "corpus")
 
 
 CORPUS = _corpus()

@@ -179,7 +179,7 @@ def start_storage_api(
     if source is None:
         _unavailable(
             f"no Storage API source: set {storage_api.SOURCE_ENV} or put "
-            f"{storage_api.SOURCE_GLOB} in {storage_api.DEFAULT_SOURCE_DIR}"
+            f"{storage_api.SOURCE_GLOB} in {storage_api.default_source_dir()}"
         )
         raise AssertionError("unreachable")
     admin_user = psycopg.conninfo.conninfo_to_dict(pg_admin_url).get("user")

@@ -37,7 +37,7 @@ def no_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No bundled tarball and no STORAGE_API_SRC."""
     tools = tmp_path / "tools"
     tools.mkdir()
-    monkeypatch.setattr(storage_api, "DEFAULT_SOURCE_DIR", tools)
+    monkeypatch.setattr(storage_api, "default_source_dir", lambda: tools)
     monkeypatch.delenv(storage_api.SOURCE_ENV, raising=False)
     return tools
 
