@@ -1,5 +1,5 @@
 """docflow on real documents: the 260 files of `../shared/corpus` (public test suites; origins
-and licenses in its SOURCES.tsv), or the directory `DOCFLOW_CORPUS` names (`_corpus()`).
+and licenses in its SOURCES.tsv), or the directory `DOCFLOW_CORPUS` names.
 
 Per file, as the product handles it: the upload checks (detection from the bytes, the name's
 extension against it), then sandboxed extraction. Asserted, as issue 15 asks:
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import html
 import io
-import os
 import re
 import shutil
 import statistics
@@ -34,26 +33,16 @@ from pathlib import Path
 
 import pytest
 
-from shared.dev import beside_checkout
 from shared.documents import extract, intake, sandbox, sniff
 from shared.documents.extract import Extraction, ExtractionError
 from shared.platform.errors import DocflowError
+from tests.support.data import CORPUS, NO_CORPUS
 
-
-def _corpus() -> Path:
-    """DOCFLOW_CORPUS, else `shared/corpus` beside this checkout or beside the repository it
-    was cloned from (a CI clone elsewhere)."""
-    if os.environ.get("DOCFLOW_CORPUS"):
-        return Path(os.environ["DOCFLOW_CORPUS"])
-    return beside_checkout("shared", "corpus")
-
-
-CORPUS = _corpus()
 FORMATS = ("pdf", "docx", "html", "csv", "md", "txt")
 
 pytestmark = pytest.mark.skipif(
     not CORPUS.is_dir(),
-    reason=f"no corpus at {CORPUS} (set DOCFLOW_CORPUS to a directory of pdf/, docx/, ... files)",
+    reason=NO_CORPUS,
 )
 
 _WORD = re.compile(r"[^\W_]+")

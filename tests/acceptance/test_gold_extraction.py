@@ -3,8 +3,8 @@
 The gold set (definitions in `tests/gold/README.md`) lists, per document, the distinct dates
 (ISO), money amounts (normalized value and ISO currency) and percentages, each with a quote
 as written in docflow's Markdown, and the numeric dates that can be read two ways. Most of
-its documents are real files of `../shared/corpus` (found as `tests/acceptance/test_corpus.py`
-finds it); those skip, with the reason, when the corpus is absent. The others (in
+its documents are real files of `../shared/corpus` (`tests/support/data.py` `CORPUS`
+); those skip, with the reason, when the corpus is absent. The others (in
 `tests/gold/docs/` and `samples/`) always run.
 
 Asserted:
@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ from shared.documents import analysis, extract, sniff
 from shared.documents.analysis import templates
 from shared.documents.analysis.evidence import Locator, normalize
 from shared.platform.config import REPO_ROOT
+from tests.support.data import CORPUS, NO_CORPUS
 
 GOLD = REPO_ROOT / "tests" / "gold" / "gold.json"
 KINDS = {"pdf", "docx", "html", "csv", "markdown"}
@@ -43,26 +42,6 @@ RECALL = 0.9
 PRECISION = 0.95
 AMOUNT_TOLERANCE = 0.005  # relative
 PERCENT_TOLERANCE = 1e-6
-
-
-def _corpus() -> Path:
-    """DOCFLOW_CORPUS, else `shared/corpus` beside this checkout, else beside the local
-    repository it was cloned from (the same rule as tests/acceptance/test_corpus.py)."""
-    if os.environ.get("DOCFLOW_CORPUS"):
-        return Path(os.environ["DOCFLOW_CORPUS"])
-    here = REPO_ROOT.parent / "shared" / "corpus"
-    origin = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "config", "--get", "remote.origin.url"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    if not here.is_dir() and origin and Path(origin).is_dir():
-        return Path(origin).resolve().parent / "shared" / "corpus"
-    return here
-
-
-CORPUS = _corpus()
-NO_CORPUS = f"no corpus at {CORPUS} (set DOCFLOW_CORPUS to a directory of pdf/, docx/, ... files)"
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,7 @@ directory is absent.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,32 +31,14 @@ import pytest
 from shared.documents import extract, sniff
 from shared.documents.extract import ExtractionError
 from shared.documents.summarize import ExtractiveSummarizer, Summary
-from shared.platform.config import REPO_ROOT
+from tests.support.data import CORPUS, NO_CORPUS
 
-
-def _corpus() -> Path:
-    """DOCFLOW_CORPUS, else `shared/corpus` beside this checkout, else beside the local
-    repository it was cloned from (a CI clone elsewhere)."""
-    if os.environ.get("DOCFLOW_CORPUS"):
-        return Path(os.environ["DOCFLOW_CORPUS"])
-    here = REPO_ROOT.parent / "shared" / "corpus"
-    origin = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "config", "--get", "remote.origin.url"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    if not here.is_dir() and origin and Path(origin).is_dir():
-        return Path(origin).resolve().parent / "shared" / "corpus"
-    return here
-
-
-CORPUS = _corpus()
 FORMATS = ("pdf", "docx", "html", "csv", "md", "txt")
 MAX_SHARE = 0.02
 
 pytestmark = pytest.mark.skipif(
     not CORPUS.is_dir(),
-    reason=f"no corpus at {CORPUS} (set DOCFLOW_CORPUS to a directory of pdf/, docx/, ... files)",
+    reason=NO_CORPUS,
 )
 
 # --- the independent checker --------------------------------------------------------------------

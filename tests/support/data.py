@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from pathlib import Path
 
+from shared.dev import beside_checkout
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = REPO_ROOT / "samples"
+# The real documents (public test suites; origins and licenses in its SOURCES.tsv):
+# DOCFLOW_CORPUS, else `../shared/corpus` beside this checkout or beside its origin.
+CORPUS = Path(os.environ.get("DOCFLOW_CORPUS") or beside_checkout("shared", "corpus"))
+NO_CORPUS = f"no corpus at {CORPUS} (set DOCFLOW_CORPUS to a directory of pdf/, docx/, ... files)"
 
 # A short plain-text report: what a test uploads when the content does not matter.
 TEXT = (
