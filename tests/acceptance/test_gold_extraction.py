@@ -3,8 +3,8 @@
 The gold set (definitions in `tests/gold/README.md`) lists, per document, the distinct dates
 (ISO), money amounts (normalized value and ISO currency) and percentages, each with a quote
 as written in docflow's Markdown, and the numeric dates that can be read two ways. Most of
-its documents are real files of `../shared/corpus` (`tests/support/data.py` `CORPUS`
-); those skip, with the reason, when the corpus is absent. The others (in
+its documents are real files of `../shared/corpus` (`CORPUS` in `tests/support/data.py`);
+those skip, with the reason, when the corpus is absent. The others (in
 `tests/gold/docs/` and `samples/`) always run.
 
 Asserted:
