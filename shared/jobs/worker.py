@@ -20,6 +20,7 @@ lease. It raises `JobError(code, message, recoverable)` to fail the attempt.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import socket
@@ -69,6 +70,18 @@ class DrainReport:
 
 # An outcome: ("complete", result) | ("fail", code, message, recoverable) | ("drop", reason)
 Outcome = tuple[Any, ...]
+
+
+def _completion(result: Any) -> Outcome:
+    """A result the database can store (JSON without NaN or infinity), else a failed job, not
+    retried: the handler would return the same again. Checked per job, so one bad result
+    cannot fail the whole batch of completions it would be sent with."""
+    try:
+        json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        log.error("job result is not JSON", extra={"error": str(exc)[:200]})
+        return ("fail", "invalid_result", f"the job's result cannot be stored: {exc}", False)
+    return ("complete", result)
 
 
 class Worker:
@@ -323,7 +336,7 @@ class Worker:
                 log.exception("job crashed")
                 outcome = ("fail", "internal_error", type(exc).__name__, True)
             else:
-                outcome = ("complete", result)
+                outcome = _completion(result)
             self._finish(ctx, outcome)
 
     def _finish(self, ctx: JobContext, outcome: Outcome) -> None:

@@ -200,6 +200,32 @@ def test_a_recoverable_job_error_is_retried_later(db, user, sql, configure) -> N
     }
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [{"score": float("nan")}, {"share": float("inf")}, {"tags": {"a", "b"}}, {"raw": b"x"}],
+    ids=["nan", "inf", "a-set", "bytes"],
+)
+def test_a_result_that_is_not_json_fails_its_job_alone(
+    bad: dict[Any, Any], db, user, sql, configure
+) -> None:
+    """One handler returns what jsonb cannot hold: that job fails (not recoverable: it would
+    return the same again), and the others of the same batch complete."""
+    settings = configure()
+    jobs = [new_job(db, user) for _ in range(3)]
+
+    def handler(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        return bad if job["id"] == jobs[1] else {"ok": True}
+
+    report = Worker(db, settings, handler, concurrency=3, batch_size=3).drain(
+        max_jobs=10, max_seconds=60
+    )
+    assert counts(report) == {"claimed": 3, "completed": 2, "failed": 1}
+    assert [status_of(sql, j) for j in jobs] == ["completed", "failed", "completed"]
+    row = job_row(sql, jobs[1])
+    assert (row["error_code"], row["error_recoverable"]) == ("invalid_result", False)
+    assert row["result"] is None
+
+
 def test_a_crashing_handler_is_a_recoverable_internal_error(db, user, sql, configure) -> None:
     settings = configure()
     job_id = new_job(db, user)
