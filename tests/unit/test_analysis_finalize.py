@@ -82,3 +82,18 @@ def test_a_quote_must_not_be_a_piece_of_a_longer_number() -> None:
         Locator("Growth was 25%."),
     )
     assert fields["percentages"] == [] and unverified[0]["reason"] == "quote_not_found"
+
+
+def test_a_number_that_reads_two_ways_matches_either_reading() -> None:
+    """`EUR 1.500` is fifteen hundred euros written the continental way, or one and a half:
+    an extractor's value is what the quote says when it is either; anything else is not."""
+    text = "# Rent\n\nThe rent is EUR 1.500 a month."
+
+    def gate(value: float) -> list[str]:
+        item = {"value": value, "currency": "EUR", "scale": None, "text": "EUR 1.500",
+                "evidence": {"quote": "The rent is EUR 1.500 a month"}}  # fmt: skip
+        _, unverified = finalize("document_brief", {"amounts": [item]}, Locator(text))
+        return [u["reason"] for u in unverified]
+
+    assert gate(1500) == [] and gate(1.5) == []
+    assert gate(15) == ["value_not_in_quote"] and gate(150) == ["value_not_in_quote"]

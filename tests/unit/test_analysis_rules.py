@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.documents.analysis import analyze, rules, templates
+from shared.documents.analysis import amounts, analyze, rules, templates
 from shared.documents.analysis.evidence import Locator
 
 
@@ -201,6 +201,44 @@ def test_amounts_with_each_marker_and_scale(
     text: str, expected: tuple[str, float, str | None, str | None]
 ) -> None:
     assert amount_values(text) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # continental currencies: a lone dot with three digits after it groups thousands
+        ("Rent is EUR 1.500 a month.", ("EUR 1.500", 1500.0, "EUR", None)),
+        ("Rent is 12.345 €.", ("12.345 €", 12345.0, "EUR", None)),
+        ("Rent is kr 1.500.", ("kr 1.500", 1500.0, None, None)),
+        # ... but not with a scale word, nor in currencies written the English way
+        ("Debt is EUR 1.500 million.", ("EUR 1.500 million", 1.5, "EUR", "million")),
+        ("Fuel cost $3.499 a gallon.", ("$3.499", 3.499, "USD", None)),
+        ("A fee of £1.250 applies.", ("£1.250", 1.25, "GBP", None)),
+        # a leading zero never starts a thousands group: 0,500 is a half
+        ("The levy is €0,500 per unit.", ("€0,500", 0.5, "EUR", None)),
+        ("The levy is 0,500 EUR per unit.", ("0,500 EUR", 0.5, "EUR", None)),
+    ],
+)
+def test_separators_read_as_the_currency_writes_them(
+    text: str, expected: tuple[str, float, str | None, str | None]
+) -> None:
+    assert amount_values(text) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("written", "readings"),
+    [
+        ("1.500", {1.5, 1500.0}),
+        ("1,500", {1.5, 1500.0}),
+        ("0,500", {0.5}),
+        ("12.5", {12.5}),
+        ("1,234,567", {1234567.0}),
+        ("1.234,56", {1234.56}),
+        ("1,1,1", set()),
+    ],
+)
+def test_every_reading_of_a_written_number(written: str, readings: set[float]) -> None:
+    assert amounts.readings(written) == readings
 
 
 def test_a_range_shares_the_scale_written_after_it() -> None:

@@ -167,8 +167,8 @@ def _value_in_quote(value_model: type[BaseModel], item: dict[str, Any]) -> bool:
     if value_model is templates.DateValue:
         return any(item["value"] in found.values for found in dates.find(text))
     value = abs(float(item["value"]))
-    written = (amounts.parse_number(m.group()) for m in _NUMBER.finditer(text))
-    if not any(n is not None and math.isclose(n, value, rel_tol=1e-9) for n in written):
+    written = (n for m in _NUMBER.finditer(text) for n in amounts.readings(m.group()))
+    if not any(math.isclose(n, value, rel_tol=1e-9) for n in written):
         return False
     scale = item.get("scale")
     return not scale or bool(_SCALE_WORDS[scale] & set(_WORDS.findall(text.casefold())))

@@ -48,6 +48,11 @@ _PREFIX_SYMBOLS = {
     "₹": "INR",
 }
 _SUFFIX_SYMBOLS = {"€": "EUR", "£": "GBP"}
+# Currencies whose home countries write 1.500 for fifteen hundred (None: "kr", Nordic).
+_DOT_THOUSANDS = frozenset({
+    "EUR", "DKK", "NOK", "SEK", "ISK", "PLN", "CZK", "HUF", "RON", "TRY", "BRL", "ARS", "CLP",
+    "COP", "IDR", "RUB", None,
+})  # fmt: skip
 _ISO_TEXT = (
     "USD EUR GBP JPY CHF CNY NOK SEK DKK ISK AUD CAD NZD HKD SGD INR BRL ZAR MXN RUB KRW PLN "
     "CZK HUF TRY AED SAR ILS THB IDR MYR TWD NGN KES EGP CLP COP ARS"
@@ -175,15 +180,45 @@ def _parse_number(written: str) -> float | None:
     for sep in (",", "."):
         if sep in s:
             parts = s.split(sep)
-            if len(parts) > 2 or (sep == "," and len(parts[1]) == 3):
+            if len(parts) > 2:
                 return float(s.replace(sep, "")) if _grouped(s, sep) else None
+            if sep == "," and len(parts[1]) == 3 and _grouped(s, sep):
+                return float(s.replace(sep, ""))  # 1,500; but 0,500 is a half
             return float(parts[0] + "." + parts[1])
     return float(s) if s.isdigit() else None
 
 
+def readings(written: str) -> set[float]:
+    """Every number `written` can stand for: `parse_number`'s reading, and for one separator
+    with three digits after it (`1.500`, `1,500`) the other convention's too (a thousand and
+    a half, or one and a half)."""
+    value = parse_number(written)
+    out = set() if value is None else {value}
+    s = written.replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
+    for sep in (",", "."):
+        whole, found, fraction = s.partition(sep)
+        if found and fraction.isdigit() and len(fraction) == 3 and whole.isdigit():
+            out.add(float(whole + "." + fraction))
+            if _grouped(s, sep):
+                out.add(float(whole + fraction))
+    return out
+
+
+def _dot_thousands(written: str) -> bool:
+    """`1.500`, `12.345`: one dot with three digits after it, a grouped whole before."""
+    s = written.replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
+    return "," not in s and s.count(".") == 1 and len(s.partition(".")[2]) == 3 and _grouped(s, ".")
+
+
 def _grouped(whole: str, sep: str) -> bool:
+    """Thousands groups: 1-3 digits (not starting with 0), then groups of three."""
     parts = whole.split(sep)
-    return 1 <= len(parts[0]) <= 3 and all(len(p) == 3 and p.isdigit() for p in parts[1:])
+    return (
+        1 <= len(parts[0]) <= 3
+        and parts[0].isdigit()
+        and not parts[0].startswith("0")
+        and all(len(p) == 3 and p.isdigit() for p in parts[1:])
+    )
 
 
 def _free_before(text: str, at: int) -> bool:
@@ -284,6 +319,11 @@ def _money(m: Any, text: str) -> list[Money] | None:
     scale = SCALES.get(scale_word) if scale_word else None
     if prefixed and scale is None and (text[end : end + 1].isalpha() or text[end : end + 1] == "("):
         return None  # "$2(PER)", "$1abc": a placeholder or code, not money
+    if scale is None and currency in _DOT_THOUSANDS and _dot_thousands(num):
+        # Money has two decimals or none: in a currency written the continental way, three
+        # digits after a lone dot are thousands (EUR 1.500 is fifteen hundred euros; $3.499
+        # stays a price). With a scale word it stays a fraction ("EUR 1.500 million").
+        value = float(num.replace(".", "").replace(" ", ""))
     written = " ".join(text[start:end].split())
     results = [Money(start, end, written, -value if negative else value, currency, scale)]
     if scale is None and prefixed:
