@@ -217,6 +217,9 @@ def test_amounts_with_each_marker_and_scale(
         # a leading zero never starts a thousands group: 0,500 is a half
         ("The levy is €0,500 per unit.", ("€0,500", 0.5, "EUR", None)),
         ("The levy is 0,500 EUR per unit.", ("0,500 EUR", 0.5, "EUR", None)),
+        # a unit is no scale: twelve euros a square metre, not twelve million
+        ("Rent is €12 m² a month.", ("€12", 12.0, "EUR", None)),
+        ("Storage is $3 m³ a day.", ("$3", 3.0, "USD", None)),
     ],
 )
 def test_separators_read_as_the_currency_writes_them(

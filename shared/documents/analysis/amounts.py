@@ -313,8 +313,8 @@ def _money(m: Any, text: str) -> list[Money] | None:
         negative = True
     if negative and neg is not None and neg.startswith("("):
         end += 1
-    if prefixed and scale_word and len(scale_word) == 1 and text[end : end + 1] in ("&", "'", "-"):
-        end = num_end  # "$3 M&A": the letter starts a word, it is no scale
+    if prefixed and scale_word and len(scale_word) == 1 and text[end : end + 1] in "&'-²³":
+        end = num_end  # "$3 M&A", "€12 m²": the letter starts a word or a unit, it is no scale
         scale_word = None
     scale = SCALES.get(scale_word) if scale_word else None
     if prefixed and scale is None and (text[end : end + 1].isalpha() or text[end : end + 1] == "("):
