@@ -97,3 +97,23 @@ def test_a_number_that_reads_two_ways_matches_either_reading() -> None:
 
     assert gate(1500) == [] and gate(1.5) == []
     assert gate(15) == ["value_not_in_quote"] and gate(150) == ["value_not_in_quote"]
+
+
+def test_a_quote_stays_within_one_table_row() -> None:
+    """A row's cells are one line, the rows apart: an LLM that quotes `$5 million | EBITDA`
+    across two rows (revenue's figure beside the next row's label) has no evidence."""
+    text = (
+        "# Results\n\n| Item | 2025 |\n|---|---|\n"
+        "| Revenue | $5 million |\n| EBITDA | $1 million |\n"
+    )
+    locator = Locator(text)
+    assert locator.find("| Revenue | $5 million |") == (None, "Results")
+    assert locator.find("Revenue $5 million") == (None, "Results")
+    assert locator.find("$5 million | EBITDA") is None
+    assert locator.find("$5 million EBITDA") is None
+    assert locator.find("--- ---") is None  # the delimiter row is no text
+
+    metric = {"metric": "EBITDA", "value": 5, "currency": "USD", "scale": "million",
+              "text": "$5 million", "evidence": {"quote": "$5 million | EBITDA"}}  # fmt: skip
+    fields, unverified = finalize("financial", {"ebitda": [metric]}, locator)
+    assert fields["ebitda"] == [] and [u["reason"] for u in unverified] == ["quote_not_found"]

@@ -3,6 +3,7 @@
 A quote and the document are compared after the same normalization: Unicode NFKC, curly
 quotes and dashes made plain, Markdown markup (emphasis, headings, table pipes, link targets,
 backslash escapes, HTML comments) removed, case folded and white space collapsed. A quote
+stays within one table row: the cells of a row are one line, the rows apart. A quote
 found that way gets its place: the page (from the Markdown's `<!-- page N -->` markers) and the
 nearest heading above it. A quote not found is not evidence, and its value goes to
 `unverified`, never to `fields`.
@@ -28,6 +29,9 @@ _PLACE_LINE = re.compile(r"(?m)^[ \t]*(?:<!-- page \d+ -->|#{1,6}(?![^ \t\n]))[^
 _COMMENT = re2.compile(r"(?s)<!--.*?-->")
 _LINK = re2.compile(r"!?\[([^\]\n]*)\]\([^)\s]*\)")
 _MARKUP = re.compile(r"\\(?=[^\w\s])|[*_`|#>~]+")
+# A GFM table row: a line that starts with a pipe.
+_TABLE_ROW = re.compile(r"(?m)^[ \t]*\|[^\n]*$")
+_DELIMITER_CELLS = frozenset(" \t|:-")
 _SPACE = re.compile(r"\s+")
 _PLAIN = str.maketrans(
     {
@@ -59,6 +63,24 @@ def normalize(text: str) -> str:
         text = _LINK.sub(r"\1", text)
     text = _MARKUP.sub(" ", text)
     return _SPACE.sub(" ", text).strip().casefold()
+
+
+def _normalized(segment: str) -> str:
+    """A stretch of the document normalized, each table row on a line of its own: a quote
+    (normalized, so without a line break) cannot run from one row into the next, where a
+    row's label would stand beside the next row's figure. Delimiter rows (`|---|`) go."""
+    if "|" not in segment:
+        return normalize(segment)
+    pieces = []
+    done = 0
+    for row in _TABLE_ROW.finditer(segment):
+        pieces.append(normalize(segment[done : row.start()]))
+        line = row.group()
+        if not (set(line) <= _DELIMITER_CELLS and "-" in line):
+            pieces.append(normalize(line))
+        done = row.end()
+    pieces.append(normalize(segment[done:]))
+    return "\n".join(piece for piece in pieces if piece)
 
 
 MAX_OCCURRENCES = 100  # places a quote is tried at before it counts as not found
@@ -119,7 +141,7 @@ class Locator:
         self.text = " ".join(self._parts)
 
     def _add(self, segment: str, page: int | None, section: str | None) -> None:
-        norm = normalize(segment)
+        norm = _normalized(segment)
         if norm:
             self._starts.append(self._length)
             self._places.append((page, section))
