@@ -30,7 +30,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -41,6 +41,7 @@ from shared.platform.log import configure
 
 if TYPE_CHECKING:
     from shared.dev.apiclient import ApiClient
+    from shared.dev.storage_api import StorageServer
 
 
 def _local(settings: Settings) -> localdb.Cluster | None:
@@ -187,7 +188,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 STORAGE_API_PORT = 8081
 
 
-def _start_storage_api(settings: Settings, port: int) -> tuple[Any, Settings]:
+def _start_storage_api(settings: Settings, port: int) -> tuple[StorageServer, Settings]:
     """`make dev STORAGE=supabase`: the real Storage API (shared/dev/storage_api.py) on the
     embedded cluster's `postgres` database, the one `docflow token` and `upload --user` use,
     and this process switched to STORAGE_BACKEND=supabase against it. The database must be in
@@ -256,11 +257,12 @@ def _has_real_storage_schema(admin_url: str) -> bool:
 
 
 def _document_count(admin_url: str) -> int:
+    """Documents in the database; 0 before docflow's migrations made the table."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        row = conn.execute(
-            "select case when to_regclass('public.documents') is null then 0 "
-            "else (select count(*) from public.documents) end"
-        ).fetchone()
+        exists = conn.execute("select to_regclass('public.documents') is not null").fetchone()
+        if not (exists and exists[0]):
+            return 0
+        row = conn.execute("select count(*) from public.documents").fetchone()
     return int(row[0]) if row else 0
 
 
