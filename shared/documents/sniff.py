@@ -76,6 +76,7 @@ import posixpath
 import zipfile
 from collections import Counter
 from typing import Any
+from urllib.parse import unquote
 
 import re2
 
@@ -387,7 +388,7 @@ def _is_docx(data: bytes) -> bool:
             rels, types = names.get(_PACKAGE_RELS.lower()), names.get(_CONTENT_TYPES.lower())
             if rels is None or types is None:
                 return False
-            main = _main_part(_read_package_xml(archive, rels))
+            main = main_part(_read_package_xml(archive, rels))
             if main is None or main.lower() not in names:
                 return False
             return _content_type(_read_package_xml(archive, types), main) == _DOCX_MAIN_TYPE
@@ -420,22 +421,25 @@ def _local(tag: Any) -> str:
     return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
 
 
-def _main_part(rels: Any) -> str | None:
-    """The main part's name (no leading slash) from the package relationships."""
+def main_part(rels: Any) -> str | None:
+    """An OPC package's main part (its name, no leading slash) from the parsed `_rels/.rels`:
+    the target of the internal officeDocument relationship (transitional or strict),
+    percent-decoded, from the package root. The sniffer and the DOCX extractor both ask this,
+    so a file is never accepted by one and unreadable to the other for this reason."""
     for element in rels.iter():
         if (
             _local(element.tag) == "Relationship"
             and element.get("Type") in _OFFICE_DOCUMENT_RELATIONSHIPS
             and element.get("TargetMode", "Internal") == "Internal"
         ):
-            target = posixpath.normpath("/" + (element.get("Target") or "").lstrip("/"))
-            return target.lstrip("/") or None
+            target = unquote(element.get("Target") or "")
+            return posixpath.normpath("/" + target.lstrip("/")).lstrip("/") or None
     return None
 
 
 def _content_type(types: Any, part: str) -> str | None:
-    """The content type `[Content_Types].xml` gives `part`: its Override, else the Default
-    for its extension."""
+    """The content type `[Content_Types].xml` gives `part`: its Override (a part name is a
+    URI, percent-encoded like a relationship's target), else the Default for its extension."""
     wanted = "/" + part.lower()
     extension = part.rsplit(".", 1)[-1].lower() if "." in part else ""
     default = None
@@ -444,7 +448,7 @@ def _content_type(types: Any, part: str) -> str | None:
         content_type = element.get("ContentType")
         if not isinstance(content_type, str):
             continue
-        if tag == "Override" and (element.get("PartName") or "").lower() == wanted:
+        if tag == "Override" and unquote(element.get("PartName") or "").lower() == wanted:
             return content_type
         if tag == "Default" and (element.get("Extension") or "").lower() == extension:
             default = content_type

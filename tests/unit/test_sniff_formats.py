@@ -8,6 +8,8 @@ import zipfile
 
 import pytest
 
+from shared.documents.extract import Limits
+from shared.documents.extract.docx import extract_docx
 from shared.documents.sniff import (
     CSV,
     DOCX,
@@ -301,3 +303,24 @@ def test_the_name_never_changes_binary_detection(name: str) -> None:
     assert sniff(b"\x89PNG\r\n\x1a\n" + bytes(100), name=name) is None
     assert sniff(package("word/document2.xml"), name=name) == DOCX
     assert sniff(b"<html><body><p>Hi</p></body></html>", name=name) != TEXT_PLAIN
+
+
+def test_a_percent_encoded_main_part_is_read_by_the_sniffer_and_the_extractor_alike() -> None:
+    """OPC relationship targets are URIs: `word/main%20document.xml` names the part
+    `word/main document.xml`. The upload's check and the extractor resolve the main part with
+    one function, so such a file is neither refused at upload nor unreadable to the job."""
+    part = "word/main document.xml"
+    body = (
+        b'<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+        b"<w:body><w:p><w:r><w:t>Encoded main part</w:t></w:r></w:p></w:body></w:document>"
+    )
+    data = package(
+        part,
+        **{
+            "_rels/.rels": rels("word/main%20document.xml"),
+            "[Content_Types].xml": content_types("word/main%20document.xml"),
+            part: body,
+        },
+    )
+    assert sniff(data) == DOCX
+    assert extract_docx(data, Limits()).text == "Encoded main part"

@@ -41,6 +41,7 @@ from urllib.parse import unquote
 
 from lxml import etree  # type: ignore[import-untyped]
 
+from shared.documents import sniff
 from shared.documents.extract import Extraction, ExtractionError, Limits
 from shared.documents.extract import markdown as md
 
@@ -627,7 +628,11 @@ def extract_docx(data: bytes, limits: Limits) -> Extraction:
 
 def _extract(package: _Package) -> Extraction:
     package_rels, _ = package.rels("")
-    main = next((t for k, t in package_rels if k == "officeDocument"), None)
+    try:
+        root = package.xml("_rels/.rels")
+    except etree.XMLSyntaxError:
+        root = None
+    main = sniff.main_part(root) if root is not None else None  # what the upload checked
     if main is None or not package.has(main):
         main = "word/document.xml" if package.has("word/document.xml") else None
     if main is None:
