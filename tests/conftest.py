@@ -34,6 +34,7 @@ from shared.platform import client as client_module
 from shared.platform.app import get_app
 from shared.platform.client import Database, UserContext
 from shared.platform.config import load_settings, reset_settings
+from tests.support.receivers import Receivers
 from tests.support.storage_api import RealStorageApi, start_storage_api
 from tests.support.users import create_user
 
@@ -107,6 +108,16 @@ def real_storage(storage_api: RealStorageApi) -> Iterator[RealStorageApi]:
     """The session's real Storage API; the clients a test opens on it are closed after it."""
     yield storage_api
     storage_api.close_clients()
+
+
+@pytest.fixture
+def receivers() -> Iterator[Receivers]:
+    """Local webhook, SMTP and silent receivers, each stopped after the test."""
+    started = Receivers()
+    try:
+        yield started
+    finally:
+        started.stop_all()
 
 
 @pytest.fixture

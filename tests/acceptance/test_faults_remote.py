@@ -6,29 +6,23 @@ analysis's with its `response_format` or `tools`); the queue is the real one, it
 made at a clock the test moves to each job's `run_at` (`ClockedDatabase`), so backoff is read
 from the rows and nothing sleeps. The receivers are local sockets: one that accepts and never
 says a word (a webhook or SMTP server that hangs), then, on the same port, the real receivers of
-tests/acceptance/test_monitoring.py's kind (http.server and aiosmtpd), stopped at teardown.
+tests/support/receivers.py (http.server and aiosmtpd), stopped at teardown.
 """
 
 from __future__ import annotations
 
-import email
-import email.message
-import email.policy
 import json
 import logging
-import socket
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 import respx
-from aiosmtpd.controller import Controller
 from psycopg.rows import dict_row
 
 from shared.documents.pipeline import document_worker
@@ -39,6 +33,7 @@ from shared.platform.config import Settings
 from tests.support.data import SAMPLES
 from tests.support.env import configure
 from tests.support.http import ClientFor, uploaded
+from tests.support.receivers import Receivers
 from tests.support.rows import event_counts, job_events, job_row
 from tests.support.tokens import bearer, scheduler_headers
 from tests.support.users import MakeUser
@@ -345,139 +340,6 @@ SENDER = "docflow@example.test"
 RECIPIENTS = ["ops@example.test", "oncall@example.test"]
 WEBHOOK_PATH = "/services/T000/B000/FAULT"
 NOTIFY_TIMEOUT_SECONDS = 1.0  # PROBE_TIMEOUT_SECONDS: each network step of a delivery
-
-
-class Silent:
-    """A receiver that hangs: it accepts connections and never says a word (no HTTP answer, no
-    SMTP greeting) until closed. `accepted` counts the connections it took."""
-
-    def __init__(self) -> None:
-        self._sock = socket.socket()
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self.port = int(self._sock.getsockname()[1])
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._closing = False
-        self._thread = threading.Thread(target=self._serve, name="silent-receiver", daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            conn, _ = self._sock.accept()
-            with self._lock:
-                if self._closing:
-                    conn.close()
-                    return
-                self._conns.append(conn)
-
-    @property
-    def accepted(self) -> int:
-        with self._lock:
-            return len(self._conns)
-
-    def close(self) -> None:
-        """Stop accepting (a last connection wakes the accept), drop every connection, free
-        the port; idempotent."""
-        with self._lock:
-            if self._closing:
-                return
-            self._closing = True
-        socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
-        self._thread.join(timeout=5)
-        assert not self._thread.is_alive()
-        for conn in self._conns:
-            conn.close()
-        self._sock.close()
-
-
-@dataclass
-class Webhook:
-    port: int
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class Mailbox:
-    port: int
-    subjects: list[str] = field(default_factory=list)
-
-
-class Receivers:
-    """Silent receivers, then real ones on the same ports; all stopped at teardown."""
-
-    def __init__(self) -> None:
-        self._stops: list[Callable[[], None]] = []
-
-    def silent(self) -> Silent:
-        receiver = Silent()
-        self._stops.append(receiver.close)
-        return receiver
-
-    def webhook(self, port: int) -> Webhook:
-        hook = Webhook(port=port)
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                hook.alerts.append(json.loads(raw)["alert"])
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-
-        def stop() -> None:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
-            assert not thread.is_alive()
-
-        self._stops.append(stop)
-        return hook
-
-    def smtp(self, port: int) -> Mailbox:
-        box = Mailbox(port=port)
-
-        class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-                message = email.message_from_bytes(
-                    envelope.original_content, policy=email.policy.default
-                )
-                box.subjects.append(str(message["Subject"]))
-                return "250 Message accepted for delivery"
-
-        controller = Controller(
-            Handler(),
-            hostname="127.0.0.1",
-            port=port,
-            server_hostname="mail.example.test",
-            ready_timeout=10,
-        )
-        controller.start()
-        self._stops.append(controller.stop)
-        return box
-
-    def stop_all(self) -> None:
-        for stop in reversed(self._stops):
-            stop()
-        self._stops.clear()
-
-
-@pytest.fixture
-def receivers() -> Iterator[Receivers]:
-    started = Receivers()
-    try:
-        yield started
-    finally:
-        started.stop_all()
 
 
 def failing() -> dict[str, Any]:

@@ -9,21 +9,15 @@ through the `sql` fixture, independent of the code under test.
 
 from __future__ import annotations
 
-import email
-import email.message
-import email.policy
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import psycopg
 import pytest
-from aiosmtpd.controller import Controller
 from flask.testing import FlaskClient
 from psycopg.rows import dict_row
 
@@ -37,6 +31,7 @@ from tests.support.env import configure, database_down
 from tests.support.factories import new_job
 from tests.support.http import ClientFor, assert_error
 from tests.support.net import free_port
+from tests.support.receivers import Receivers
 from tests.support.tokens import bearer, scheduler_headers
 from tests.support.users import MakeUser
 
@@ -79,108 +74,6 @@ def check_rows(sql: psycopg.Connection, service: str | None = None) -> list[dict
 def alert_rows(sql: psycopg.Connection) -> list[dict[str, Any]]:
     with sql.cursor(row_factory=dict_row) as cur:
         return cur.execute("select * from public.alert_events order by id").fetchall()
-
-
-# --- local receivers -------------------------------------------------------------------------
-
-
-@dataclass
-class Webhook:
-    port: int
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def alerts(self) -> list[dict[str, Any]]:
-        return [r["json"]["alert"] for r in self.requests]
-
-
-@dataclass
-class Mailbox:
-    port: int
-    received: list[tuple[str, list[str], email.message.EmailMessage]] = field(default_factory=list)
-
-    @property
-    def subjects(self) -> list[str]:
-        return [str(message["Subject"]) for _, _, message in self.received]
-
-
-class Receivers:
-    """Starts receivers (optionally on a given port) and stops every one at teardown."""
-
-    def __init__(self) -> None:
-        self._stops: list[Callable[[], None]] = []
-
-    def webhook(self, port: int = 0) -> Webhook:
-        hook = Webhook(port=port)
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                hook.requests.append(
-                    {
-                        "path": self.path,
-                        "content_type": self.headers.get("Content-Type"),
-                        "json": json.loads(raw),
-                    }
-                )
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        hook.port = int(server.server_address[1])
-
-        def stop() -> None:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
-            assert not thread.is_alive()
-
-        self._stops.append(stop)
-        return hook
-
-    def smtp(self, port: int | None = None) -> Mailbox:
-        box = Mailbox(port=port or free_port())
-
-        class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-                message = email.message_from_bytes(
-                    envelope.original_content, policy=email.policy.default
-                )
-                assert isinstance(message, email.message.EmailMessage)
-                box.received.append((envelope.mail_from, list(envelope.rcpt_tos), message))
-                return "250 Message accepted for delivery"
-
-        controller = Controller(
-            Handler(),
-            hostname="127.0.0.1",
-            port=box.port,
-            server_hostname="mail.example.test",
-            ready_timeout=10,
-        )
-        controller.start()
-        self._stops.append(controller.stop)
-        return box
-
-    def stop_all(self) -> None:
-        for stop in reversed(self._stops):
-            stop()
-        self._stops.clear()
-
-
-@pytest.fixture
-def receivers() -> Iterator[Receivers]:
-    started = Receivers()
-    try:
-        yield started
-    finally:
-        started.stop_all()
 
 
 def alerting(monkeypatch: pytest.MonkeyPatch, webhook_port: int, smtp_port: int) -> Settings:
