@@ -238,6 +238,20 @@ class ApiClient:
         """GET /jobs/{id}: status, stage, progress, attempts, error, result."""
         return self._json(self._send("GET", f"/jobs/{quote(job_id, safe='')}"))
 
+    def jobs(self, status: str, *, max_pages: int = 20) -> list[dict[str, Any]]:
+        """GET /jobs?status=: the caller's jobs in that status, newest first, page after page
+        (200 a page; at most `max_pages`)."""
+        found: list[dict[str, Any]] = []
+        params: dict[str, str] = {"status": status, "limit": "200"}
+        for _ in range(max_pages):
+            page = self._json(self._send("GET", "/jobs", params=params))
+            found.extend(page.get("jobs") or [])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+            params["cursor"] = str(cursor)
+        return found
+
     # --- transport ------------------------------------------------------------------------
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

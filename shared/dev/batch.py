@@ -419,40 +419,56 @@ class Batch:
     # --- the following thread ---------------------------------------------------------------
 
     def _follow(self) -> None:
-        """Poll the accepted jobs until each ends, or `timeout` after the last file went."""
+        """Poll the accepted jobs until each ends, or `timeout` after the last file went.
+
+        A round asks for the user's `processing` and `pending` jobs (a page holds 200), which
+        gives the stage and progress of every job still running in a request or two however
+        large the batch; a watched job in neither list has ended (or moved meanwhile) and is
+        read once on its own, with its result."""
         deadline: float | None = None
         troubles = 0
         while not self._stop_following.is_set():
             if deadline is None and self._sending_done.is_set():
                 deadline = self.clock() + self.options.timeout
             with self._watch_lock:
-                watching = list(self._watching.items())
+                watching = dict(self._watching)
             if not watching and self._sending_done.is_set():
                 return
             if deadline is not None and self.clock() >= deadline:
                 self._emit("timeout", None, self.options.timeout)
                 return
-            for job_id, item in watching:
-                if self._stop_following.is_set():
+            try:
+                if watching:
+                    self._poll(watching)
+            except (ApiUnreachable, ApiError) as exc:
+                transient = isinstance(exc, ApiUnreachable) or exc.http_status in (
+                    429,
+                    *UNAVAILABLE,
+                )
+                troubles += 1
+                if not transient or troubles >= POLL_TROUBLES_IN_A_ROW:
+                    self._emit("fatal", None, None, f"following the jobs stopped: {exc}")
                     return
-                try:
-                    job = self.api.job(job_id)
-                except (ApiUnreachable, ApiError) as exc:
-                    transient = isinstance(exc, ApiUnreachable) or exc.http_status in (
-                        429,
-                        *UNAVAILABLE,
-                    )
-                    troubles += 1
-                    if not transient or troubles >= POLL_TROUBLES_IN_A_ROW:
-                        self._emit("fatal", None, None, f"following the jobs stopped: {exc}")
-                        return
-                    break
+            else:
                 troubles = 0
-                if job.get("status") in TERMINAL_STATUSES:
-                    with self._watch_lock:
-                        self._watching.pop(job_id, None)
-                self._emit("job", item, job)
             self._stop_following.wait(POLL_INTERVAL_SECONDS)
+
+    def _poll(self, watching: dict[str, Item]) -> None:
+        """One round: the running jobs from the lists, the others one by one."""
+        running = {
+            str(job.get("id")): job
+            for status in ("processing", "pending")
+            for job in self.api.jobs(status)
+            if job.get("id") in watching
+        }
+        for job_id, item in watching.items():
+            if self._stop_following.is_set():
+                return
+            job = running.get(job_id) or self.api.job(job_id)
+            if job.get("status") in TERMINAL_STATUSES:
+                with self._watch_lock:
+                    self._watching.pop(job_id, None)
+            self._emit("job", item, job)
 
     # --- the outcome ----------------------------------------------------------------------
 

@@ -582,3 +582,46 @@ def test_ctrl_c_stops_sending_prints_the_summary_and_leaves_accepted_jobs_runnin
             (user.user_id,),
         ).fetchall())  # fmt: skip
     assert jobs == {job: "pending" for job in accepted.values()}
+
+
+def test_following_a_batch_reads_each_job_about_once_not_every_round(
+    db: Database,
+    make_user: MakeUser,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The running jobs come from the status lists, a request or two a round however large
+    the batch; a job is read on its own when it has left them (ended), about once each."""
+    reads: list[str] = []
+    app = create_app()
+
+    def counting(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["REQUEST_METHOD"] == "GET" and environ["PATH_INFO"].startswith("/jobs"):
+            reads.append(environ["PATH_INFO"])
+        return app(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, counting, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    stop = threading.Event()
+    runner = document_worker(db, get_settings(), concurrency=2)
+    worker = threading.Thread(target=runner.run_forever, args=(stop,), daemon=True)
+    try:
+        configure(monkeypatch, API_URL=f"http://127.0.0.1:{server.server_port}")
+        room = _data_room(tmp_path, 30)
+        worker.start()
+        code, out, _ = run_cli(
+            capsys, "upload", str(room), "-r", "--wait", "--token", make_user().token
+        )
+    finally:
+        stop.set()
+        worker.join(60)
+        server.shutdown()
+        server.server_close()
+    assert code == 1, out  # the image refused, the truncated PDF failed
+    assert re.search(r"^completed +30$", out, re.MULTILINE), out
+    lists = [path for path in reads if path == "/jobs"]
+    singles = [path for path in reads if path != "/jobs"]
+    assert lists, reads
+    assert len(singles) <= 2 * 31, (len(singles), len(lists))  # 31 jobs, each about once
