@@ -8,8 +8,9 @@ The engine, without any terminal code. It
 - waits out 429: every sender pauses until the answer's Retry-After has passed (one shared
   pause, so the batch does not hammer a limited user), then the file goes again;
 - retries 502/503/504 with exponential backoff and jitter (at least the server's Retry-After),
-  `UNAVAILABLE_ATTEMPTS` times; a file refused for itself (400, 409, 413, 415, 422) is
-  `refused` and the others go on; any other error (401, 403, an unreachable API) would hit
+  `UNAVAILABLE_ATTEMPTS` times, and so an API that answered earlier in the batch and cannot
+  be reached now (restarting); a file refused for itself (400, 409, 413, 415, 422) is
+  `refused` and the others go on; any other error (401, 403, an API never reached) would hit
   every file, so sending stops there;
 - with `wait`, follows the accepted jobs while the rest are still being sent, until each is
   completed, failed or cancelled, or `timeout` seconds after the last file went.
@@ -261,6 +262,7 @@ class Batch:
         self._watch_lock = threading.Lock()
         self._watching: dict[str, Item] = {}  # job id -> item, accepted and not yet ended
         self._sending_done = threading.Event()
+        self._reached = threading.Event()  # the API has answered at least once
 
     # --- the calling thread ---------------------------------------------------------------
 
@@ -384,9 +386,19 @@ class Batch:
                 self._emit("refused", item, exc.code, exc.message)
                 return
             except ApiUnreachable as exc:
+                # An API that answered earlier in this batch and is gone now is restarting
+                # (`make dev`, a deploy): wait for it as for a 503. One never reached: fatal.
+                if self._reached.is_set() and unavailable + 1 < UNAVAILABLE_ATTEMPTS:
+                    unavailable += 1
+                    delay = backoff(unavailable)
+                    self._emit("retrying", item, delay, str(exc))
+                    if self._stop_sending.wait(delay):
+                        break
+                    continue
                 self._fatal(item, str(exc))
                 return
             except ApiError as exc:
+                self._reached.set()
                 status = exc.http_status
                 if status == 429:
                     seconds = float(exc.retry_after or 1)
@@ -406,6 +418,7 @@ class Batch:
                     return
                 self._fatal(item, str(exc))
                 return
+            self._reached.set()
             self._emit("accepted", item, answer)
             return
         self._emit("not_sent", item, "not_sent", "not sent")

@@ -625,3 +625,86 @@ def test_following_a_batch_reads_each_job_about_once_not_every_round(
     singles = [path for path in reads if path != "/jobs"]
     assert lists, reads
     assert len(singles) <= 2 * 31, (len(singles), len(lists))  # 31 jobs, each about once
+
+
+def test_an_api_that_goes_away_mid_batch_is_waited_for(
+    db: Database,
+    sql: psycopg.Connection,
+    make_user: MakeUser,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`make dev` restarted under a batch: the server that accepted the first file is gone
+    (connection refused); the CLI retries with backoff instead of giving up, and when the
+    server is back every file goes in, each once. The server stops when the first file is
+    accepted and starts again (same port) when the CLI says it is retrying."""
+    monkeypatch.setattr(batch, "BACKOFF_BASE_SECONDS", 0.01)
+    port = free_port()
+    servers: list[Any] = []
+
+    def serve() -> None:
+        server = make_server("127.0.0.1", port, create_app(), threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+
+    def halt() -> None:
+        servers[-1].shutdown()
+        servers[-1].server_close()
+
+    serve()
+    make_view = console.batch_view
+    seen: list[str] = []
+
+    def restarting_view(**kwargs: Any) -> Any:
+        view = make_view(**kwargs)
+        handle = view.handle
+
+        def handle_and_restart(event: batch.Event) -> None:
+            handle(event)
+            if event.kind == "accepted" and "accepted" not in seen:
+                seen.append("accepted")
+                halt()
+            elif event.kind == "retrying" and "back" not in seen:
+                seen.append("back")
+                serve()
+
+        view.handle = handle_and_restart  # type: ignore[method-assign]
+        return view
+
+    monkeypatch.setattr(console, "batch_view", restarting_view)
+    configure(monkeypatch, API_URL=f"http://127.0.0.1:{port}")
+    room = tmp_path / "notes"
+    room.mkdir()
+    for i in range(4):
+        (room / f"note-{i}.txt").write_text(f"Note {i}: the board met and approved plan {i}.\n")
+    user = make_user()
+    try:
+        code, out, err = run_cli(
+            capsys, "upload", str(room), "--parallel", "1", "--token", user.token
+        )
+    finally:
+        halt()
+    assert (code, err) == (0, ""), out
+    assert seen == ["accepted", "back"]
+    assert re.search(r": cannot reach the docflow API at .*, retrying in \d+\.\d s$", out, re.M), (
+        out
+    )
+    assert re.search(r"^accepted +4$", out, re.MULTILINE), out
+    with sql.cursor() as cur:
+        jobs = cur.execute(
+            "select count(*) from public.processing_jobs where user_id = %s", (user.user_id,)
+        ).fetchone()
+    assert jobs == (4,)
+
+
+def test_an_api_never_reached_stops_at_once(
+    db: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure(monkeypatch, API_URL=f"http://127.0.0.1:{free_port()}")
+    code, out, err = run_cli(
+        capsys, "upload", str(SAMPLES / "quarterly-report.txt"), "--user", str(uuid.uuid4())
+    )
+    assert code == 1
+    assert "retrying" not in out
+    assert err.startswith("docflow: cannot reach the docflow API at ")
