@@ -639,7 +639,9 @@ def test_an_api_that_goes_away_mid_batch_is_waited_for(
     (connection refused); the CLI retries with backoff instead of giving up, and when the
     server is back every file goes in, each once. The server stops when the first file is
     accepted and starts again (same port) when the CLI says it is retrying."""
-    monkeypatch.setattr(batch, "BACKOFF_BASE_SECONDS", 0.01)
+    # Backoff 0.2 s, 0.4 s, ...: seconds of room for the restart (done at the first retry)
+    # before the CLI would give up, however loaded the machine.
+    monkeypatch.setattr(batch, "BACKOFF_BASE_SECONDS", 0.2)
     port = free_port()
     servers: list[Any] = []
 
