@@ -388,15 +388,10 @@ class Batch:
             except ApiUnreachable as exc:
                 # An API that answered earlier in this batch and is gone now is restarting
                 # (`make dev`, a deploy): wait for it as for a 503. One never reached: fatal.
-                if self._reached.is_set() and unavailable + 1 < UNAVAILABLE_ATTEMPTS:
-                    unavailable += 1
-                    delay = backoff(unavailable)
-                    self._emit("retrying", item, delay, str(exc))
-                    if self._stop_sending.wait(delay):
-                        break
-                    continue
-                self._fatal(item, str(exc))
-                return
+                if not self._reached.is_set():
+                    self._fatal(item, str(exc))
+                    return
+                trouble, retry_after = str(exc), None
             except ApiError as exc:
                 self._reached.set()
                 status = exc.http_status
@@ -406,21 +401,26 @@ class Batch:
                         self._emit("rate_limited", item, seconds, exc.message)
                     self._emit("waiting", item)
                     continue
-                if status in UNAVAILABLE and unavailable + 1 < UNAVAILABLE_ATTEMPTS:
-                    unavailable += 1
-                    delay = backoff(unavailable, exc.retry_after)
-                    self._emit("retrying", item, delay, str(exc))
-                    if self._stop_sending.wait(delay):
-                        break
-                    continue
                 if status in FILE_ERRORS:
                     self._emit("refused", item, exc.code, f"{status} {exc.code}: {exc.message}")
                     return
-                self._fatal(item, str(exc))
+                if status not in UNAVAILABLE:
+                    self._fatal(item, str(exc))
+                    return
+                trouble, retry_after = str(exc), exc.retry_after
+            else:
+                self._reached.set()
+                self._emit("accepted", item, answer)
                 return
-            self._reached.set()
-            self._emit("accepted", item, answer)
-            return
+            # busy or restarting: back off and send it again, UNAVAILABLE_ATTEMPTS times at most
+            unavailable += 1
+            if unavailable >= UNAVAILABLE_ATTEMPTS:
+                self._fatal(item, trouble)
+                return
+            delay = backoff(unavailable, retry_after)
+            self._emit("retrying", item, delay, trouble)
+            if self._stop_sending.wait(delay):
+                break
         self._emit("not_sent", item, "not_sent", "not sent")
 
     def _fatal(self, item: Item, message: str) -> None:

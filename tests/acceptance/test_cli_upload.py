@@ -711,3 +711,28 @@ def test_an_api_never_reached_stops_at_once(
     assert code == 1
     assert "retrying" not in out
     assert err.startswith("docflow: cannot reach the docflow API at ")
+
+
+def test_a_503_that_does_not_end_stops_sending_after_the_last_attempt(
+    db: Database,
+    make_user: MakeUser,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(batch, "BACKOFF_BASE_SECONDS", 0.01)
+    gateway = _FlakyGateway(create_app(), 100, after_the_app=False)
+    server = make_server("127.0.0.1", 0, gateway, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        configure(monkeypatch, API_URL=f"http://127.0.0.1:{server.server_port}")
+        code, out, err = run_cli(
+            capsys, "upload", str(SAMPLES / "quarterly-report.txt"), "--token", make_user().token
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 1
+    assert gateway.answered_503 == batch.UNAVAILABLE_ATTEMPTS
+    assert len(re.findall(r"retrying in", out)) == batch.UNAVAILABLE_ATTEMPTS - 1
+    assert re.search(r"^not sent +1$", out, re.MULTILINE), out
+    assert err.startswith("docflow: 503 http_error: ")
